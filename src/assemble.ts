@@ -1,0 +1,239 @@
+import { createHash } from 'node:crypto';
+import { classifyHttpError, classifyThrown, isRetryable } from './errors/classify.js';
+import type { CallState } from './fetch/wrap.js';
+import type { PriceBook } from './pricing/index.js';
+import { emptyParsed, type ParsedResponse, type ParsedUsage } from './providers/types.js';
+import type { CallRecord, CallTiming, ErrorType, Outcome, TimingComponent, TokenUsage } from './record.js';
+import { type EnvelopePoint, fitEnvelope, observe, splitTimeToFirstToken } from './timing/envelope.js';
+import { countOutputText, estimateChatInput } from './tokens/index.js';
+
+/**
+ * Turns the state of one finished call into its CallRecord: outcome and error class, exact or
+ * estimated usage, cost, and the latency split. Synchronous unless usage has to be counted
+ * with the tokenizer (which loads lazily).
+ */
+export interface Assembler {
+  build(state: CallState): CallRecord | Promise<CallRecord>;
+}
+
+const MAX_ENVELOPES = 1000;
+
+export function createAssembler(options: {
+  prices: PriceBook;
+  captureContent: boolean;
+  apiKeyHashSalt: string | undefined;
+}): Assembler {
+  const envelopes = new Map<string, readonly EnvelopePoint[]>();
+
+  function timing(state: CallState, parsed: ParsedResponse, usage: TokenUsage | null): CallTiming {
+    const { startMs, endMs, headersMs, firstTokenMs, lastTokenMs } = state;
+    const stream = state.info.stream && state.chunks > 0;
+    const ttft = stream && firstTokenMs !== null ? firstTokenMs - startMs : null;
+    const generationMs =
+      stream && firstTokenMs !== null && lastTokenMs !== null ? lastTokenMs - firstTokenMs : null;
+    let queue: TimingComponent | null = null;
+    let prefill: TimingComponent | null = null;
+    let generation: TimingComponent | null =
+      generationMs !== null ? { ms: generationMs, source: 'observed' } : null;
+    const server = parsed.serverTiming;
+    if (server) {
+      if (server.queueMs !== null) queue = { ms: server.queueMs, source: 'provider' };
+      if (server.prefillMs !== null) prefill = { ms: server.prefillMs, source: 'provider' };
+      if (server.generationMs !== null) generation = { ms: server.generationMs, source: 'provider' };
+    }
+    const model = state.info.model ?? parsed.responseModel;
+    if (ttft !== null && usage && model && (queue === null || prefill === null)) {
+      const key = `${state.detection.provider}\u0000${model}`;
+      const points = envelopes.get(key) ?? [];
+      const fit = fitEnvelope(points);
+      if (fit) {
+        const split = splitTimeToFirstToken(fit, usage.inputTokens, ttft);
+        queue ??= { ms: split.queueMs, source: 'estimated' };
+        prefill ??= { ms: split.prefillMs, source: 'estimated' };
+      }
+      if (state.ending === 'done' && envelopes.size < MAX_ENVELOPES) {
+        envelopes.set(key, observe(points, usage.inputTokens, ttft));
+      } else if (envelopes.has(key)) {
+        envelopes.set(key, observe(points, usage.inputTokens, ttft));
+      }
+    }
+    const outputTokens = usage?.outputTokens ?? 0;
+    return {
+      startMs,
+      headersMs,
+      firstTokenMs: stream ? firstTokenMs : null,
+      lastTokenMs: stream ? lastTokenMs : null,
+      endMs,
+      durationMs: endMs - startMs,
+      timeToFirstTokenMs: ttft,
+      generationMs,
+      outputTokensPerSecond:
+        generationMs !== null && generationMs > 0 && outputTokens > 1
+          ? ((outputTokens - 1) * 1000) / generationMs
+          : null,
+      queue,
+      prefill,
+      generation,
+      serverProcessingMs: state.facts?.serverProcessingMs ?? null,
+    };
+  }
+
+  function outcomeOf(
+    state: CallState,
+    parsed: ParsedResponse,
+  ): { outcome: Outcome; errorType: ErrorType | null; errorCode: string | null } {
+    if (state.ending === 'blocked')
+      return { outcome: 'blocked', errorType: 'budget_exceeded', errorCode: null };
+    if (state.ending === 'refused') {
+      return { outcome: 'blocked', errorType: 'context_length_exceeded', errorCode: 'context_window' };
+    }
+    if (state.callerAborted) return { outcome: 'cancelled', errorType: null, errorCode: null };
+    if (state.ending === 'thrown') {
+      return { outcome: 'error', errorType: classifyThrown(state.error).errorType, errorCode: null };
+    }
+    const status = state.status ?? 0;
+    if (status >= 400) {
+      const err = state.detection.adapter.parseError(state.errorBody);
+      const c = classifyHttpError({ status, ...err });
+      return { outcome: 'error', errorType: c.errorType, errorCode: err.code ?? err.type };
+    }
+    if (parsed.streamError) {
+      const c = classifyHttpError({ status: null, ...parsed.streamError });
+      return {
+        outcome: 'error',
+        errorType: c.errorType,
+        errorCode: parsed.streamError.code ?? parsed.streamError.type,
+      };
+    }
+    if (state.ending === 'error') {
+      const thrown = classifyThrown(state.error);
+      return {
+        outcome: 'error',
+        errorType: thrown.errorType === 'timeout' ? 'timeout' : 'stream_interrupted',
+        errorCode: null,
+      };
+    }
+    if (state.info.stream && state.chunks > 0 && !parsed.terminal) {
+      return { outcome: 'error', errorType: 'stream_interrupted', errorCode: null };
+    }
+    if (parsed.finishReasons.includes('content_filter')) {
+      return { outcome: 'error', errorType: 'content_filter', errorCode: 'content_filter' };
+    }
+    return { outcome: 'ok', errorType: null, errorCode: null };
+  }
+
+  function apiKeyHash(headers: Headers): string | undefined {
+    if (!options.apiKeyHashSalt) return undefined;
+    const auth = headers.get('authorization');
+    const key =
+      headers.get('x-api-key') ??
+      headers.get('api-key') ??
+      headers.get('x-goog-api-key') ??
+      (auth?.startsWith('Bearer ') ? auth.slice(7) : auth);
+    if (!key) return undefined;
+    return createHash('sha256')
+      .update(options.apiKeyHashSalt)
+      .update('\u0000')
+      .update(key)
+      .digest('hex')
+      .slice(0, 12);
+  }
+
+  function finish(state: CallState, parsed: ParsedResponse, usage: TokenUsage | null): CallRecord {
+    const { outcome, errorType, errorCode } = outcomeOf(state, parsed);
+    const model = parsed.responseModel ?? state.info.model;
+    const price = usage ? options.prices.lookup(state.detection.provider, model, usage.inputTokens) : null;
+    const fallback =
+      usage && !price && parsed.responseModel && state.info.model && parsed.responseModel !== state.info.model
+        ? options.prices.lookup(state.detection.provider, state.info.model, usage.inputTokens)
+        : null;
+    const cost = options.prices.cost(usage, price ?? fallback);
+    const facts = state.facts;
+    const record: CallRecord = {
+      id: state.id,
+      traceId: state.span?.traceId ?? null,
+      spanId: state.span?.spanId ?? null,
+      provider: state.detection.provider,
+      operation: state.detection.operation,
+      requestModel: state.info.model,
+      responseModel: parsed.responseModel,
+      responseId: parsed.responseId,
+      serverAddress: state.target.url.hostname || null,
+      serverPort: state.target.url.port ? Number(state.target.url.port) : null,
+      request: state.info,
+      attribution: { ...state.attribution, apiKeyHash: apiKeyHash(state.target.headers) },
+      outcome,
+      errorType,
+      errorCode,
+      retryable: errorType ? (facts?.shouldRetry ?? isRetryable(errorType)) : null,
+      retryAfterMs: facts?.retryAfterMs ?? null,
+      httpStatus: state.status,
+      rateLimit: facts?.rateLimit ?? null,
+      finishReasons: parsed.finishReasons,
+      usage,
+      toolCalls: parsed.toolCalls,
+      preflight: state.preflight,
+      cost,
+      timing: timing(state, parsed, usage),
+      chunks: state.chunks,
+    };
+    if (options.captureContent) {
+      record.content = {
+        input: state.body ? (state.body.messages ?? state.body.input ?? state.body.prompt) : undefined,
+        output: parsed.outputText,
+      };
+    }
+    return record;
+  }
+
+  return {
+    build(state) {
+      let parsed: ParsedResponse;
+      try {
+        parsed = state.parser.result();
+      } catch {
+        parsed = emptyParsed();
+      }
+      const provider = parsed.usage;
+      const sent = state.ending !== 'blocked' && state.ending !== 'refused';
+      const complete = parsed.terminal && !parsed.streamError && (state.status ?? 0) < 400;
+      if (provider && complete) return finish(state, parsed, { ...provider, source: 'provider' });
+      // Nothing was generated: a refusal, an error status, or a failure before the response.
+      if (!sent || (state.status ?? 0) >= 400 || state.status === null) {
+        return finish(state, parsed, provider ? { ...provider, source: 'provider' } : null);
+      }
+      return estimateUsage(state, parsed, provider).then(
+        (usage) => finish(state, parsed, usage),
+        () => finish(state, parsed, provider ? { ...provider, source: 'provider' } : null),
+      );
+    },
+  };
+}
+
+/**
+ * Usage for a call that ended without the provider's final figures (interrupted, cancelled,
+ * or a server that sends none): keep what the provider did say, count the rest.
+ */
+async function estimateUsage(
+  state: CallState,
+  parsed: ParsedResponse,
+  provider: ParsedUsage | null,
+): Promise<TokenUsage | null> {
+  const model = parsed.responseModel ?? state.info.model;
+  const counted = parsed.outputText ? (await countOutputText(parsed.outputText, model)).tokens : 0;
+  let inputTokens = provider?.inputTokens ?? state.preflight.inputTokensEstimate;
+  if (inputTokens === null || inputTokens === undefined) {
+    if (!state.body) return null;
+    inputTokens = (
+      await estimateChatInput(state.body, model, state.detection.adapter.bodyShape(state.detection))
+    ).tokens;
+  }
+  return {
+    inputTokens,
+    outputTokens: Math.max(provider?.outputTokens ?? 0, counted),
+    cacheReadTokens: provider?.cacheReadTokens ?? 0,
+    cacheWriteTokens: provider?.cacheWriteTokens ?? 0,
+    reasoningTokens: provider?.reasoningTokens ?? 0,
+    source: 'estimated',
+  };
+}

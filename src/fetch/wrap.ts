@@ -1,0 +1,438 @@
+import { detect } from '../providers/registry.js';
+import type {
+  Detection,
+  EventFilter,
+  HeaderFacts,
+  ProviderAdapter,
+  ResponseParser,
+} from '../providers/types.js';
+import type { Attribution, PreflightInfo, RequestInfo } from '../record.js';
+import type { SpanHandle, SpanSink } from '../telemetry/spans.js';
+import {
+  type BodyRead,
+  type FetchInput,
+  type FetchLike,
+  readJsonBody,
+  readTarget,
+  type Target,
+} from './request.js';
+import { withBody } from './response.js';
+import { createSseParser, type SseEvent } from './sse.js';
+import { createSseFramer, parseSseBlock } from './sse-framer.js';
+import { type BodyObserver, tapBody } from './tap.js';
+
+/** Everything known about one call while it runs. Internal: sinks get the CallRecord. */
+export interface CallState {
+  id: string;
+  detection: Detection;
+  target: Target;
+  info: RequestInfo;
+  /** The parsed request body, kept until the call ends (for late token estimates). */
+  body: Record<string, unknown> | null;
+  unparsedReason: string | null;
+  attribution: Attribution;
+  span: SpanHandle | null;
+  preflight: PreflightInfo;
+  startMs: number;
+  headersMs: number | null;
+  firstTokenMs: number | null;
+  lastTokenMs: number | null;
+  endMs: number;
+  status: number | null;
+  facts: HeaderFacts | null;
+  parser: ResponseParser;
+  /** Stream events seen. */
+  chunks: number;
+  /** How the exchange ended, as seen by the wrapper. */
+  ending: 'done' | 'error' | 'cancel' | 'thrown' | 'blocked' | 'refused';
+  error: unknown;
+  /** The parsed body of an error response (status >= 400), or its text. */
+  errorBody: unknown;
+  callerAborted: boolean;
+}
+
+/** What the wrapper needs from the meter. */
+export interface Engine {
+  adapters: readonly ProviderAdapter[];
+  maxRequestBodyBytes: number;
+  maxResponseBodyBytes: number;
+  streamUsage: boolean;
+  now(): number;
+  newId(): string;
+  attribution(): Attribution;
+  spans: SpanSink;
+  /**
+   * Runs before the call is sent. Returns a Response to answer the caller with instead of
+   * sending (a budget refusal), or null to proceed; throws to refuse with an error.
+   */
+  preflight(state: CallState): Promise<Response | null> | null;
+  /** Called exactly once per metered call, when it has ended. Never throws. */
+  complete(state: CallState): void;
+}
+
+const encoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+/**
+ * Wrap a fetch so every LLM API call through it is metered. Anything that is not an LLM call
+ * goes to `base` with the very same arguments, with no parsing and no span.
+ */
+export function wrapFetch(base: FetchLike, engine: Engine): FetchLike {
+  return function meteredFetch(input: FetchInput, init?: RequestInit): Promise<Response> {
+    let detection: Detection | null = null;
+    let target: Target | null = null;
+    try {
+      target = readTarget(input, init);
+      if (target) detection = detect(engine.adapters, target.url, target.method, target.headers);
+    } catch {
+      detection = null;
+    }
+    if (!detection || !target) return base(input, init);
+    return meter(base, engine, detection, target, input, init);
+  };
+}
+
+function unparsedInfo(detection: Detection): RequestInfo {
+  return {
+    parsed: false,
+    model: detection.urlModel,
+    stream: detection.urlStream ?? false,
+    maxTokens: null,
+    temperature: null,
+    choices: null,
+    toolCount: 0,
+  };
+}
+
+async function meter(
+  base: FetchLike,
+  engine: Engine,
+  detection: Detection,
+  target: Target,
+  input: FetchInput,
+  init: RequestInit | undefined,
+): Promise<Response> {
+  let read: BodyRead;
+  try {
+    read = await readJsonBody(input, init, engine.maxRequestBodyBytes);
+  } catch {
+    read = { kind: 'unparsed', reason: 'unreadable' };
+  }
+  const adapter = detection.adapter;
+  let info: RequestInfo = unparsedInfo(detection);
+  if (read.kind === 'json') {
+    try {
+      info = adapter.parseRequest(read.value, detection);
+      if (detection.urlStream) info.stream = true;
+    } catch {
+      info = unparsedInfo(detection);
+    }
+    // A JSON body that names no model on a URL that names none is not an LLM call after all.
+    if (info.parsed && info.model === null) return base(input, init);
+  }
+
+  const state: CallState = {
+    id: engine.newId(),
+    detection,
+    target,
+    info,
+    body: read.kind === 'json' ? read.value : null,
+    unparsedReason: read.kind === 'unparsed' ? read.reason : null,
+    attribution: engine.attribution(),
+    span: null,
+    preflight: {
+      inputTokensEstimate: null,
+      projectedMaxCostNanos: null,
+      contextWindow: null,
+      contextExceeded: null,
+    },
+    startMs: engine.now(),
+    headersMs: null,
+    firstTokenMs: null,
+    lastTokenMs: null,
+    endMs: 0,
+    status: null,
+    facts: null,
+    parser: adapter.createParser(detection, info),
+    chunks: 0,
+    ending: 'done',
+    error: null,
+    errorBody: null,
+    callerAborted: false,
+  };
+
+  // Budgets and context-window enforcement. A refusal never reaches the provider.
+  try {
+    const refusal = await engine.preflight(state);
+    if (refusal) {
+      state.ending = 'blocked';
+      state.status = refusal.status;
+      settle(engine, state);
+      return refusal;
+    }
+  } catch (error) {
+    if (isOwnRefusal(error)) {
+      state.ending = 'refused';
+      state.error = error;
+      settle(engine, state);
+      throw error;
+    }
+    // Any other failure in pre-flight is ours: fail open and send the call.
+  }
+
+  let filter: EventFilter | null = null;
+  let sendInit = init;
+  if (read.kind === 'json' && read.fromInit && adapter.amendRequest) {
+    try {
+      const amended = adapter.amendRequest(read.value, info, detection, { streamUsage: engine.streamUsage });
+      if (amended) {
+        filter = amended.filter;
+        const headers = new Headers(init?.headers);
+        headers.delete('content-length');
+        sendInit = { ...init, body: JSON.stringify(amended.body), headers };
+      }
+    } catch {
+      filter = null;
+      sendInit = init;
+    }
+  }
+
+  try {
+    state.span = engine.spans.start({
+      operation: detection.operation,
+      provider: detection.provider,
+      requestModel: info.model,
+      request: info,
+      serverAddress: target.url.hostname || null,
+      serverPort: portOf(target.url),
+      startMs: state.startMs,
+      input: state.body ? (state.body.messages ?? state.body.input ?? state.body.contents) : undefined,
+    });
+  } catch {
+    state.span = null;
+  }
+
+  let response: Response;
+  try {
+    const span = state.span;
+    response = await (span ? engine.spans.within(span, () => base(input, sendInit)) : base(input, sendInit));
+  } catch (error) {
+    state.ending = 'thrown';
+    state.error = error;
+    state.callerAborted = callerAborted(input, init, error);
+    settle(engine, state);
+    throw error;
+  }
+
+  state.headersMs = engine.now();
+  state.status = response.status;
+  try {
+    state.facts = adapter.readHeaders(response.headers);
+  } catch {
+    state.facts = null;
+  }
+  const body = response.body;
+  if (!body) {
+    settle(engine, state);
+    return response;
+  }
+  const contentType = response.headers.get('content-type') ?? '';
+  const isStream = response.ok && contentType.includes('text/event-stream');
+  let observer: BodyObserver;
+  try {
+    observer = isStream
+      ? filter
+        ? rewritingSseObserver(engine, state, filter, input, init)
+        : sseObserver(engine, state, input, init)
+      : jsonObserver(engine, state, input, init);
+  } catch {
+    settle(engine, state);
+    return response;
+  }
+  return withBody(response, tapBody(body, observer, engine.now), filter !== null);
+}
+
+function portOf(url: URL): number | null {
+  if (url.port) return Number(url.port);
+  return url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : null;
+}
+
+function isOwnRefusal(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ContextWindowExceededError';
+}
+
+function callerAborted(input: FetchInput, init: RequestInit | undefined, error: unknown): boolean {
+  const signal =
+    init?.signal ?? (typeof input === 'object' && !(input instanceof URL) ? input.signal : undefined);
+  // A caller's own timeout (AbortSignal.timeout) is a timeout error, not a cancellation.
+  if (signal?.aborted) return (signal.reason as { name?: unknown } | undefined)?.name !== 'TimeoutError';
+  return error instanceof Error && error.name === 'AbortError' && !signal;
+}
+
+function settle(engine: Engine, state: CallState): void {
+  state.endMs = engine.now();
+  try {
+    engine.complete(state);
+  } catch {
+    // complete() never throws by contract; this is the last fence.
+  }
+}
+
+function endObserved(
+  engine: Engine,
+  state: CallState,
+  input: FetchInput,
+  init: RequestInit | undefined,
+  how: 'done' | 'error' | 'cancel',
+  error: unknown,
+): void {
+  state.ending = how;
+  state.error = error ?? null;
+  if (how === 'cancel') state.callerAborted = true;
+  else if (how === 'error') state.callerAborted = callerAborted(input, init, error);
+  settle(engine, state);
+}
+
+function onEvent(state: CallState, event: SseEvent, at: number): void {
+  state.chunks++;
+  if (state.parser.event(event)) {
+    state.firstTokenMs ??= at;
+    state.lastTokenMs = at;
+  }
+}
+
+function sseObserver(
+  engine: Engine,
+  state: CallState,
+  input: FetchInput,
+  init: RequestInit | undefined,
+): BodyObserver {
+  let at = 0;
+  const sse = createSseParser({ onEvent: (event) => onEvent(state, event, at) });
+  return {
+    chunk(bytes, atMs) {
+      at = atMs;
+      sse.feed(bytes);
+      return bytes;
+    },
+    drain: () => null,
+    finish(how, error) {
+      sse.end();
+      endObserved(engine, state, input, init, how, error);
+    },
+  };
+}
+
+/** Frames whole events so a provider's filter can hide or rewrite them (see amendRequest). */
+function rewritingSseObserver(
+  engine: Engine,
+  state: CallState,
+  filter: EventFilter,
+  input: FetchInput,
+  init: RequestInit | undefined,
+): BodyObserver {
+  let at = 0;
+  let out: Uint8Array[] = [];
+  const framer = createSseFramer({
+    onBlock(block) {
+      let keep: Uint8Array | null = block;
+      for (const event of parseSseBlock(block)) {
+        onEvent(state, event, at);
+        let verdict: ReturnType<EventFilter> = 'keep';
+        try {
+          verdict = filter(event);
+        } catch {
+          verdict = 'keep';
+        }
+        if (verdict === 'drop') keep = null;
+        else if (verdict !== 'keep') keep = encodeEvent(event.event, verdict, block);
+      }
+      if (keep) out.push(keep);
+    },
+  });
+  const take = (): Uint8Array => {
+    const parts = out;
+    out = [];
+    return parts.length === 1 ? parts[0]! : concat(parts);
+  };
+  return {
+    chunk(bytes, atMs) {
+      at = atMs;
+      framer.feed(bytes);
+      return take();
+    },
+    drain() {
+      const rest = framer.end();
+      if (rest && rest.byteLength > 0) {
+        // An unterminated last event goes to the caller as it came.
+        for (const event of parseSseBlock(rest)) onEvent(state, event, at);
+        out.push(rest);
+      }
+      return take();
+    },
+    finish(how, error) {
+      endObserved(engine, state, input, init, how, error);
+    },
+  };
+}
+
+function encodeEvent(name: string, data: string, original: Uint8Array): Uint8Array {
+  const eol = original.includes(0x0d) ? (original.includes(0x0a) ? '\r\n' : '\r') : '\n';
+  const lines = data.split(/\r\n|\r|\n/).map((line) => `data: ${line}`);
+  return encoder.encode((name ? `event: ${name}${eol}` : '') + lines.join(eol) + eol + eol);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.byteLength;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.byteLength;
+  }
+  return out;
+}
+
+/** A whole JSON body: kept (by reference, no copy) up to the cap and parsed once at the end. */
+function jsonObserver(
+  engine: Engine,
+  state: CallState,
+  input: FetchInput,
+  init: RequestInit | undefined,
+): BodyObserver {
+  let parts: Uint8Array[] = [];
+  let size = 0;
+  let overflow = false;
+  return {
+    chunk(bytes, atMs) {
+      state.firstTokenMs ??= null;
+      state.lastTokenMs = atMs;
+      if (!overflow) {
+        size += bytes.byteLength;
+        if (size > engine.maxResponseBodyBytes) {
+          overflow = true;
+          parts = [];
+        } else parts.push(bytes);
+      }
+      return bytes;
+    },
+    drain: () => null,
+    finish(how, error) {
+      if (how === 'done' && !overflow) {
+        const text = textDecoder.decode(parts.length === 1 ? parts[0]! : concat(parts));
+        parts = [];
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch {
+          value = undefined;
+        }
+        if ((state.status ?? 0) >= 400) state.errorBody = value ?? text.slice(0, 2000);
+        else if (value !== undefined) state.parser.json(value);
+      }
+      parts = [];
+      endObserved(engine, state, input, init, how, error);
+    },
+  };
+}

@@ -1,0 +1,180 @@
+import { randomUUID } from 'node:crypto';
+import { createAssembler } from './assemble.js';
+import { currentAttribution, runWith } from './attribution.js';
+import { InvalidOptionError } from './errors/errors.js';
+import type { FetchLike } from './fetch/request.js';
+import { type CallState, type Engine, wrapFetch } from './fetch/wrap.js';
+import { checkContextWindow } from './preflight.js';
+import { createPriceBook } from './pricing/index.js';
+import { DEFAULT_ADAPTERS } from './providers/registry.js';
+import type { Attribution, CallRecord } from './record.js';
+import { createSafe } from './safe.js';
+import { baggageAttribution } from './telemetry/baggage.js';
+import { forceFlushProviders } from './telemetry/flush.js';
+import { createMetricSink } from './telemetry/metrics.js';
+import { createSpanSink } from './telemetry/spans.js';
+import type { Meter, MeterOptions } from './types.js';
+
+const MiB = 1024 * 1024;
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidOptionError(`Expected \`${name}\` to be a positive number.`);
+  }
+  return value;
+}
+
+/** Internal extension points used by the store, budgets and the server. */
+export interface MeterInternals {
+  /** Sinks that see every record, in order, each behind the safe boundary. */
+  addSink(name: string, sink: (record: CallRecord) => void): void;
+  /** Pre-flight gates (budgets): return a Response to refuse the call. */
+  addGate(name: string, gate: (state: CallState) => Promise<Response | null> | Response | null): void;
+  /** Work to settle on flush (store commits, alert outbox). */
+  addFlusher(name: string, flush: () => Promise<void>): void;
+  addCloser(name: string, close: () => Promise<void>): void;
+}
+
+export function createMeter(options: MeterOptions = {}): Meter & { internals: MeterInternals } {
+  const captureContent = options.captureContent === true;
+  const maxRequestBodyBytes = positive('maxRequestBodyBytes', options.maxRequestBodyBytes, 8 * MiB);
+  const maxResponseBodyBytes = positive('maxResponseBodyBytes', options.maxResponseBodyBytes, 16 * MiB);
+  const prices = createPriceBook(options.prices);
+  const safe = createSafe(options.logger);
+  const spans = createSpanSink({ tracerProvider: options.tracerProvider, captureContent });
+  const metricSink = createMetricSink({ meterProvider: options.meterProvider });
+  const assembler = createAssembler({ prices, captureContent, apiKeyHashSalt: options.apiKeyHashSalt });
+
+  const sinks: { name: string; sink: (r: CallRecord) => void }[] = [
+    { name: 'metrics', sink: (r) => metricSink.record(r) },
+  ];
+  const gates: { name: string; gate: (s: CallState) => Promise<Response | null> | Response | null }[] = [];
+  const flushers: { name: string; flush: () => Promise<void> }[] = [];
+  const closers: { name: string; close: () => Promise<void> }[] = [];
+  const assembling = new Set<Promise<void>>();
+  let active = 0;
+  let calls = 0;
+  let closed = false;
+  let idle: (() => void)[] = [];
+
+  function dispatch(state: CallState, record: CallRecord): void {
+    if (state.span) safe.run('spans', () => spans.end(state.span!, record));
+    for (const { name, sink } of sinks) safe.run(name, () => sink(record));
+    if (options.onRecord) safe.run('onRecord', () => options.onRecord!(record));
+  }
+
+  function attribution(): Attribution {
+    const fromRun = currentAttribution();
+    const fromBaggage = safe.run('baggage', baggageAttribution) ?? null;
+    if (!fromBaggage) return fromRun ?? { tags: {} };
+    return {
+      user: fromRun?.user ?? fromBaggage.user,
+      project: fromRun?.project ?? fromBaggage.project,
+      feature: fromRun?.feature ?? fromBaggage.feature,
+      tags: fromRun?.tags ?? {},
+    };
+  }
+
+  const engine: Engine = {
+    adapters: DEFAULT_ADAPTERS,
+    maxRequestBodyBytes,
+    maxResponseBodyBytes,
+    streamUsage: options.streamUsage !== false,
+    now: () => performance.timeOrigin + performance.now(),
+    newId: randomUUID,
+    attribution,
+    spans,
+    preflight(state) {
+      calls++;
+      active++;
+      if (!options.enforceContextWindow && gates.length === 0) return null;
+      return (async () => {
+        if (options.enforceContextWindow) await checkContextWindow(state, prices);
+        for (const { name, gate } of gates) {
+          const refusal = await safe.runAsync(name, () => gate(state));
+          if (refusal) return refusal;
+        }
+        return null;
+      })();
+    },
+    complete(state) {
+      const done = () => {
+        active--;
+        if (active === 0 && idle.length > 0) {
+          const waiting = idle;
+          idle = [];
+          for (const resolve of waiting) resolve();
+        }
+      };
+      let built: CallRecord | Promise<CallRecord>;
+      try {
+        built = assembler.build(state);
+      } catch (error) {
+        safe.report('assemble', error);
+        done();
+        return;
+      }
+      if (!(built instanceof Promise)) {
+        dispatch(state, built);
+        done();
+        return;
+      }
+      const pending: Promise<void> = built.then(
+        (record) => dispatch(state, record),
+        (error) => safe.report('assemble', error),
+      );
+      assembling.add(pending);
+      void pending.finally(() => {
+        assembling.delete(pending);
+        done();
+      });
+    },
+  };
+
+  const wrap = (fetch: FetchLike): FetchLike => wrapFetch(fetch, engine);
+  const meteredFetch = wrap(options.fetch ?? ((input, init) => globalThis.fetch(input, init)));
+
+  async function flush(): Promise<void> {
+    while (assembling.size > 0) await Promise.allSettled([...assembling]);
+    for (const { name, flush } of flushers) await safe.runAsync(name, flush);
+    await safe.runAsync('exporters', () =>
+      forceFlushProviders(options.tracerProvider, options.meterProvider),
+    );
+  }
+
+  return {
+    fetch: meteredFetch,
+    wrapFetch: wrap,
+    instrumentGlobalFetch() {
+      const original = globalThis.fetch;
+      const metered = wrap(original as FetchLike);
+      globalThis.fetch = metered as typeof fetch;
+      return () => {
+        if (globalThis.fetch === (metered as typeof fetch)) globalThis.fetch = original;
+      };
+    },
+    run: (input, fn) => runWith(input, fn),
+    flush,
+    async shutdown() {
+      if (closed) return;
+      closed = true;
+      // Calls still streaming get a grace period to finish; their records are then complete.
+      if (active > 0) {
+        await Promise.race([
+          new Promise<void>((resolve) => idle.push(resolve)),
+          new Promise<void>((resolve) => setTimeout(resolve, 10_000).unref()),
+        ]);
+      }
+      await flush();
+      for (const { name, close } of closers) await safe.runAsync(name, close);
+    },
+    stats: () => ({ calls, inFlight: active, sinkErrors: safe.errors() }),
+    internals: {
+      addSink: (name, sink) => sinks.push({ name, sink }),
+      addGate: (name, gate) => gates.push({ name, gate }),
+      addFlusher: (name, f) => flushers.push({ name, flush: f }),
+      addCloser: (name, c) => closers.push({ name, close: c }),
+    },
+  };
+}

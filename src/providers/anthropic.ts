@@ -1,0 +1,169 @@
+import type { RequestInfo } from '../record.js';
+import { readRateLimitHeaders } from './headers.js';
+import { appendCapped, arr, clip, int, type Json, num, obj, parseJson, str } from './json.js';
+import type { Detection, ParsedResponse, ParsedUsage, ProviderAdapter, ResponseParser } from './types.js';
+import { emptyParsed } from './types.js';
+
+/**
+ * Anthropic Messages API. https://docs.anthropic.com/en/api/messages
+ * Streams: https://docs.anthropic.com/en/docs/build-with-claude/streaming
+ *
+ * Anthropic's `input_tokens` excludes cache reads and writes; llm-meter's input tokens include
+ * them (as the GenAI semantic conventions count), so they are added here.
+ */
+
+interface AnthropicDetection extends Detection {
+  countTokens: boolean;
+}
+
+function parseRequest(body: Json, detection: Detection): RequestInfo {
+  return {
+    parsed: true,
+    model: str(body.model) ?? detection.urlModel,
+    stream: body.stream === true,
+    maxTokens: num(body.max_tokens),
+    temperature: num(body.temperature),
+    choices: null,
+    toolCount: arr(body.tools)?.length ?? 0,
+  };
+}
+
+/**
+ * Raw usage fields are kept separately because stream events report them piecewise:
+ * `message_start` has input and cache figures, `message_delta` has the cumulative output
+ * (and, on newer API versions, cumulative input figures too). Each figure replaces the last.
+ */
+interface RawUsage {
+  input: number | null;
+  output: number;
+  cacheRead: number;
+  cacheWrite: number;
+}
+
+function mergeUsage(into: RawUsage, usage: Json | null): void {
+  if (!usage) return;
+  const input = num(usage.input_tokens);
+  if (input !== null) into.input = Math.round(input);
+  const output = num(usage.output_tokens);
+  if (output !== null) into.output = Math.round(output);
+  const read = num(usage.cache_read_input_tokens);
+  if (read !== null) into.cacheRead = Math.round(read);
+  const write = num(usage.cache_creation_input_tokens);
+  if (write !== null) into.cacheWrite = Math.round(write);
+}
+
+function normalize(raw: RawUsage): ParsedUsage | null {
+  if (raw.input === null) return null;
+  return {
+    inputTokens: raw.input + raw.cacheRead + raw.cacheWrite,
+    outputTokens: raw.output,
+    cacheReadTokens: raw.cacheRead,
+    cacheWriteTokens: raw.cacheWrite,
+    reasoningTokens: 0,
+  };
+}
+
+function readError(body: Json): { code: string | null; type: string | null; message: string | null } {
+  const error = obj(body.error) ?? body;
+  return { code: null, type: clip(str(error.type)), message: clip(str(error.message), 500) };
+}
+
+function createMessagesParser(): ResponseParser {
+  const out: ParsedResponse = emptyParsed();
+  const raw: RawUsage = { input: null, output: 0, cacheRead: 0, cacheWrite: 0 };
+
+  function takeMessage(message: Json): void {
+    out.responseId ??= str(message.id);
+    out.responseModel ??= str(message.model);
+    mergeUsage(raw, obj(message.usage));
+  }
+
+  return {
+    event(event) {
+      const data = obj(parseJson(event.data));
+      if (!data) return false;
+      const type = str(data.type) ?? event.event;
+      switch (type) {
+        case 'message_start': {
+          const message = obj(data.message);
+          if (message) takeMessage(message);
+          return false;
+        }
+        case 'content_block_start': {
+          const block = obj(data.content_block);
+          const blockType = str(block?.type);
+          if (blockType === 'tool_use' || blockType === 'server_tool_use') out.toolCalls++;
+          return false;
+        }
+        case 'content_block_delta': {
+          const delta = obj(data.delta);
+          const piece = str(delta?.text) ?? str(delta?.partial_json) ?? str(delta?.thinking);
+          if (piece) out.outputText = appendCapped(out.outputText, piece);
+          return piece !== null;
+        }
+        case 'message_delta': {
+          const reason = str(obj(data.delta)?.stop_reason);
+          if (reason) out.finishReasons = [reason];
+          mergeUsage(raw, obj(data.usage));
+          return false;
+        }
+        case 'message_stop':
+          out.terminal = true;
+          return false;
+        case 'error':
+          out.streamError = readError(data);
+          return false;
+        default:
+          return false;
+      }
+    },
+    json(body) {
+      const b = obj(body);
+      if (!b) return;
+      out.terminal = true;
+      takeMessage(b);
+      const reason = str(b.stop_reason);
+      if (reason) out.finishReasons = [reason];
+      // count_tokens answers `{ input_tokens }` only.
+      if (b.type === undefined && num(b.input_tokens) !== null) raw.input = int(b.input_tokens);
+      for (const c of arr(b.content) ?? []) {
+        const block = obj(c);
+        if (!block) continue;
+        const blockType = str(block.type);
+        if (blockType === 'tool_use' || blockType === 'server_tool_use') out.toolCalls++;
+        const text = str(block.text);
+        if (text) out.outputText = appendCapped(out.outputText, text);
+      }
+    },
+    result() {
+      out.usage = normalize(raw);
+      return out;
+    },
+  };
+}
+
+export const anthropicAdapter: ProviderAdapter = {
+  id: 'anthropic',
+  detect(url, method) {
+    if (method !== 'POST') return null;
+    const p = url.pathname.endsWith('/') ? url.pathname.slice(0, -1) : url.pathname;
+    const countTokens = p.endsWith('/v1/messages/count_tokens');
+    if (!countTokens && !p.endsWith('/v1/messages')) return null;
+    const detection: AnthropicDetection = {
+      adapter: anthropicAdapter,
+      provider: 'anthropic',
+      operation: countTokens ? 'count_tokens' : 'chat',
+      urlModel: null,
+      countTokens,
+    };
+    return detection;
+  },
+  parseRequest,
+  createParser: () => createMessagesParser(),
+  parseError(body) {
+    const b = obj(body);
+    return b ? readError(b) : { code: null, type: null, message: null };
+  },
+  readHeaders: (headers) => readRateLimitHeaders(headers, 'anthropic'),
+  bodyShape: () => 'anthropic-messages',
+};

@@ -1,0 +1,52 @@
+import { parseResetDuration, parseRetryAfter } from '../errors/retry-after.js';
+import type { HeaderFacts } from './types.js';
+
+function intHeader(headers: Headers, name: string): number | null {
+  const v = headers.get(name);
+  if (v === null) return null;
+  const n = Number.parseInt(v, 10);
+  return Number.isFinite(n) ? n : null;
+}
+
+/**
+ * Rate-limit facts under a header prefix: OpenAI and OpenAI-compatible servers use
+ * `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`; Anthropic uses
+ * `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`.
+ */
+export function readRateLimitHeaders(headers: Headers, style: 'openai' | 'anthropic'): HeaderFacts {
+  const h = (kind: 'limit' | 'remaining', what: 'requests' | 'tokens') =>
+    intHeader(
+      headers,
+      style === 'openai' ? `x-ratelimit-${kind}-${what}` : `anthropic-ratelimit-${what}-${kind}`,
+    );
+  const remainingRequests = h('remaining', 'requests');
+  const remainingTokens = h('remaining', 'tokens');
+  const limitRequests = h('limit', 'requests');
+  const limitTokens = h('limit', 'tokens');
+  let resetTokensMs: number | null = null;
+  if (style === 'openai') {
+    // Azure OpenAI sends `x-rate-limit-reset-tokens` (seconds) instead of Retry-After on 429.
+    resetTokensMs =
+      parseResetDuration(headers.get('x-ratelimit-reset-tokens')) ??
+      parseResetDuration(headers.get('x-rate-limit-reset-tokens'));
+  } else {
+    const reset = headers.get('anthropic-ratelimit-tokens-reset');
+    const at = reset === null ? Number.NaN : Date.parse(reset);
+    resetTokensMs = Number.isNaN(at) ? null : Math.max(0, at - Date.now());
+  }
+  const any =
+    remainingRequests !== null || remainingTokens !== null || limitRequests !== null || limitTokens !== null;
+  const processing = headers.get('openai-processing-ms');
+  const processingMs = processing === null ? Number.NaN : Number.parseFloat(processing);
+  const shouldRetry = headers.get('x-should-retry');
+  return {
+    rateLimit:
+      any || resetTokensMs !== null
+        ? { remainingRequests, remainingTokens, limitRequests, limitTokens, resetTokensMs }
+        : null,
+    retryAfterMs: parseRetryAfter(headers.get('retry-after-ms'), headers.get('retry-after')),
+    serverProcessingMs: Number.isFinite(processingMs) ? processingMs : null,
+    requestId: headers.get('x-request-id') ?? headers.get('request-id') ?? headers.get('apim-request-id'),
+    shouldRetry: shouldRetry === 'true' ? true : shouldRetry === 'false' ? false : null,
+  };
+}

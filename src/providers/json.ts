@@ -1,0 +1,52 @@
+/** Narrowing helpers for untrusted JSON from the wire. Never throw. */
+
+export type Json = Record<string, unknown>;
+
+export function obj(value: unknown): Json | null {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : null;
+}
+
+export function arr(value: unknown): unknown[] | null {
+  return Array.isArray(value) ? value : null;
+}
+
+export function str(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
+/** A finite, non-negative number, or null. */
+export function num(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : null;
+}
+
+export function int(value: unknown): number {
+  const n = num(value);
+  return n === null ? 0 : Math.round(n);
+}
+
+export function bool(value: unknown): boolean {
+  return value === true;
+}
+
+/** Parse JSON text, or null when it is not JSON. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Append to a bounded text buffer: output text is kept only to estimate missing usage. */
+export const OUTPUT_TEXT_CAP = 256 * 1024;
+export function appendCapped(current: string, piece: string): string {
+  if (current.length >= OUTPUT_TEXT_CAP) return current;
+  return current.length + piece.length > OUTPUT_TEXT_CAP
+    ? current + piece.slice(0, OUTPUT_TEXT_CAP - current.length)
+    : current + piece;
+}
+
+/** Bounded copy of a provider's error code or message, for low-cardinality attributes. */
+export function clip(value: string | null, max = 120): string | null {
+  return value === null ? null : value.length > max ? value.slice(0, max) : value;
+}

@@ -1,0 +1,132 @@
+import type { Operation, RateLimitInfo, RequestInfo } from '../record.js';
+import type { BodyShape } from '../tokens/index.js';
+
+/**
+ * An adapter knows one wire format and nothing else: no telemetry, no store, no budgets.
+ * Adding a provider is one file implementing this interface plus a line in registry.ts.
+ */
+export interface ProviderAdapter {
+  readonly id: string;
+  /** Cheap, from the URL and method only. null: not this wire format. */
+  detect(url: URL, method: string, headers: Headers): Detection | null;
+  /** Read what the request asks for. `body` is the parsed JSON body (an object). */
+  parseRequest(body: Record<string, unknown>, detection: Detection): RequestInfo;
+  /**
+   * Optionally change the request before it is sent (e.g. ask for stream usage). Returns the
+   * new body and a filter that hides the change from the caller's view of the response, or
+   * null to send the body untouched.
+   */
+  amendRequest?(
+    body: Record<string, unknown>,
+    info: RequestInfo,
+    detection: Detection,
+    options: AmendOptions,
+  ): { body: Record<string, unknown>; filter: EventFilter } | null;
+  /** A fresh per-call parser of the response. */
+  createParser(detection: Detection, info: RequestInfo): ResponseParser;
+  /** Provider-specific error code/type/message from an error body (JSON or text). */
+  parseError(body: unknown): ProviderError;
+  /** Rate-limit and timing figures from response headers. */
+  readHeaders(headers: Headers): HeaderFacts;
+  /** Shape of the request body, for the tokenizer's pre-flight estimate. */
+  readonly bodyShape: (detection: Detection) => BodyShape;
+}
+
+export type { BodyShape } from '../tokens/index.js';
+
+export interface Detection {
+  adapter: ProviderAdapter;
+  /** `gen_ai.provider.name`. */
+  provider: string;
+  operation: Operation;
+  /** A model named by the URL (Azure deployment, Gemini path); the body's model wins. */
+  urlModel: string | null;
+  /** The response is a stream regardless of the body (e.g. Gemini `:streamGenerateContent`). */
+  urlStream?: boolean;
+}
+
+export interface AmendOptions {
+  /** Ask OpenAI chat streams for their usage chunk and hide it from the caller. */
+  streamUsage: boolean;
+}
+
+/** What the forwarder does with one stream event. `string`: replace the event's data. */
+export type EventFilter = (event: StreamEvent) => 'keep' | 'drop' | string;
+
+export interface StreamEvent {
+  /** SSE `event:` name, '' when none. */
+  event: string;
+  data: string;
+}
+
+export interface ProviderError {
+  code: string | null;
+  type: string | null;
+  message: string | null;
+}
+
+export interface HeaderFacts {
+  rateLimit: RateLimitInfo | null;
+  retryAfterMs: number | null;
+  serverProcessingMs: number | null;
+  /** The provider's request id, for diagnosis. */
+  requestId: string | null;
+  /** `x-should-retry` when present. */
+  shouldRetry: boolean | null;
+}
+
+/** Server-reported latency split, in milliseconds. */
+export interface ServerTiming {
+  queueMs: number | null;
+  prefillMs: number | null;
+  generationMs: number | null;
+}
+
+export interface ParsedUsage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  reasoningTokens: number;
+}
+
+/**
+ * Fed the decoded response: `event` for each stream event, `json` once for a whole JSON
+ * body. `event` returns true when the event carried output (content or a tool-call delta),
+ * which the forwarder uses to stamp first and last token times.
+ */
+export interface ResponseParser {
+  event(event: StreamEvent): boolean;
+  json(body: unknown): void;
+  result(): ParsedResponse;
+}
+
+export interface ParsedResponse {
+  usage: ParsedUsage | null;
+  responseModel: string | null;
+  responseId: string | null;
+  finishReasons: string[];
+  toolCalls: number;
+  /** The stream's terminal event arrived (`[DONE]`, `message_stop`, `response.completed`...). */
+  terminal: boolean;
+  /** An error reported inside a 200 response (stream error event, failed response). */
+  streamError: ProviderError | null;
+  /** Output text received, kept only up to a cap, for estimating usage when none arrives. */
+  outputText: string;
+  serverTiming: ServerTiming | null;
+}
+
+/** Shared default for parsers: nothing seen yet. */
+export function emptyParsed(): ParsedResponse {
+  return {
+    usage: null,
+    responseModel: null,
+    responseId: null,
+    finishReasons: [],
+    toolCalls: 0,
+    terminal: false,
+    streamError: null,
+    outputText: '',
+    serverTiming: null,
+  };
+}

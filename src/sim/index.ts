@@ -1,0 +1,14 @@
+export { DEFAULT_BEHAVIOR } from './behavior.js';
+export { startSimulator } from './server.js';
+export { countAnthropicInput, countChatInput, countResponsesInput, outputWords, WORDS } from './text.js';
+export type {
+  Behavior,
+  Fault,
+  SimCall,
+  SimEndpoint,
+  SimOptions,
+  SimOutcome,
+  SimProvider,
+  Simulator,
+  TimingReport,
+} from './types.js';
