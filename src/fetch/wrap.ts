@@ -1,5 +1,6 @@
 import { detect } from '../providers/registry.js';
 import type {
+  BodyFormat,
   Detection,
   EventFilter,
   HeaderFacts,
@@ -8,6 +9,8 @@ import type {
 } from '../providers/types.js';
 import type { Attribution, PreflightInfo, RequestInfo } from '../record.js';
 import type { SpanHandle, SpanSink } from '../telemetry/spans.js';
+import { createJsonArrayParser } from './json-array.js';
+import { createNdjsonParser } from './ndjson.js';
 import {
   type BodyRead,
   type FetchInput,
@@ -237,14 +240,24 @@ async function meter(
     return response;
   }
   const contentType = response.headers.get('content-type') ?? '';
-  const isStream = response.ok && contentType.includes('text/event-stream');
   let observer: BodyObserver;
   try {
-    observer = isStream
-      ? filter
-        ? rewritingSseObserver(engine, state, filter, input, init)
-        : sseObserver(engine, state, input, init)
-      : jsonObserver(engine, state, input, init);
+    const format: BodyFormat = !response.ok
+      ? 'json'
+      : adapter.bodyFormat
+        ? adapter.bodyFormat(detection, info, contentType)
+        : contentType.includes('text/event-stream')
+          ? 'sse'
+          : 'json';
+    if (format !== 'sse') filter = null;
+    observer =
+      format === 'sse'
+        ? filter
+          ? rewritingSseObserver(engine, state, filter, input, init)
+          : sseObserver(engine, state, input, init)
+        : format === 'json'
+          ? jsonObserver(engine, state, input, init)
+          : lineObserver(engine, state, format, input, init);
   } catch {
     settle(engine, state);
     return response;
@@ -318,6 +331,34 @@ function sseObserver(
     drain: () => null,
     finish(how, error) {
       sse.end();
+      endObserved(engine, state, input, init, how, error);
+    },
+  };
+}
+
+/** NDJSON lines (Ollama) or the elements of one JSON array (Gemini), each one stream event. */
+function lineObserver(
+  engine: Engine,
+  state: CallState,
+  format: 'ndjson' | 'json-array',
+  input: FetchInput,
+  init: RequestInit | undefined,
+): BodyObserver {
+  let at = 0;
+  const onText = (data: string) => onEvent(state, { event: '', data, id: undefined }, at);
+  const parser =
+    format === 'ndjson'
+      ? createNdjsonParser({ onLine: onText })
+      : createJsonArrayParser({ onElement: onText });
+  return {
+    chunk(bytes, atMs) {
+      at = atMs;
+      parser.feed(bytes);
+      return bytes;
+    },
+    drain: () => null,
+    finish(how, error) {
+      parser.end();
       endObserved(engine, state, input, init, how, error);
     },
   };

@@ -28,11 +28,19 @@ export interface ProviderAdapter {
   parseError(body: unknown): ProviderError;
   /** Rate-limit and timing figures from response headers. */
   readHeaders(headers: Headers): HeaderFacts;
+  /**
+   * How a successful response body is framed, from its content type: SSE events, NDJSON lines
+   * (Ollama), one incrementally arriving JSON array (Gemini without `alt=sse`), or one JSON
+   * value. Optional: the default is SSE for `text/event-stream`, else JSON.
+   */
+  bodyFormat?(detection: Detection, info: RequestInfo, contentType: string): BodyFormat;
   /** Shape of the request body, for the tokenizer's pre-flight estimate. */
   readonly bodyShape: (detection: Detection) => BodyShape;
 }
 
 export type { BodyShape } from '../tokens/index.js';
+
+export type BodyFormat = 'sse' | 'ndjson' | 'json-array' | 'json';
 
 export interface Detection {
   adapter: ProviderAdapter;
