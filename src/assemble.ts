@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { classifyHttpError, classifyThrown, isRetryable } from './errors/classify.js';
+import { classifyHttpError, classifyThrown, isContentFilterFinish, isRetryable } from './errors/classify.js';
 import type { CallState } from './fetch/wrap.js';
 import type { PriceBook } from './pricing/index.js';
 import { emptyParsed, type ParsedResponse, type ParsedUsage } from './providers/types.js';
@@ -17,6 +17,21 @@ export interface Assembler {
 }
 
 const MAX_ENVELOPES = 1000;
+
+const NO_COST: CallRecord['cost'] = {
+  totalNanos: 0,
+  inputNanos: 0,
+  cacheReadNanos: 0,
+  cacheWriteNanos: 0,
+  outputNanos: 0,
+  source: null,
+  pricedAs: null,
+};
+
+function generated(state: CallState): boolean {
+  if (state.ending === 'blocked' || state.ending === 'refused' || state.ending === 'thrown') return false;
+  return state.status !== null && state.status < 400;
+}
 
 export function createAssembler(options: {
   prices: PriceBook;
@@ -87,7 +102,10 @@ export function createAssembler(options: {
     if (state.ending === 'refused') {
       return { outcome: 'blocked', errorType: 'context_length_exceeded', errorCode: 'context_window' };
     }
-    if (state.callerAborted) return { outcome: 'cancelled', errorType: null, errorCode: null };
+    // A caller that stops reading after the terminal event or an error event (the SDKs cancel the
+    // body when they throw on one) is reacting to how the call ended, not cutting it short.
+    const ended = parsed.terminal || parsed.streamError !== null;
+    if (state.callerAborted && !ended) return { outcome: 'cancelled', errorType: null, errorCode: null };
     if (state.ending === 'thrown') {
       return { outcome: 'error', errorType: classifyThrown(state.error).errorType, errorCode: null };
     }
@@ -116,7 +134,7 @@ export function createAssembler(options: {
     if (state.info.stream && state.chunks > 0 && !parsed.terminal) {
       return { outcome: 'error', errorType: 'stream_interrupted', errorCode: null };
     }
-    if (parsed.finishReasons.includes('content_filter')) {
+    if (parsed.finishReasons.some(isContentFilterFinish)) {
       return { outcome: 'error', errorType: 'content_filter', errorCode: 'content_filter' };
     }
     return { outcome: 'ok', errorType: null, errorCode: null };
@@ -147,7 +165,9 @@ export function createAssembler(options: {
       usage && !price && parsed.responseModel && state.info.model && parsed.responseModel !== state.info.model
         ? options.prices.lookup(state.detection.provider, state.info.model, usage.inputTokens)
         : null;
-    const cost = options.prices.cost(usage, price ?? fallback);
+    // Nothing generated (refused, an error status, no response at all): nothing billed. This is
+    // a known zero, unlike an unknown price, which stays null.
+    const cost = !usage && !generated(state) ? NO_COST : options.prices.cost(usage, price ?? fallback);
     const facts = state.facts;
     const record: CallRecord = {
       id: state.id,
@@ -179,7 +199,9 @@ export function createAssembler(options: {
     };
     if (options.captureContent) {
       record.content = {
-        input: state.body ? (state.body.messages ?? state.body.input ?? state.body.prompt) : undefined,
+        input: state.body
+          ? (state.body.messages ?? state.body.input ?? state.body.contents ?? state.body.prompt)
+          : undefined,
         output: parsed.outputText,
       };
     }

@@ -68,6 +68,25 @@ function byCode(facts: ErrorFacts): ErrorType | null {
   return null;
 }
 
+/**
+ * Finish reasons that mean the provider's safety system stopped the output: OpenAI's
+ * `content_filter`, Anthropic's `refusal` (https://docs.anthropic.com/en/api/handling-stop-reasons),
+ * Gemini's `SAFETY` family (https://ai.google.dev/api/generate-content#FinishReason).
+ */
+const CONTENT_FILTER_FINISH: ReadonlySet<string> = new Set([
+  'content_filter',
+  'refusal',
+  'SAFETY',
+  'PROHIBITED_CONTENT',
+  'BLOCKLIST',
+  'SPII',
+  'IMAGE_SAFETY',
+]);
+
+export function isContentFilterFinish(reason: string): boolean {
+  return CONTENT_FILTER_FINISH.has(reason);
+}
+
 /** Classify an HTTP error response (status >= 400) or an error event inside a 200 stream. */
 export function classifyHttpError(facts: ErrorFacts): Classified {
   const errorType = classifyType(facts);

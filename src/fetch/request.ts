@@ -48,10 +48,19 @@ export async function readJsonBody(
   if (body === undefined || body === null) {
     if (typeof input === 'object' && !(input instanceof URL) && input.body) {
       fromInit = false;
-      const length = Number(input.headers.get('content-length') ?? Number.NaN);
-      if (!(length <= maxBytes)) return { kind: 'unparsed', reason: 'too_large' };
+      // A Request built from a string or bytes carries no content-length header: its size is
+      // only known by reading, so the clone is read up to the cap and no further.
+      const declared = input.headers.get('content-length');
+      if (declared !== null && !(Number(declared) <= maxBytes))
+        return { kind: 'unparsed', reason: 'too_large' };
+      const type = input.headers.get('content-type');
+      if (type !== null && !/json/i.test(type)) {
+        return { kind: 'unparsed', reason: /multipart\/form-data/i.test(type) ? 'form' : 'not_json' };
+      }
       try {
-        text = await input.clone().text();
+        const bytes = await readCapped(input.clone().body!, maxBytes);
+        if (bytes === null) return { kind: 'unparsed', reason: 'too_large' };
+        text = decoder.decode(bytes);
       } catch {
         return { kind: 'unparsed', reason: 'unreadable' };
       }
@@ -84,4 +93,30 @@ export async function readJsonBody(
   } catch {
     return { kind: 'unparsed', reason: 'not_json' };
   }
+}
+
+/** The whole stream if it is at most `maxBytes`, else null (and the stream is cancelled). */
+async function readCapped(stream: ReadableStream<Uint8Array>, maxBytes: number): Promise<Uint8Array | null> {
+  const reader = stream.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      // Not awaited: a tee branch's cancel settles only once the other branch is done too.
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    parts.push(value);
+  }
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.byteLength;
+  }
+  return out;
 }

@@ -121,6 +121,7 @@ async function meter(
   } catch {
     read = { kind: 'unparsed', reason: 'unreadable' };
   }
+  if (detection.requiresJsonBody && read.kind !== 'json') return base(input, init);
   const adapter = detection.adapter;
   let info: RequestInfo = unparsedInfo(detection);
   if (read.kind === 'json') {
@@ -164,7 +165,25 @@ async function meter(
     callerAborted: false,
   };
 
-  // Budgets and context-window enforcement. A refusal never reaches the provider.
+  try {
+    state.span = engine.spans.start({
+      operation: detection.operation,
+      provider: detection.provider,
+      requestModel: info.model,
+      request: info,
+      serverAddress: target.url.hostname || null,
+      serverPort: portOf(target.url),
+      startMs: state.startMs,
+      input: state.body
+        ? (state.body.messages ?? state.body.input ?? state.body.contents ?? state.body.prompt)
+        : undefined,
+    });
+  } catch {
+    state.span = null;
+  }
+
+  // Budgets and context-window enforcement. A refusal never reaches the provider; its span
+  // and record still say it happened.
   try {
     const refusal = await engine.preflight(state);
     if (refusal) {
@@ -198,21 +217,6 @@ async function meter(
       filter = null;
       sendInit = init;
     }
-  }
-
-  try {
-    state.span = engine.spans.start({
-      operation: detection.operation,
-      provider: detection.provider,
-      requestModel: info.model,
-      request: info,
-      serverAddress: target.url.hostname || null,
-      serverPort: portOf(target.url),
-      startMs: state.startMs,
-      input: state.body ? (state.body.messages ?? state.body.input ?? state.body.contents) : undefined,
-    });
-  } catch {
-    state.span = null;
   }
 
   let response: Response;

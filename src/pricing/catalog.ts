@@ -2,16 +2,16 @@
  * The price catalog: `@pydantic/genai-prices` 0.1.8, read through its exported `findProvider`.
  *
  * What we found in the package (dist/index.d.ts, dist/index.js and its bundled data):
- * - Offline. The data (43 providers, ~1,500 models) is bundled in dist/index.js; the library
- *   contains no `fetch`. `updatePrices(factory)` only runs a caller-supplied factory, which is
+ * - Offline. The data (43 providers, 1,694 models) is bundled in dist/index.js, which contains
+ *   no `fetch`. `updatePrices(factory)` only runs a caller-supplied factory, which is
  *   what might fetch `REMOTE_DATA_JSON_URL`; `waitForUpdate()` resolves to the bundled data until
  *   then. llm-meter calls neither, so prices change only with the package version.
- * - Cache prices: per 1M tokens, `cache_read_mtok` (~530 models) and `cache_write_mtok` (~180;
+ * - Cache prices: per 1M tokens, `cache_read_mtok` (509 models) and `cache_write_mtok` (166;
  *   `cache_write_1h_mtok` for Anthropic's one-hour writes, which we do not distinguish). Its
  *   usage model is ours: `input_tokens` includes cache reads and writes.
  * - Tiers: any price may be `{ base, tiers: [{ start, price }] }`; one tier applies to all the
  *   input tokens, chosen by total input tokens (`input_tokens > start`), and output is priced by
- *   the same input-token tier. ~50 models have them: Gemini 1.5 (>128k), Gemini 2.5/3 Pro (>200k),
+ *   the same input-token tier. 55 models have them: Gemini 1.5 (>128k), Gemini 2.5/3 Pro (>200k),
  *   Claude Sonnet 4.5/4.6 and Opus 4.6 (>200k), GPT-5.4 and later (>272k).
  * - Time: some models have a list of prices with `start_date` constraints (announced changes)
  *   or `time_of_date` windows (DeepSeek's off-peak discount). `calcPrice` picks by `new Date()`;
@@ -20,7 +20,7 @@
  *   groq, deepseek, azure (falls back to openai, anthropic, deepseek, x-ai, moonshotai), mistral,
  *   x-ai, aws (Bedrock), cohere, perplexity, together, fireworks, cerebras, openrouter and more.
  *   No ollama: local models have no per-token price, so they need a user override.
- * - Context windows: `context_window` on about half the models (~740 of ~1,500).
+ * - Context windows: `context_window` on about half the models (906 of 1,694).
  * - Name matching: each model has match rules (`equals`, `starts_with`, `contains`, `regex`,
  *   `or`, `and`) tested against the lower-cased name, first match wins; many rules list dated
  *   names or use `starts_with` (`claude-3-5-sonnet` matches `claude-3-5-sonnet-20241022`). If
@@ -28,9 +28,11 @@
  *   does not strip prefixes: `openai/gpt-4o-mini` and `models/gemini-2.5-pro` are not found, nor
  *   is `llama-3.3-70b-versatile` without `providerId: 'groq'`. The provider is found by id, by
  *   its `provider_match`, or by its `model_match` on the model name (openai: `gpt-`, `o1/3/4`).
- *   So names are normalised here (./names.ts) and all providers are searched as a last resort.
- * - Side effects: it may `console.warn` about unknown price or usage keys in data it is given;
- *   not with the bundled data.
+ *   So llm-meter normalises names (./names.ts) and searches all providers as a last resort.
+ * - Free entries (`…:free`, GitHub Copilot's subscription models) have empty prices; we skip them
+ *   rather than price a call at 0.
+ * - Side effects: `calcPrice` may `console.warn` about price or usage keys it does not know;
+ *   llm-meter does not call it.
  *
  * We use the data, not `calcPrice`: costs are integer nano-dollars per part (DESIGN.md), and
  * `calcPrice` returns float dollars for input and output only.
@@ -43,6 +45,7 @@ import {
   type ModelPrice,
   type Provider,
 } from '@pydantic/genai-prices';
+import { type ProviderRoute, vendorOf } from './names.js';
 
 /** Provider ids of the bundled catalog, in the order a name is searched when the provider is unknown:
  * model makers before hosts, so `gpt-4o` is OpenAI's price, not a reseller's. */
@@ -117,10 +120,6 @@ export function catalogProviderForModel(name: string): Provider | null {
   return null;
 }
 
-export function searchOrder(): readonly string[] {
-  return SEARCH_ORDER;
-}
-
 const regexes = new Map<string, RegExp | null>();
 
 function compiled(pattern: string): RegExp | null {
@@ -149,19 +148,49 @@ export function matches(logic: MatchLogic, name: string): boolean {
 }
 
 /** A model is priced per token when it has an input price; free-tier entries have none. */
-function pricedPerToken(model: ModelInfo): boolean {
+export function pricedPerToken(model: ModelInfo): boolean {
   const prices = Array.isArray(model.prices) ? model.prices[0]?.prices : model.prices;
   return prices?.input_mtok !== undefined;
 }
 
-/** First model of `provider` (then of its fallback providers) whose rules match `name`. */
-export function findInProvider(provider: Provider, name: string): CatalogMatch | null {
-  const model = provider.models.find((m) => matches(m.match, name) && pricedPerToken(m));
-  if (model !== undefined) return { provider, model };
-  for (const id of provider.fallback_model_providers ?? []) {
-    const fallback = catalogProvider(id);
-    const found = fallback?.models.find((m) => matches(m.match, name) && pricedPerToken(m));
-    if (fallback && found) return { provider: fallback, model: found };
+/** First model of `provider` (then of its fallback providers) that matches `name` and is accepted. */
+function findInProvider(
+  provider: Provider,
+  name: string,
+  accept: (m: ModelInfo) => boolean,
+): CatalogMatch | null {
+  for (const p of [provider, ...(provider.fallback_model_providers ?? []).map(catalogProvider)]) {
+    const model = p?.models.find((m) => matches(m.match, name) && accept(m));
+    if (p && model) return { provider: p, model };
+  }
+  return null;
+}
+
+/**
+ * The catalog entry for a call: the named provider first (trying every name candidate), then the
+ * provider a `vendor/` prefix or the name itself points to, then every provider in SEARCH_ORDER.
+ */
+export function findModel(
+  route: ProviderRoute,
+  candidates: readonly string[],
+  accept: (m: ModelInfo) => boolean = pricedPerToken,
+): CatalogMatch | null {
+  if (route.kind === 'none' || candidates.length === 0) return null;
+  const vendor = vendorOf(candidates[0]!);
+  const providers = [
+    ...(route.kind === 'catalog' ? route.ids : []).map(catalogProvider),
+    vendor === null ? null : catalogProvider(vendor),
+    ...candidates.map(catalogProviderForModel),
+    ...SEARCH_ORDER.map(catalogProvider),
+  ];
+  const tried = new Set<Provider>();
+  for (const provider of providers) {
+    if (provider === null || tried.has(provider)) continue;
+    tried.add(provider);
+    for (const name of candidates) {
+      const found = findInProvider(provider, name, accept);
+      if (found) return found;
+    }
   }
   return null;
 }

@@ -4,13 +4,7 @@
  * Local servers (Ollama) get null: their window is a server setting (`num_ctx`).
  */
 
-import {
-  type CatalogMatch,
-  catalogProvider,
-  catalogProviderForModel,
-  findInProvider,
-  searchOrder,
-} from './catalog.js';
+import { findModel } from './catalog.js';
 import { nameCandidates, routeForProvider } from './names.js';
 
 // First match wins, so longer prefixes come first. Matched against the name without a
@@ -34,25 +28,6 @@ const MAX_MODEL_NAME_LENGTH = 256;
 const cache = new Map<string, number | null>();
 const CACHE_SIZE = 1_000;
 
-function catalogMatch(provider: string | null, candidates: readonly string[]): CatalogMatch | null {
-  const route = routeForProvider(provider);
-  const ids = route.kind === 'catalog' ? route.ids : [];
-  // The named provider first, then the one the name points to, then everyone.
-  const providers = [
-    ...ids.map(catalogProvider),
-    ...candidates.map(catalogProviderForModel),
-    ...searchOrder().map(catalogProvider),
-  ];
-  for (const p of providers) {
-    if (p === null) continue;
-    for (const name of candidates) {
-      const found = findInProvider(p, name);
-      if (found?.model.context_window !== undefined) return found;
-    }
-  }
-  return null;
-}
-
 function fromTable(candidates: readonly string[]): number | null {
   for (const name of candidates) {
     for (const [pattern, window] of FAMILIES) if (pattern.test(name)) return window;
@@ -67,11 +42,13 @@ export function contextWindow(provider: string | null, model: string | null): nu
   const cached = cache.get(key);
   if (cached !== undefined) return cached;
   const candidates = nameCandidates(model);
+  const route = routeForProvider(provider);
   // A local server's window is its own setting (Ollama's `num_ctx`), not the model's maximum.
   const window =
-    routeForProvider(provider).kind === 'none'
+    route.kind === 'none'
       ? null
-      : (catalogMatch(provider, candidates)?.model.context_window ?? fromTable(candidates));
+      : (findModel(route, candidates, (m) => m.context_window !== undefined)?.model.context_window ??
+        fromTable(candidates));
   if (cache.size >= CACHE_SIZE) cache.clear();
   cache.set(key, window);
   return window;

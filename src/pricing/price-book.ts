@@ -10,16 +10,8 @@
 
 import { InvalidOptionError } from '../errors/errors.js';
 import type { CallCost, TokenUsage } from '../record.js';
-import {
-  type CatalogMatch,
-  catalogProvider,
-  catalogProviderForModel,
-  findInProvider,
-  perMillion,
-  pricesAt,
-  searchOrder,
-} from './catalog.js';
-import { nameCandidates, routeForProvider, vendorOf } from './names.js';
+import { type CatalogMatch, findModel, perMillion, pricesAt } from './catalog.js';
+import { nameCandidates, routeForProvider } from './names.js';
 import type { ModelPrice, PriceBookOptions, ResolvedPrice } from './types.js';
 
 /** Longer model names are not looked up: no real one comes close, and matching costs time. */
@@ -100,42 +92,6 @@ function validateOverrides(overrides: Record<string, ModelPrice> | undefined): M
   return out;
 }
 
-/** Finds the catalog entry for a call; see catalog.ts for how the package itself matches names. */
-function findInCatalog(provider: string | null, candidates: readonly string[]): CatalogMatch | null {
-  const route = routeForProvider(provider);
-  if (route.kind === 'none') return null;
-  if (route.kind === 'catalog') {
-    for (const id of route.ids) {
-      const p = catalogProvider(id);
-      if (p === null) continue;
-      for (const name of candidates) {
-        const found = findInProvider(p, name);
-        if (found) return found;
-      }
-    }
-  }
-  // Unknown provider, or the named one does not list the model: let the name decide.
-  const first = candidates[0]!;
-  const vendor = vendorOf(first);
-  const hinted = [vendor ? catalogProvider(vendor) : null, ...candidates.map(catalogProviderForModel)];
-  for (const p of hinted) {
-    if (p === null) continue;
-    for (const name of candidates) {
-      const found = findInProvider(p, name);
-      if (found) return found;
-    }
-  }
-  for (const id of searchOrder()) {
-    const p = catalogProvider(id);
-    if (p === null) continue;
-    for (const name of candidates) {
-      const found = findInProvider(p, name);
-      if (found) return found;
-    }
-  }
-  return null;
-}
-
 function resolveCatalog(match: CatalogMatch, nowMs: number, inputTokens: number): ResolvedPrice | null {
   const prices = pricesAt(match.model, nowMs);
   const input = perMillion(prices, 'input_mtok', inputTokens);
@@ -186,7 +142,7 @@ export function createPriceBook(
         break;
       }
     }
-    result ??= findInCatalog(provider, candidates);
+    result ??= findModel(routeForProvider(provider), candidates);
     if (found.size >= cacheSize) found.clear();
     found.set(key, result);
     return result;

@@ -38,15 +38,53 @@ export function readRateLimitHeaders(headers: Headers, style: 'openai' | 'anthro
     remainingRequests !== null || remainingTokens !== null || limitRequests !== null || limitTokens !== null;
   const processing = headers.get('openai-processing-ms');
   const processingMs = processing === null ? Number.NaN : Number.parseFloat(processing);
-  const shouldRetry = headers.get('x-should-retry');
   return {
     rateLimit:
       any || resetTokensMs !== null
         ? { remainingRequests, remainingTokens, limitRequests, limitTokens, resetTokensMs }
         : null,
-    retryAfterMs: parseRetryAfter(headers.get('retry-after-ms'), headers.get('retry-after')),
+    // Azure OpenAI's 429s name the wait only as `x-rate-limit-reset-tokens` (seconds).
+    retryAfterMs:
+      parseRetryAfter(headers.get('retry-after-ms'), headers.get('retry-after')) ??
+      (style === 'openai' ? parseResetDuration(headers.get('x-rate-limit-reset-tokens')) : null),
     serverProcessingMs: Number.isFinite(processingMs) ? processingMs : null,
     requestId: headers.get('x-request-id') ?? headers.get('request-id') ?? headers.get('apim-request-id'),
-    shouldRetry: shouldRetry === 'true' ? true : shouldRetry === 'false' ? false : null,
+    shouldRetry: shouldRetry(headers),
+  };
+}
+
+function shouldRetry(headers: Headers): boolean | null {
+  const value = headers.get('x-should-retry');
+  return value === 'true' ? true : value === 'false' ? false : null;
+}
+
+/**
+ * The `dur` of the first Server-Timing metric that has one (https://www.w3.org/TR/server-timing/),
+ * e.g. Google front ends' `gfet4t7; dur=1234`: the milliseconds the server spent on the request.
+ */
+export function parseServerTimingMs(value: string | null): number | null {
+  if (value === null) return null;
+  for (const metric of value.split(',')) {
+    for (const param of metric.split(';').slice(1)) {
+      const [name, raw] = param.split('=');
+      if (name?.trim().toLowerCase() !== 'dur' || raw === undefined) continue;
+      const ms = Number.parseFloat(raw.trim().replace(/^"|"$/g, ''));
+      if (Number.isFinite(ms) && ms >= 0) return ms;
+    }
+  }
+  return null;
+}
+
+/**
+ * Facts from servers without rate-limit headers (Gemini, Ollama): a standard Retry-After, the
+ * Server-Timing duration and a request id where they send them.
+ */
+export function readPlainHeaders(headers: Headers): HeaderFacts {
+  return {
+    rateLimit: null,
+    retryAfterMs: parseRetryAfter(null, headers.get('retry-after')),
+    serverProcessingMs: parseServerTimingMs(headers.get('server-timing')),
+    requestId: headers.get('x-request-id') ?? headers.get('x-goog-request-id'),
+    shouldRetry: shouldRetry(headers),
   };
 }

@@ -54,6 +54,10 @@ const HOST_PROVIDERS: [RegExp, string][] = [
   [/(^|\.)fireworks\.ai$/, 'fireworks'],
   [/(^|\.)openrouter\.ai$/, 'openrouter'],
   [/(^|\.)perplexity\.ai$/, 'perplexity'],
+  // Google's OpenAI-compatible endpoints: .../v1beta/openai/ and Vertex AI's .../endpoints/openapi/.
+  [/(^|\.)generativelanguage\.googleapis\.com$/, 'gcp.gemini'],
+  [/(^|[.-])aiplatform\.googleapis\.com$/, 'gcp.vertex_ai'],
+  [/(^|\.)ollama\.com$/, 'ollama'],
 ];
 
 /** Providers known to accept `stream_options.include_usage`. */
@@ -66,6 +70,8 @@ const STREAM_USAGE_PROVIDERS = new Set([
   'fireworks',
   'openrouter',
   'openai_compatible',
+  // https://github.com/ollama/ollama/blob/main/docs/openai.md (stream_options.include_usage)
+  'ollama',
 ]);
 
 function providerFor(url: URL): string {
@@ -186,9 +192,11 @@ function serverTiming(body: Json): ServerTiming | null {
   return null;
 }
 
-/** llama.cpp reports cached prompt tokens as `timings.cache_n` and usage without details. */
-function withLlamaCppCache(usage: ParsedUsage | null, body: Json): ParsedUsage | null {
-  const cacheN = num(obj(body.timings)?.cache_n);
+/**
+ * llama.cpp reports cached prompt tokens as `timings.cache_n` and usage without details; in a
+ * stream the timings and the usage may come in different chunks, so this applies at the end.
+ */
+function withLlamaCppCache(usage: ParsedUsage | null, cacheN: number | null): ParsedUsage | null {
   if (!usage || !cacheN || usage.cacheReadTokens) return usage;
   return { ...usage, cacheReadTokens: Math.min(Math.round(cacheN), usage.inputTokens) };
 }
@@ -197,13 +205,16 @@ function createChatParser(): ResponseParser {
   const out: ParsedResponse = emptyParsed();
   const seenToolCalls = new Set<string>();
   const finish = new Map<number, string>();
+  let cacheN: number | null = null;
 
   function takeCommon(chunk: Json): void {
-    out.responseId ??= str(chunk.id);
-    out.responseModel ??= str(chunk.model);
+    // Azure's first stream chunk names no id or model (`""`): wait for a real one.
+    out.responseId ??= str(chunk.id) || null;
+    out.responseModel ??= str(chunk.model) || null;
     const usage = chatUsage(obj(chunk.usage)) ?? chatUsage(obj(obj(chunk.x_groq)?.usage));
     // Usage is cumulative where it repeats (vLLM continuous_usage_stats): replace, never add.
-    if (usage) out.usage = withLlamaCppCache(usage, chunk);
+    if (usage) out.usage = usage;
+    cacheN = num(obj(chunk.timings)?.cache_n) ?? cacheN;
     const timing = serverTiming(chunk);
     if (timing) out.serverTiming = timing;
     const error = obj(chunk.error);
@@ -267,6 +278,7 @@ function createChatParser(): ResponseParser {
     result() {
       out.finishReasons = [...finish.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
       out.toolCalls = Math.max(out.toolCalls, seenToolCalls.size);
+      out.usage = withLlamaCppCache(out.usage, cacheN);
       return out;
     },
   };

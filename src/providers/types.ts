@@ -51,6 +51,12 @@ export interface Detection {
   urlModel: string | null;
   /** The response is a stream regardless of the body (e.g. Gemini `:streamGenerateContent`). */
   urlStream?: boolean;
+  /**
+   * Meter the call only when its body is JSON that `parseRequest` recognises (names a model):
+   * for paths that other servers use too, such as Ollama's `/api/chat`. Anything else passes
+   * through unmetered.
+   */
+  requiresJsonBody?: boolean;
 }
 
 export interface AmendOptions {

@@ -51,7 +51,7 @@ const FAULTS: readonly Fault[] = [
 ];
 
 const CHOICES: Record<string, readonly unknown[]> = {
-  report: ['none', 'groq', 'llamacpp', 'vllm'],
+  report: ['none', 'groq', 'llamacpp', 'vllm', 'deepseek'],
   fault: [null, ...FAULTS],
   lineEnding: ['\n', '\r\n', '\r'],
   chunking: ['event', 'byte', 'random'],

@@ -8,7 +8,7 @@ import {
   streamOptions,
 } from './openai.js';
 import { type Block, type Choice, makePlan, type Plan, totalOutputTokens } from './plan.js';
-import { bodyReport, finalChunkReport, firstChunkReport, usageReport } from './reports.js';
+import { bodyReport, finalChunkReport, firstChunkReport, reportedUsage, usageReport } from './reports.js';
 import type { SseEvent } from './sse.js';
 import { countChatInput } from './text.js';
 import type { Behavior } from './types.js';
@@ -89,7 +89,7 @@ function chatWire(input: RouteInput, b: Behavior): Wire {
         finish_reason: plan.finish,
         ...(azure ? { content_filter_results: FILTER_RESULTS } : {}),
       })),
-      usage: { ...openaiUsage(plan), ...usageReport(b.report, plan) },
+      usage: { ...reportedUsage(b.report, plan, openaiUsage(plan)), ...usageReport(b.report, plan) },
       service_tier: 'default',
       system_fingerprint: FINGERPRINT,
       ...(azure ? { prompt_filter_results: PROMPT_FILTER } : {}),
@@ -145,7 +145,7 @@ function chatWire(input: RouteInput, b: Behavior): Wire {
     },
     end: (plan) => {
       const events: SseEvent[] = [];
-      const usage = openaiUsage(plan);
+      const usage = reportedUsage(b.report, plan, openaiUsage(plan));
       const completion = totalOutputTokens(plan);
       if (azure) {
         // A chunk with filter results and no delta, which parsers must tolerate.

@@ -5,10 +5,10 @@ import { makePlan } from './plan.js';
 import { countPlainInputs } from './text.js';
 import { bodyOnlyWire, optionalNumber, type Prepared, type RouteInput } from './wire.js';
 
-const EMBEDDING_DIMENSIONS = 8;
+export const EMBEDDING_DIMENSIONS = 8;
 
 /** A deterministic unit vector per input, so equal inputs embed equally. */
-function embed(input: unknown, dimensions: number): number[] {
+export function embed(input: unknown, dimensions: number): number[] {
   const seed = createHash('sha256').update(JSON.stringify(input)).digest();
   const raw = Array.from({ length: dimensions }, (_, i) => seed[i % seed.length]! / 127.5 - 1 + i * 1e-3);
   const norm = Math.hypot(...raw) || 1;

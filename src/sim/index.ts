@@ -1,6 +1,18 @@
 export { DEFAULT_BEHAVIOR } from './behavior.js';
+export type { Framing } from './frames.js';
 export { startSimulator } from './server.js';
-export { countAnthropicInput, countChatInput, countResponsesInput, outputWords, WORDS } from './text.js';
+export {
+  countAnthropicInput,
+  countChatInput,
+  countGeminiEmbedInput,
+  countGeminiInput,
+  countMessages,
+  countOllamaGenerateInput,
+  countPlainInputs,
+  countResponsesInput,
+  outputWords,
+  WORDS,
+} from './text.js';
 export type {
   Behavior,
   Fault,

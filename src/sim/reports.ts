@@ -40,17 +40,42 @@ function llamacppTimings(plan: Plan): Json {
   };
 }
 
+/** The engine's first token is the first one decoded, reasoning included: decoding is all after it. */
 function vllmMetrics(plan: Plan): Json {
   return {
     queue_time_ms: plan.queueMs,
-    time_to_first_token_ms: plan.queueMs + plan.prefillMs + plan.reasoningMs,
-    generation_time_ms: plan.generationMs,
+    time_to_first_token_ms: plan.queueMs + plan.prefillMs,
+    generation_time_ms: decodeMs(plan),
   };
 }
 
 /** Fields merged into a non-streamed `usage`. */
 export const usageReport = (report: TimingReport, plan: Plan): Json =>
   report === 'groq' ? groqTimes(plan) : {};
+
+/**
+ * The `usage` object as each server shapes it. llama.cpp (before `prompt_tokens_details`) sends
+ * the three totals only, its cache hits being `timings.cache_n`; DeepSeek sends its cache hits as
+ * `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens` (https://api-docs.deepseek.com/guides/kv_cache).
+ */
+export function reportedUsage(report: TimingReport, plan: Plan, usage: Json): Json {
+  if (report === 'llamacpp') {
+    return {
+      prompt_tokens: usage.prompt_tokens,
+      completion_tokens: usage.completion_tokens,
+      total_tokens: usage.total_tokens,
+    };
+  }
+  if (report === 'deepseek') {
+    const { prompt_tokens_details: _details, ...rest } = usage;
+    return {
+      ...rest,
+      prompt_cache_hit_tokens: plan.cacheReadTokens,
+      prompt_cache_miss_tokens: plan.inputTokens - plan.cacheReadTokens,
+    };
+  }
+  return usage;
+}
 
 /** Top-level fields of a non-streamed body. */
 export function bodyReport(report: TimingReport, plan: Plan): Json {

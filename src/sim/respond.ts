@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { HTTP_FAULTS } from './faults.js';
+import { createFramer } from './frames.js';
 import { filterPlan, type Plan, stepCount, totalOutputTokens, visibleTokens } from './plan.js';
-import { comment, encodeEvents, noise, type SseEvent, writeChunked } from './sse.js';
+import { type SseEvent, writeChunked } from './sse.js';
 import type { Behavior, SimCall, SimOutcome } from './types.js';
 import type { Prepared } from './wire.js';
 
@@ -127,20 +128,21 @@ async function sendBody(x: Exchange, { wire }: Prepared, plan: Plan, filtered: b
 async function sendStream(x: Exchange, { wire }: Prepared, plan: Plan, filtered: boolean): Promise<void> {
   const { behavior: b, call, res } = x;
   const garbage = b.fault === 'garbage';
+  const framer = createFramer(wire.framing ?? 'sse', b.lineEnding);
   const send = async (events: SseEvent[], after = '') => {
     if (res.destroyed) return;
-    const text = (garbage ? comment(b.lineEnding) : '') + encodeEvents(events, b.lineEnding) + after;
+    const text = (garbage ? framer.garbage() : '') + framer.events(events) + after;
     await writeChunked(res, text, b.chunking, x.random);
   };
 
   if (b.fault === 'slow_headers') await sleep(b.slowHeadersMs, x.signal);
   writeHead(x, 200, {
-    'content-type': 'text/event-stream; charset=utf-8',
+    'content-type': framer.contentType,
     'cache-control': 'no-cache',
     connection: 'keep-alive',
     ...wire.headers(plan, plan.queueMs + plan.prefillMs),
   });
-  await send(wire.start(plan), garbage ? noise(b.lineEnding) : '');
+  await send(wire.start(plan), garbage ? framer.noise() : '');
   await sleep(plan.reasoningMs, x.signal);
 
   const steps = stepCount(plan);
@@ -152,7 +154,7 @@ async function sendStream(x: Exchange, { wire }: Prepared, plan: Plan, filtered:
     x.signal.throwIfAborted();
     if (i === strike && b.fault === 'cut_stream') return cut(x);
     if (i === strike && b.fault === 'error_event') {
-      await send(wire.errorEvent(plan));
+      await send(wire.errorEvent(plan), framer.close());
       return finish(x, 'fault');
     }
     if (i === steps) break;
@@ -161,7 +163,7 @@ async function sendStream(x: Exchange, { wire }: Prepared, plan: Plan, filtered:
     call.lastTokenAt = now();
     call.outputTokens = plan.reasoningTokens + (i + 1) * choices;
   }
-  await send(wire.end(plan));
+  await send(wire.end(plan), framer.close());
   call.outputTokens = plan.reasoningTokens + visibleTokens(plan);
   finish(x, filtered ? 'fault' : 'completed');
 }

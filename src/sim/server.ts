@@ -6,6 +6,8 @@ import { chatRoute } from './chat.js';
 import { completionsRoute } from './completions.js';
 import { embeddingsRoute } from './embeddings.js';
 import { anthropicErrorBody, openaiErrorBody } from './faults.js';
+import { GEMINI_METHODS, type GeminiMethod, geminiErrorBody, geminiRoute } from './gemini.js';
+import { type OllamaEndpoint, ollamaRoute } from './ollama.js';
 import { newId } from './plan.js';
 import { type Exchange, now, respond, sendJson } from './respond.js';
 import { responsesRoute } from './responses.js';
@@ -17,6 +19,8 @@ interface Route {
   provider: SimProvider;
   endpoint: SimEndpoint;
   deployment?: string;
+  /** A model named by the path (Gemini). */
+  model?: string;
   prepare?: (input: RouteInput) => Prepared;
 }
 
@@ -32,9 +36,51 @@ const ROUTES: [string, SimEndpoint, (input: RouteInput) => Prepared][] = [
 const AZURE_DEPLOYMENT = /\/openai\/deployments\/([^/]+)\//;
 const DEFAULT_AZURE_MODEL = 'gpt-4o-2024-08-06';
 
-/** By path suffix, so any prefix works: `/v1/…`, `/openai/v1/…`, `/openai/deployments/{name}/…`. */
+// `…/models/{model}:{method}`, also Vertex AI's tuned-model `…/endpoints/{id}:{method}`.
+const GEMINI_PATH = /\/(?:models|tunedModels|endpoints)\/([^/:]+):([A-Za-z]+)$/;
+const VERTEX_PATH = /\/projects\/[^/]+\/locations\/|\/publishers\//;
+const GEMINI_ENDPOINTS: Record<GeminiMethod, SimEndpoint> = {
+  generateContent: 'generate_content',
+  streamGenerateContent: 'generate_content',
+  embedContent: 'embed_content',
+  batchEmbedContents: 'batch_embed_contents',
+  countTokens: 'count_tokens',
+};
+// Before the OpenAI suffixes: `/api/embeddings` would otherwise be OpenAI's `/embeddings`.
+const OLLAMA_ROUTES: [string, OllamaEndpoint][] = [
+  ['/api/chat', 'chat'],
+  ['/api/generate', 'generate'],
+  ['/api/embed', 'embed'],
+  ['/api/embeddings', 'embeddings'],
+];
+
+function geminiRouteFor(path: string): Route | null {
+  const match = GEMINI_PATH.exec(path);
+  if (!match) return null;
+  const provider = VERTEX_PATH.test(path) ? 'vertex' : 'gemini';
+  const method = match[2] as GeminiMethod;
+  if (!GEMINI_METHODS.includes(method)) return { provider, endpoint: 'unknown' };
+  return {
+    provider,
+    endpoint: GEMINI_ENDPOINTS[method],
+    model: decodeURIComponent(match[1]!),
+    prepare: geminiRoute(method, provider === 'vertex'),
+  };
+}
+
+/**
+ * By path suffix, so any prefix works: `/v1/…`, `/openai/v1/…`, `/openai/deployments/{name}/…`;
+ * Gemini by its `models/{model}:{method}` tail, Ollama by `/api/{chat,generate,embed,embeddings}`.
+ */
 function route(method: string, path: string): Route {
   const trimmed = path.replace(/\/+$/, '');
+  if (method === 'POST') {
+    const gemini = geminiRouteFor(trimmed);
+    if (gemini) return gemini;
+    for (const [suffix, endpoint] of OLLAMA_ROUTES) {
+      if (trimmed.endsWith(suffix)) return { provider: 'ollama', endpoint, prepare: ollamaRoute(endpoint) };
+    }
+  }
   for (const [suffix, endpoint, prepare] of ROUTES) {
     if (method !== 'POST' || !trimmed.endsWith(suffix)) continue;
     const provider = endpoint === 'messages' || endpoint === 'count_tokens' ? 'anthropic' : 'openai';
@@ -46,19 +92,37 @@ function route(method: string, path: string): Route {
   return { provider: 'openai', endpoint: 'unknown' };
 }
 
+/**
+ * Azure OpenAI's v1 API (`/openai/v1/…`) names the deployment in the body's `model`: a model
+ * listed in `azureDeployments` is one, answered as Azure with the deployment's model.
+ * https://learn.microsoft.com/azure/ai-foundry/openai/api-version-lifecycle#api-evolution
+ */
+function azureV1(r: Route, path: string, body: Json, options: SimOptions): Route {
+  const model = body.model;
+  if (r.provider !== 'openai' || !path.includes('/openai/v1/') || typeof model !== 'string') return r;
+  if (options.azureDeployments?.[model] === undefined) return r;
+  return { ...r, provider: 'azure', deployment: model };
+}
+
 const DATED = /(\d{4}-\d{2}-\d{2}|\d{8})$/;
 
 function responseModel(r: Route, body: Json, options: SimOptions): string {
   if (r.deployment !== undefined) return options.azureDeployments?.[r.deployment] ?? DEFAULT_AZURE_MODEL;
+  if (r.model !== undefined) return r.model;
   const requested = typeof body.model === 'string' ? body.model : 'unknown';
   if (!options.datedModels || DATED.test(requested)) return requested;
   return requested + (r.provider === 'anthropic' ? '-20241022' : '-2024-08-06');
 }
 
-function errorBody(provider: SimProvider, type: string, message: string): unknown {
-  return provider === 'anthropic'
-    ? anthropicErrorBody(type, message, newId('req_011', 12))
-    : openaiErrorBody(message, 'invalid_request_error');
+const GOOGLE_STATUS: Record<number, string> = { 400: 'INVALID_ARGUMENT', 404: 'NOT_FOUND', 500: 'INTERNAL' };
+
+function errorBody(provider: SimProvider, status: number, type: string, message: string): unknown {
+  if (provider === 'anthropic') return anthropicErrorBody(type, message, newId('req_011', 12));
+  if (provider === 'gemini' || provider === 'vertex') {
+    return geminiErrorBody(status, GOOGLE_STATUS[status] ?? 'UNKNOWN', message);
+  }
+  if (provider === 'ollama') return { error: message };
+  return openaiErrorBody(message, 'invalid_request_error');
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -170,7 +234,12 @@ export async function startSimulator(options: SimOptions = {}): Promise<Simulato
     try {
       const raw = await readBody(req);
       if (!r.prepare) {
-        const body = errorBody('openai', 'invalid_request_error', `Invalid URL (${method} ${url.pathname})`);
+        const body = errorBody(
+          r.provider,
+          404,
+          'invalid_request_error',
+          `Invalid URL (${method} ${url.pathname})`,
+        );
         sendJson(x, 404, {}, body, 'fault');
         return;
       }
@@ -183,7 +252,7 @@ export async function startSimulator(options: SimOptions = {}): Promise<Simulato
       } catch {
         call.body = raw;
         const message = 'We could not parse the JSON body of your request.';
-        sendJson(x, 400, {}, errorBody(r.provider, 'invalid_request_error', message), 'fault');
+        sendJson(x, 400, {}, errorBody(r.provider, 400, 'invalid_request_error', message), 'fault');
         return;
       }
       const header = req.headers['x-sim-options'];
@@ -197,15 +266,18 @@ export async function startSimulator(options: SimOptions = {}): Promise<Simulato
           x.behavior = call.behavior;
         } catch (error) {
           const message = `x-sim-options: ${(error as Error).message}`;
-          sendJson(x, 400, {}, errorBody(r.provider, 'invalid_request_error', message), 'fault');
+          sendJson(x, 400, {}, errorBody(r.provider, 400, 'invalid_request_error', message), 'fault');
           return;
         }
       }
+      const target = azureV1(r, url.pathname, body, options);
+      call.provider = target.provider;
       const prepared = r.prepare({
         body,
         behavior: call.behavior,
-        model: responseModel(r, body, options),
-        azure: r.provider === 'azure',
+        model: responseModel(target, body, options),
+        azure: target.provider === 'azure',
+        query: url.searchParams,
       });
       await respond(x, prepared);
     } catch (error) {
@@ -219,7 +291,7 @@ export async function startSimulator(options: SimOptions = {}): Promise<Simulato
         x,
         500,
         {},
-        errorBody(r.provider, 'api_error', `simulator failure: ${String(error)}`),
+        errorBody(r.provider, 500, 'api_error', `simulator failure: ${String(error)}`),
         'fault',
       );
     }

@@ -65,7 +65,8 @@ export function countText(text: string): number {
  *   - 3 tokens priming the reply;
  *   - tools add the tokens of `JSON.stringify(tools)`.
  * Anthropic's `system` and the Responses API's `instructions` count as a message with role
- * "system"; a Responses `input` string counts as one user message.
+ * "system"; a Responses `input` string counts as one user message. Gemini's `systemInstruction`
+ * and `contents` and Ollama's `system` and `prompt` follow the same rule (see below).
  */
 const PER_MESSAGE = 3;
 const PER_NAME = 1;
@@ -149,4 +150,66 @@ export function countPlainInputs(input: unknown): number {
   if (!Array.isArray(input)) return 0;
   if (input.every((x) => typeof x === 'number')) return input.length;
   return input.reduce((sum: number, item) => sum + countPlainInputs(item), 0);
+}
+
+/** A Gemini `Content` as message content: text parts, and function calls and responses as their JSON. */
+function geminiParts(content: unknown): unknown {
+  if (typeof content === 'string') return content;
+  const parts = isObject(content) ? content.parts : undefined;
+  if (!Array.isArray(parts)) return [];
+  return parts.map((part) => {
+    if (!isObject(part)) return {};
+    if (typeof part.text === 'string') return { text: part.text };
+    const call = isObject(part.functionCall) ? part.functionCall : null;
+    if (call) return { text: typeof call.name === 'string' ? call.name : '', input: call.args ?? {} };
+    const reply = isObject(part.functionResponse) ? part.functionResponse : null;
+    if (reply) return { text: typeof reply.name === 'string' ? reply.name : '', input: reply.response ?? {} };
+    return {};
+  });
+}
+
+/**
+ * Gemini `generateContent` and `countTokens` bodies, by the same rule: `systemInstruction` is a
+ * system message, each of `contents` a message with its role, `tools` their JSON. A
+ * `countTokens` body may wrap the request in `generateContentRequest`.
+ */
+export function countGeminiInput(body: Json): number {
+  const request = isObject(body.generateContentRequest) ? body.generateContentRequest : body;
+  const messages: unknown[] = [];
+  if (request.systemInstruction !== undefined) {
+    messages.push({ role: 'system', content: geminiParts(request.systemInstruction) });
+  }
+  const contents = Array.isArray(request.contents) ? request.contents : [request.contents];
+  for (const content of contents) {
+    if (content === undefined) continue;
+    const role = isObject(content) && typeof content.role === 'string' ? content.role : 'user';
+    messages.push({ role, content: geminiParts(content) });
+  }
+  return countMessages(messages, request.tools);
+}
+
+/** Gemini `embedContent` (`content`) and `batchEmbedContents` (`requests[].content`): the text of each part. */
+export function countGeminiEmbedInput(body: Json): number {
+  const contents = Array.isArray(body.requests)
+    ? body.requests.map((r) => (isObject(r) ? r.content : undefined))
+    : [body.content];
+  let total = 0;
+  for (const content of contents) {
+    const parts = isObject(content) && Array.isArray(content.parts) ? content.parts : [];
+    for (const part of parts)
+      if (isObject(part) && typeof part.text === 'string') total += countText(part.text);
+  }
+  return total;
+}
+
+/**
+ * Ollama `/api/generate`: `system` as a system message and `prompt` (with a fill-in-the-middle
+ * `suffix`) as a user message; no prompt (a model-load request), no tokens.
+ */
+export function countOllamaGenerateInput(body: Json): number {
+  if (typeof body.prompt !== 'string') return 0;
+  const messages: unknown[] = [];
+  if (typeof body.system === 'string') messages.push({ role: 'system', content: body.system });
+  messages.push({ role: 'user', content: body.prompt });
+  return countMessages(messages) + (typeof body.suffix === 'string' ? countText(body.suffix) : 0);
 }

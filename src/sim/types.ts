@@ -14,8 +14,12 @@ export type Fault =
   | 'garbage'
   | 'slow_headers';
 
-/** Server-reported timings added to OpenAI-compatible responses, as these servers send them. */
-export type TimingReport = 'none' | 'groq' | 'llamacpp' | 'vllm';
+/**
+ * Server-specific figures in OpenAI-compatible responses, as these servers send them: Groq's,
+ * llama.cpp's and vLLM's own timings, and DeepSeek's cache-hit usage fields. Gemini and Ollama
+ * always report what their wire formats carry (Ollama's durations, Gemini's usageMetadata).
+ */
+export type TimingReport = 'none' | 'groq' | 'llamacpp' | 'vllm' | 'deepseek';
 
 /** How one request is answered. Merged: server defaults < enqueued < `x-sim-options` header. */
 export interface Behavior {
@@ -49,13 +53,27 @@ export interface SimOptions {
   /** Default 0: any free port. The server always listens on 127.0.0.1. */
   port?: number;
   defaults?: Partial<Behavior>;
-  /** Azure classic deployment name → the model the response reports (default `gpt-4o-2024-08-06`). */
+  /**
+   * Azure deployment name → the model the response reports. Classic paths
+   * (`/openai/deployments/{name}/…`) default to `gpt-4o-2024-08-06`; on the v1 API
+   * (`/openai/v1/…`) a body `model` listed here is a deployment and answered as Azure.
+   */
   azureDeployments?: Record<string, string>;
   /** Report `model` with a date suffix (`-2024-08-06`, Anthropic `-20241022`) unless already dated. */
   datedModels?: boolean;
 }
 
-export type SimProvider = 'openai' | 'anthropic' | 'azure';
+/**
+ * Who the request was addressed to, by path: OpenAI shapes (`…/chat/completions`…), Azure classic
+ * deployments, Anthropic (`…/messages`), Gemini (`…/models/{model}:{method}`; `vertex` when the
+ * path has Vertex AI's `projects/…/locations/…` or `publishers/…` prefix) and Ollama (`/api/…`).
+ */
+export type SimProvider = 'openai' | 'anthropic' | 'azure' | 'gemini' | 'vertex' | 'ollama';
+/**
+ * Gemini: `generate_content` (`:generateContent` and `:streamGenerateContent`), `embed_content`,
+ * `batch_embed_contents`, `count_tokens`. Ollama: `chat`, `generate`, `embed`, and `embeddings`
+ * (the legacy `/api/embeddings`).
+ */
 export type SimEndpoint =
   | 'chat'
   | 'responses'
@@ -63,6 +81,11 @@ export type SimEndpoint =
   | 'completions'
   | 'messages'
   | 'count_tokens'
+  | 'generate_content'
+  | 'embed_content'
+  | 'batch_embed_contents'
+  | 'generate'
+  | 'embed'
   | 'unknown';
 export type SimOutcome = 'completed' | 'fault' | 'client_closed' | 'cut';
 
@@ -75,6 +98,13 @@ export type SimOutcome = 'completed' | 'fault' | 'client_closed' | 'cut';
  * Times are epoch ms (`performance.timeOrigin + performance.now()`); null until they happen.
  * For a non-streamed body, first/last token times are when generation produced them inside
  * the simulator, before the body was sent.
+ *
+ * Servers that report their own split (Groq, llama.cpp, vLLM, Ollama) report the planned phases:
+ * queue = `queueMs` (Ollama: `load_duration`), prefill = `prefillMs`, and decoding =
+ * `reasoningMs + generationMs` (Groq `completion_time`, llama.cpp `predicted_ms`, vLLM
+ * `generation_time_ms`, Ollama `eval_duration`). Ollama has no wire field for cache reads or
+ * reasoning tokens, so its calls plan none of either; Gemini and Ollama send a tool call whole,
+ * with its last token.
  */
 export interface SimCall {
   id: string;

@@ -1,3 +1,4 @@
+import type { Framing } from './frames.js';
 import type { Plan } from './plan.js';
 import type { SseEvent } from './sse.js';
 import type { Behavior, Fault } from './types.js';
@@ -14,6 +15,8 @@ export interface HttpReply {
 export interface Wire {
   /** Anthropic reports a content filter as a stop reason in a 200; OpenAI shapes refuse with a 400 unless streaming. */
   filterInBody: boolean;
+  /** How stream events are framed; default `sse`. */
+  framing?: Framing;
   headers(plan: Plan, processingMs: number): Record<string, string>;
   /** The HTTP error for a fault, or null when the fault is not an HTTP error for this format. */
   error(fault: Fault, behavior: Behavior, plan: Plan): HttpReply | null;
@@ -39,6 +42,8 @@ export interface RouteInput {
   /** The model the response reports (deployment mapping and date suffix already applied). */
   model: string;
   azure: boolean;
+  /** The request URL's query parameters (Gemini's `alt=sse`). */
+  query: URLSearchParams;
 }
 
 export const isObject = (value: unknown): value is Json =>

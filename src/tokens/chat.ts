@@ -6,8 +6,8 @@
  * https://cookbook.openai.com/examples/how_to_count_tokens_with_tiktoken): 3 tokens per message
  * (`<|start|>{role}<|message|>…<|end|>`), the tokens of its role, content and name, 1 more when a
  * name is given, and 3 to prime the reply. What the cookbook does not document is approximated,
- * each in one place below: tool definitions count as the tokens of `JSON.stringify(tools)` (the
- * hidden rendering differs, usually by tens of tokens), tool calls as their name plus arguments,
+ * each in one place below: tool definitions count as the tokens of `JSON.stringify(tools)` (how
+ * the API renders them for the model is not documented), tool calls as their name plus arguments,
  * images as a flat figure, other media not at all. Anthropic bodies get the same treatment,
  * tokenized with o200k_base: Claude's tokenizer is not published, so they are never exact.
  */
@@ -20,7 +20,10 @@ export type BodyShape =
   | 'openai-responses'
   | 'openai-completions'
   | 'openai-embeddings'
-  | 'anthropic-messages';
+  | 'anthropic-messages'
+  | 'gemini-generate'
+  | 'gemini-embed'
+  | 'ollama-generate';
 
 export const TOKENS_PER_MESSAGE = 3;
 export const TOKENS_PER_NAME = 1;
@@ -37,6 +40,12 @@ export const OPENAI_IMAGE_TOKENS = 85;
  * https://docs.anthropic.com/en/docs/build-with-claude/vision#calculate-image-costs
  */
 export const ANTHROPIC_IMAGE_TOKENS = 1_600;
+/**
+ * An image in a Gemini request: 258 tokens when both sides are at most 384 pixels, more (258 per
+ * 768-pixel tile) for larger ones, which needs the image's size. A lower bound, like OpenAI's.
+ * https://ai.google.dev/gemini-api/docs/tokens#multimodal-tokens
+ */
+export const GEMINI_IMAGE_TOKENS = 258;
 
 /** What a body costs: texts to tokenize plus tokens known without tokenizing. */
 interface Parts {
@@ -208,6 +217,77 @@ function anthropicMessages(body: Json, parts: Parts): void {
   addJson(parts, body.tools);
 }
 
+/**
+ * A Gemini `Content` (or a bare string): text parts, function calls and responses as name plus
+ * JSON, images at their flat figure. Protobuf JSON accepts snake_case names too (Vertex AI).
+ */
+function addGeminiContent(parts: Parts, content: unknown): void {
+  if (typeof content === 'string') {
+    addText(parts, content);
+    return;
+  }
+  if (!isObject(content)) return;
+  for (const part of list(content.parts)) {
+    if (!isObject(part)) continue;
+    addText(parts, part.text);
+    const call = part.functionCall ?? part.function_call;
+    if (isObject(call)) {
+      addText(parts, call.name);
+      addJson(parts, call.args);
+    }
+    const reply = part.functionResponse ?? part.function_response;
+    if (isObject(reply)) {
+      addText(parts, reply.name);
+      addJson(parts, reply.response);
+    }
+    const media = part.inlineData ?? part.inline_data ?? part.fileData ?? part.file_data;
+    const mime = isObject(media) ? (media.mimeType ?? media.mime_type) : undefined;
+    if (typeof mime === 'string' && mime.startsWith('image/')) parts.fixed += GEMINI_IMAGE_TOKENS;
+  }
+}
+
+/** Gemini `generateContent` and `countTokens` (which may wrap it in `generateContentRequest`). */
+function geminiGenerate(body: Json, parts: Parts): void {
+  const wrapped = body.generateContentRequest ?? body.generate_content_request;
+  const request = isObject(wrapped) ? wrapped : body;
+  const system = request.systemInstruction ?? request.system_instruction;
+  if (system !== undefined && system !== null) {
+    parts.fixed += TOKENS_PER_MESSAGE;
+    addText(parts, 'system');
+    addGeminiContent(parts, system);
+  }
+  const contents = Array.isArray(request.contents) ? request.contents : [request.contents];
+  for (const content of contents) {
+    if (content === undefined || content === null) continue;
+    parts.fixed += TOKENS_PER_MESSAGE;
+    addText(parts, isObject(content) && typeof content.role === 'string' ? content.role : 'user');
+    addGeminiContent(parts, content);
+  }
+  parts.fixed += REPLY_PRIMING_TOKENS;
+  addJson(parts, request.tools);
+}
+
+/** Gemini `embedContent` (`content`) and `batchEmbedContents` (`requests[].content`): the text alone. */
+function geminiEmbed(body: Json, parts: Parts): void {
+  const requests = Array.isArray(body.requests) ? body.requests : [body];
+  for (const request of requests) if (isObject(request)) addGeminiContent(parts, request.content);
+}
+
+/** Ollama `/api/generate`: `system` and `prompt` (plus a fill-in-the-middle `suffix`) as two messages. */
+function ollamaGenerate(body: Json, parts: Parts): void {
+  if (typeof body.prompt !== 'string') return;
+  if (typeof body.system === 'string') {
+    parts.fixed += TOKENS_PER_MESSAGE;
+    addText(parts, 'system');
+    addText(parts, body.system);
+  }
+  parts.fixed += TOKENS_PER_MESSAGE;
+  addText(parts, 'user');
+  addText(parts, body.prompt);
+  addText(parts, body.suffix);
+  parts.fixed += REPLY_PRIMING_TOKENS;
+}
+
 function collect(body: unknown, shape: BodyShape): Parts {
   const parts: Parts = { texts: [], fixed: 0 };
   if (!isObject(body)) return parts;
@@ -227,6 +307,15 @@ function collect(body: unknown, shape: BodyShape): Parts {
       break;
     case 'anthropic-messages':
       anthropicMessages(body, parts);
+      break;
+    case 'gemini-generate':
+      geminiGenerate(body, parts);
+      break;
+    case 'gemini-embed':
+      geminiEmbed(body, parts);
+      break;
+    case 'ollama-generate':
+      ollamaGenerate(body, parts);
       break;
   }
   return parts;

@@ -3,8 +3,9 @@
  *
  * The first MAX_COUNTED_CHARS characters of a call are counted exactly; the rest is estimated
  * from the tokens-per-character ratio of the counted part and the result flagged `truncated`.
- * One sync pass over 1,000,000 characters takes ~0.03 s for prose and ~0.3 s for base64 (see
- * bench/tokenizer.mjs); the async variants yield to the event loop every 32 to 64 KiB.
+ * Throughput is 2 to 14 MB/s depending on the text (bench/tokenizer.mjs: about 0.2 s for 1 MB of
+ * prose, 0.5 s for 1 MB of CJK or base64, on one core), so a sync count of a capped text can hold
+ * the event loop for half a second; the async variants yield every 32 to 64 KiB instead.
  */
 
 import { type Encoder, encodingForModel, loadEncoding } from './encoding.js';

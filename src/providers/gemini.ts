@@ -1,0 +1,279 @@
+import type { Operation, RequestInfo } from '../record.js';
+import { readPlainHeaders } from './headers.js';
+import { appendCapped, arr, clip, int, type Json, num, obj, parseJson, str } from './json.js';
+import type {
+  BodyFormat,
+  BodyShape,
+  Detection,
+  ParsedResponse,
+  ParsedUsage,
+  ProviderAdapter,
+  ProviderError,
+  ResponseParser,
+} from './types.js';
+import { emptyParsed } from './types.js';
+
+/**
+ * Google Gemini, on the Generative Language API
+ * (`https://generativelanguage.googleapis.com/v1beta/models/{model}:{method}`) and on Vertex AI
+ * (`https://{region}-aiplatform.googleapis.com/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:{method}`,
+ * and `…/endpoints/{id}:{method}` for deployed tuned models).
+ * https://ai.google.dev/api/generate-content, https://ai.google.dev/api/embeddings,
+ * https://ai.google.dev/api/tokens, https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest
+ *
+ * The model is in the URL, never in the body. `:streamGenerateContent?alt=sse` streams SSE;
+ * without `alt=sse` the body is one JSON array whose elements arrive one by one.
+ *
+ * The API key may be in the `?key=` query: the URL is never recorded (only its host and port).
+ */
+
+type Method =
+  | 'generateContent'
+  | 'streamGenerateContent'
+  | 'embedContent'
+  | 'batchEmbedContents'
+  | 'countTokens';
+
+const OPERATION: Record<Method, Operation> = {
+  generateContent: 'generate_content',
+  streamGenerateContent: 'generate_content',
+  embedContent: 'embeddings',
+  batchEmbedContents: 'embeddings',
+  countTokens: 'count_tokens',
+};
+
+interface GeminiDetection extends Detection {
+  method: Method;
+  /** `alt=sse` was asked for. */
+  sse: boolean;
+}
+
+const PATH =
+  /\/(?:models|tunedModels|endpoints)\/([^/:]+):(generateContent|streamGenerateContent|embedContent|batchEmbedContents|countTokens)$/;
+const VERTEX_HOST = /(?:^|[.-])aiplatform\.googleapis\.com$/;
+const GEMINI_HOST = /(?:^|\.)generativelanguage\.googleapis\.com$/;
+const VERTEX_PATH = /\/projects\/[^/]+\/locations\/[^/]+\/|\/publishers\/google\//;
+
+/** Vertex AI by its host, or on any other host (a proxy, the simulator) by its path shape. */
+function providerFor(url: URL): string {
+  if (VERTEX_HOST.test(url.hostname)) return 'gcp.vertex_ai';
+  if (GEMINI_HOST.test(url.hostname)) return 'gcp.gemini';
+  return VERTEX_PATH.test(url.pathname) ? 'gcp.vertex_ai' : 'gcp.gemini';
+}
+
+/** Protobuf JSON accepts both lowerCamelCase and the proto's snake_case field names. */
+function field(o: Json | null, camel: string, snake: string): unknown {
+  return o ? (o[camel] ?? o[snake]) : undefined;
+}
+
+function countTools(tools: unknown): number {
+  let count = 0;
+  for (const t of arr(tools) ?? []) {
+    const tool = obj(t);
+    if (!tool) continue;
+    const declarations = arr(field(tool, 'functionDeclarations', 'function_declarations'));
+    // A built-in tool (googleSearch, codeExecution, urlContext…) is one tool.
+    count += declarations ? declarations.length : 1;
+  }
+  return count;
+}
+
+function parseRequest(body: Json, detection: Detection): RequestInfo {
+  const d = detection as GeminiDetection;
+  const wrapped = obj(field(body, 'generateContentRequest', 'generate_content_request'));
+  const request = d.method === 'countTokens' && wrapped ? wrapped : body;
+  const config = obj(field(request, 'generationConfig', 'generation_config'));
+  return {
+    parsed: true,
+    model: detection.urlModel,
+    stream: d.method === 'streamGenerateContent',
+    maxTokens: num(field(config, 'maxOutputTokens', 'max_output_tokens')),
+    temperature: num(config?.temperature),
+    choices: num(field(config, 'candidateCount', 'candidate_count')),
+    toolCount: countTools(request.tools),
+  };
+}
+
+/**
+ * `promptTokenCount` includes `cachedContentTokenCount`; `toolUsePromptTokenCount` (the results
+ * of built-in tools fed back to the model) is input outside it; `thoughtsTokenCount` is output
+ * outside `candidatesTokenCount`, billed at the output price.
+ * https://ai.google.dev/api/generate-content#UsageMetadata
+ */
+export function geminiUsage(usage: Json | null): ParsedUsage | null {
+  if (!usage) return null;
+  const prompt = num(usage.promptTokenCount);
+  if (prompt === null) return null;
+  const input = Math.round(prompt) + int(usage.toolUsePromptTokenCount);
+  const thoughts = int(usage.thoughtsTokenCount);
+  return {
+    inputTokens: input,
+    outputTokens: int(usage.candidatesTokenCount) + thoughts,
+    cacheReadTokens: Math.min(int(usage.cachedContentTokenCount), input),
+    cacheWriteTokens: 0,
+    reasoningTokens: thoughts,
+  };
+}
+
+/** `{error:{code,message,status,details}}`, also wrapped in a one-element array (JSON-array streams). */
+function readError(body: unknown): ProviderError {
+  const outer = obj(body) ?? obj(arr(body)?.[0]);
+  const error = obj(outer?.error);
+  if (!error) {
+    const text = typeof body === 'string' ? body : null;
+    return { code: null, type: null, message: clip(text, 500) };
+  }
+  const status = str(error.status);
+  // ErrorInfo.reason says more than the status: API_KEY_INVALID inside an INVALID_ARGUMENT.
+  let reason: string | null = null;
+  for (const d of arr(error.details) ?? []) {
+    const detail = obj(d);
+    if (detail && /ErrorInfo$/.test(str(detail['@type']) ?? '')) reason = str(detail.reason);
+  }
+  const code = num(error.code);
+  return {
+    code: clip(reason ?? status ?? (code === null ? null : String(code))),
+    type: clip(status),
+    message: clip(str(error.message), 500),
+  };
+}
+
+function createGenerateParser(): ResponseParser {
+  const out: ParsedResponse = emptyParsed();
+  const finish = new Map<number, string>();
+
+  /** One GenerateContentResponse: the whole body, or one stream chunk whose parts are new. */
+  function take(response: Json): boolean {
+    out.responseId ??= str(response.responseId);
+    out.responseModel ??= str(response.modelVersion);
+    // Every chunk carries the usage so far: replace, never add.
+    const usage = geminiUsage(obj(response.usageMetadata));
+    if (usage) out.usage = usage;
+    if (obj(response.error)) out.streamError = readError(response);
+    const blocked = str(obj(response.promptFeedback)?.blockReason);
+    if (blocked) {
+      finish.set(-1, blocked);
+      out.terminal = true;
+    }
+    let output = false;
+    for (const c of arr(response.candidates) ?? []) {
+      const candidate = obj(c);
+      if (!candidate) continue;
+      const reason = str(candidate.finishReason);
+      if (reason) {
+        finish.set(int(candidate.index), reason);
+        // The last chunk carries the finish reason and the totals; there is no other terminator.
+        out.terminal = true;
+      }
+      for (const p of arr(obj(candidate.content)?.parts) ?? []) {
+        const part = obj(p);
+        if (!part) continue;
+        const text = str(part.text);
+        if (text) {
+          out.outputText = appendCapped(out.outputText, text);
+          output = true;
+        }
+        const call = obj(part.functionCall);
+        if (call) {
+          out.toolCalls++;
+          out.outputText = appendCapped(
+            out.outputText,
+            (str(call.name) ?? '') + JSON.stringify(call.args ?? {}),
+          );
+          output = true;
+        }
+        if (part.executableCode || part.inlineData) output = true;
+      }
+    }
+    return output;
+  }
+
+  return {
+    event(event) {
+      const chunk = obj(parseJson(event.data));
+      return chunk ? take(chunk) : false;
+    },
+    json(body) {
+      const b = obj(body);
+      if (!b) return;
+      take(b);
+      out.terminal = true;
+    },
+    result() {
+      out.finishReasons = [...finish.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
+      return out;
+    },
+  };
+}
+
+/** Embeddings answer no usage on the Generative Language API (it is then counted); countTokens its count. */
+function createUnaryParser(method: Method): ResponseParser {
+  const out: ParsedResponse = emptyParsed();
+  return {
+    event: () => false,
+    json(body) {
+      const b = obj(body);
+      if (!b) return;
+      out.terminal = true;
+      if (method === 'countTokens') {
+        const total = num(b.totalTokens);
+        if (total !== null) {
+          out.usage = {
+            inputTokens: Math.round(total),
+            outputTokens: 0,
+            cacheReadTokens: 0,
+            cacheWriteTokens: 0,
+            reasoningTokens: 0,
+          };
+        }
+        return;
+      }
+      out.usage = geminiUsage(obj(b.usageMetadata));
+    },
+    result: () => out,
+  };
+}
+
+export const geminiAdapter: ProviderAdapter = {
+  id: 'gemini',
+  detect(url, method) {
+    if (method !== 'POST') return null;
+    const match = PATH.exec(url.pathname);
+    if (!match) return null;
+    let model: string;
+    try {
+      model = decodeURIComponent(match[1]!);
+    } catch {
+      model = match[1]!;
+    }
+    const name = match[2] as Method;
+    const detection: GeminiDetection = {
+      adapter: geminiAdapter,
+      provider: providerFor(url),
+      operation: OPERATION[name],
+      urlModel: model,
+      urlStream: name === 'streamGenerateContent',
+      method: name,
+      sse: url.searchParams.get('alt') === 'sse',
+    };
+    return detection;
+  },
+  parseRequest,
+  createParser(detection) {
+    const { method } = detection as GeminiDetection;
+    return method === 'generateContent' || method === 'streamGenerateContent'
+      ? createGenerateParser()
+      : createUnaryParser(method);
+  },
+  parseError: readError,
+  readHeaders: readPlainHeaders,
+  bodyFormat(detection, _info, contentType): BodyFormat {
+    const d = detection as GeminiDetection;
+    if (d.method !== 'streamGenerateContent') return 'json';
+    return d.sse || contentType.includes('text/event-stream') ? 'sse' : 'json-array';
+  },
+  bodyShape(detection): BodyShape {
+    const { method } = detection as GeminiDetection;
+    return method === 'embedContent' || method === 'batchEmbedContents' ? 'gemini-embed' : 'gemini-generate';
+  },
+};

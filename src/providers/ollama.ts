@@ -1,0 +1,247 @@
+import type { Operation, RequestInfo } from '../record.js';
+import { readPlainHeaders } from './headers.js';
+import { appendCapped, arr, clip, type Json, num, obj, parseJson, str } from './json.js';
+import type {
+  BodyFormat,
+  BodyShape,
+  Detection,
+  ParsedResponse,
+  ProviderAdapter,
+  ProviderError,
+  ResponseParser,
+  ServerTiming,
+} from './types.js';
+import { emptyParsed } from './types.js';
+
+/**
+ * Ollama's native API: `/api/chat`, `/api/generate`, `/api/embed` and the legacy
+ * `/api/embeddings`. https://github.com/ollama/ollama/blob/main/docs/api.md
+ * (Ollama's OpenAI-compatible `/v1/…` endpoints go through the OpenAI adapter.)
+ *
+ * Chat and generate stream NDJSON unless the body says `"stream": false`. The last object
+ * (`done: true`) carries `prompt_eval_count`, `eval_count` and the durations in nanoseconds:
+ * `load_duration` (loading the model, and waiting for it, counted as queue),
+ * `prompt_eval_duration` (prefill) and `eval_duration` (generation).
+ *
+ * Detection heuristic: `/api/chat` and `/api/generate` are common paths on other servers (an
+ * app's own chat route, often posting the Vercel AI SDK's UI messages), so a call is metered only
+ * when its body is JSON shaped like Ollama's (`requiresJsonBody`): a non-empty string `model`, a
+ * boolean `stream` if any, and for chat a `messages` array of objects with a string `role`, a
+ * string `content` if any (Ollama takes no content parts) and no `parts`; for generate a string
+ * `prompt` if any and no `messages`; for embed a string or string-array `input`. Anything else
+ * passes through unmetered. Ollama counts only the prompt tokens it evaluated: a prefix served
+ * from its cache is not in `prompt_eval_count`.
+ */
+
+type Kind = 'chat' | 'generate' | 'embed' | 'embeddings';
+
+const OPERATION: Record<Kind, Operation> = {
+  chat: 'chat',
+  generate: 'text_completion',
+  embed: 'embeddings',
+  embeddings: 'embeddings',
+};
+
+const SHAPE: Record<Kind, BodyShape> = {
+  chat: 'openai-chat',
+  generate: 'ollama-generate',
+  embed: 'openai-embeddings',
+  // The legacy body is `{ model, prompt }`: one plain prompt.
+  embeddings: 'openai-completions',
+};
+
+interface OllamaDetection extends Detection {
+  kind: Kind;
+}
+
+const PATH = /\/api\/(chat|generate|embed|embeddings)\/?$/;
+
+const isText = (value: unknown): boolean => typeof value === 'string';
+
+function isOllamaMessage(value: unknown): boolean {
+  const m = obj(value);
+  return (
+    m !== null && isText(m.role) && (m.content === undefined || isText(m.content)) && m.parts === undefined
+  );
+}
+
+/** See the detection heuristic above. */
+function looksLikeOllama(body: Json, kind: Kind): boolean {
+  if (typeof body.model !== 'string' || body.model.length === 0) return false;
+  if (body.stream !== undefined && typeof body.stream !== 'boolean') return false;
+  switch (kind) {
+    case 'chat': {
+      return arr(body.messages)?.every(isOllamaMessage) ?? false;
+    }
+    case 'generate':
+      return (body.prompt === undefined || isText(body.prompt)) && body.messages === undefined;
+    case 'embed':
+      return isText(body.input) || (arr(body.input)?.every(isText) ?? false);
+    case 'embeddings':
+      // Ollama's `{ model, prompt }`, or an OpenAI-shaped body from a server in front of it.
+      return isText(body.prompt) || body.input !== undefined;
+  }
+}
+
+function parseRequest(body: Json, detection: Detection): RequestInfo {
+  const { kind } = detection as OllamaDetection;
+  const options = obj(body.options);
+  const generates = kind === 'chat' || kind === 'generate';
+  return {
+    parsed: true,
+    // null: not Ollama after all, and the wrapper passes the call through.
+    model: looksLikeOllama(body, kind) ? (body.model as string) : null,
+    // Ollama streams unless told not to.
+    stream: generates && body.stream !== false,
+    // num_predict -1 (and -2) mean "until the context is full": no limit, which num() drops.
+    maxTokens: num(options?.num_predict),
+    temperature: num(options?.temperature),
+    choices: null,
+    toolCount: kind === 'chat' ? (arr(body.tools)?.length ?? 0) : 0,
+  };
+}
+
+const ms = (nanos: unknown): number | null => {
+  const n = num(nanos);
+  return n === null ? null : n / 1e6;
+};
+
+function createParser(): ResponseParser {
+  const out: ParsedResponse = emptyParsed();
+
+  function takeFinal(o: Json): void {
+    out.terminal = true;
+    const reason = str(o.done_reason);
+    if (reason) out.finishReasons = [reason];
+    const prompt = num(o.prompt_eval_count);
+    const evals = num(o.eval_count);
+    if (prompt !== null || evals !== null) {
+      out.usage = {
+        inputTokens: Math.round(prompt ?? 0),
+        outputTokens: Math.round(evals ?? 0),
+        cacheReadTokens: 0,
+        cacheWriteTokens: 0,
+        reasoningTokens: 0,
+      };
+    }
+    const queueMs = ms(o.load_duration);
+    const timing: ServerTiming = {
+      queueMs,
+      prefillMs: ms(o.prompt_eval_duration),
+      generationMs: ms(o.eval_duration),
+    };
+    // /api/embed reports only the total and the load: the rest is processing the input.
+    const totalMs = ms(o.total_duration);
+    if (timing.prefillMs === null && timing.generationMs === null && totalMs !== null && queueMs !== null) {
+      timing.prefillMs = Math.max(0, totalMs - queueMs);
+    }
+    if (timing.queueMs !== null || timing.prefillMs !== null || timing.generationMs !== null) {
+      out.serverTiming = timing;
+    }
+  }
+
+  /** One object: a stream line, or the whole body. Returns whether it carried output. */
+  function take(o: Json): boolean {
+    out.responseModel ??= str(o.model);
+    const error = o.error;
+    if (error !== undefined && error !== null) {
+      // An error line inside a 200 stream is the server's failure while generating.
+      out.streamError = {
+        code: null,
+        type: 'server_error',
+        message: clip(str(error) ?? str(obj(error)?.message), 500),
+      };
+      return false;
+    }
+    let output = false;
+    const message = obj(o.message);
+    const text = str(message?.content) ?? str(o.response);
+    if (text) {
+      out.outputText = appendCapped(out.outputText, text);
+      output = true;
+    }
+    // Thinking tokens are inside eval_count.
+    const thinking = str(message?.thinking) ?? str(o.thinking);
+    if (thinking) {
+      out.outputText = appendCapped(out.outputText, thinking);
+      output = true;
+    }
+    for (const c of arr(message?.tool_calls) ?? []) {
+      const fn = obj(obj(c)?.function);
+      if (!fn) continue;
+      out.toolCalls++;
+      out.outputText = appendCapped(
+        out.outputText,
+        (str(fn.name) ?? '') + JSON.stringify(fn.arguments ?? {}),
+      );
+      output = true;
+    }
+    if (o.done === true) takeFinal(o);
+    return output;
+  }
+
+  return {
+    event(event) {
+      const line = obj(parseJson(event.data));
+      return line ? take(line) : false;
+    },
+    json(body) {
+      const b = obj(body);
+      if (!b) return;
+      take(b);
+      if (b.done === undefined) takeFinal(b);
+      // An OpenAI-shaped embeddings answer from a server in front of Ollama.
+      const usage = obj(b.usage);
+      const prompt = num(usage?.prompt_tokens);
+      if (!out.usage && prompt !== null) {
+        out.usage = {
+          inputTokens: Math.round(prompt),
+          outputTokens: 0,
+          cacheReadTokens: 0,
+          cacheWriteTokens: 0,
+          reasoningTokens: 0,
+        };
+      }
+      out.terminal = true;
+    },
+    result: () => out,
+  };
+}
+
+function readError(body: unknown): ProviderError {
+  const b = obj(body);
+  const error = b?.error;
+  const message = str(error) ?? str(obj(error)?.message) ?? (typeof body === 'string' ? body : null);
+  return { code: null, type: null, message: clip(message, 500) };
+}
+
+export const ollamaAdapter: ProviderAdapter = {
+  id: 'ollama',
+  detect(url, method) {
+    if (method !== 'POST') return null;
+    const match = PATH.exec(url.pathname);
+    if (!match) return null;
+    const kind = match[1] as Kind;
+    const detection: OllamaDetection = {
+      adapter: ollamaAdapter,
+      provider: 'ollama',
+      operation: OPERATION[kind],
+      urlModel: null,
+      requiresJsonBody: true,
+      kind,
+    };
+    return detection;
+  },
+  parseRequest,
+  createParser: () => createParser(),
+  parseError: readError,
+  readHeaders: readPlainHeaders,
+  bodyFormat(detection, info, contentType): BodyFormat {
+    const { kind } = detection as OllamaDetection;
+    if (kind === 'embed' || kind === 'embeddings') return 'json';
+    if (contentType.includes('application/x-ndjson')) return 'ndjson';
+    if (contentType.includes('application/json')) return 'json';
+    return info.stream ? 'ndjson' : 'json';
+  },
+  bodyShape: (detection) => SHAPE[(detection as OllamaDetection).kind],
+};

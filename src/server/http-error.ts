@@ -1,0 +1,32 @@
+/**
+ * Errors a route throws to answer with a 4xx. The body never carries a stack trace or SQL:
+ * `{ error: { type, message, field? } }`.
+ */
+
+export type HttpErrorType = 'invalid_request' | 'unauthorized' | 'not_found' | 'internal' | 'unavailable';
+
+export class HttpError extends Error {
+  override name = 'HttpError' as const;
+  constructor(
+    readonly status: number,
+    readonly type: HttpErrorType,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+
+  toJSON(): { error: { type: HttpErrorType; message: string; field?: string } } {
+    return {
+      error: { type: this.type, message: this.message, ...(this.field ? { field: this.field } : {}) },
+    };
+  }
+}
+
+export function isHttpError(error: unknown): error is HttpError {
+  return error instanceof HttpError || (error as { name?: unknown } | null)?.name === 'HttpError';
+}
+
+export function invalidRequest(field: string, message: string): HttpError {
+  return new HttpError(400, 'invalid_request', message, field);
+}

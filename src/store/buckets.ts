@@ -1,0 +1,124 @@
+/**
+ * Calendar buckets in an IANA time zone, computed in JS with Intl (SQLite knows no zones).
+ *
+ * Reports are built from hours (rollup rows are hourly), and each hour is labelled with the
+ * local day, ISO week or month its first instant falls in. Day boundaries are therefore exact
+ * across DST changes (a local day is 23 or 25 hours) in every zone whose UTC offset is a whole
+ * number of hours; in the few zones with a :30 or :45 offset the boundary is taken at the UTC
+ * hour that contains local midnight. `hour` buckets are UTC hours.
+ */
+import type { TimeBucket } from './types.js';
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatter(tz: string): Intl.DateTimeFormat {
+  let format = formatters.get(tz);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone: tz,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    formatters.set(tz, format);
+  }
+  return format;
+}
+
+export function isValidTimeZone(tz: string): boolean {
+  try {
+    formatter(tz);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface WallTime {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+  second: number;
+}
+
+export function wallTime(ms: number, tz: string): WallTime {
+  const wall: WallTime = { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0 };
+  for (const part of formatter(tz).formatToParts(ms)) {
+    if (part.type in wall) wall[part.type as keyof WallTime] = Number(part.value);
+  }
+  return wall;
+}
+
+/** Local time minus UTC at `ms`, in ms. */
+function offsetAt(ms: number, tz: string): number {
+  const w = wallTime(ms, tz);
+  return Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second) - Math.floor(ms / 1000) * 1000;
+}
+
+/** The instant the local wall clock in `tz` reads the given date and hour (month 1..12). */
+export function zonedInstant(year: number, month: number, day: number, tz: string, hour = 0): number {
+  const wall = Date.UTC(year, month - 1, day, hour);
+  const first = offsetAt(wall, tz);
+  let instant = wall - first;
+  const second = offsetAt(instant, tz);
+  if (second !== first) instant = wall - second;
+  return instant;
+}
+
+const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
+
+function dateLabel(utcMidnight: number): string {
+  const d = new Date(utcMidnight);
+  return `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+}
+
+/** Label of the bucket that contains the instant `ms` (an hour start, in reports). */
+export function bucketLabel(ms: number, unit: TimeBucket, tz: string): string {
+  if (unit === 'hour') return new Date(Math.floor(ms / HOUR_MS) * HOUR_MS).toISOString();
+  const w = wallTime(ms, tz);
+  if (unit === 'month') return `${pad(w.year, 4)}-${pad(w.month)}`;
+  const localDate = Date.UTC(w.year, w.month - 1, w.day);
+  if (unit === 'day') return dateLabel(localDate);
+  const mondayBased = (new Date(localDate).getUTCDay() + 6) % 7;
+  return dateLabel(localDate - mondayBased * DAY_MS);
+}
+
+/** Start instant of the bucket a label names. */
+export function bucketStart(label: string, unit: TimeBucket, tz: string): number {
+  if (unit === 'hour') return Date.parse(label);
+  const [year = 0, month = 1, day = 1] = label.split('-').map(Number);
+  return zonedInstant(year, month, day, tz);
+}
+
+/** The label of the bucket after `label`. */
+export function nextBucketLabel(label: string, unit: TimeBucket): string {
+  if (unit === 'hour') return new Date(Date.parse(label) + HOUR_MS).toISOString();
+  const [year = 0, month = 1, day = 1] = label.split('-').map(Number);
+  if (unit === 'month') {
+    const next = new Date(Date.UTC(year, month, 1));
+    return `${pad(next.getUTCFullYear(), 4)}-${pad(next.getUTCMonth() + 1)}`;
+  }
+  return dateLabel(Date.UTC(year, month - 1, day) + (unit === 'week' ? 7 : 1) * DAY_MS);
+}
+
+/** Labels for many hours, computing each hour once. */
+export function createBucketLabeler(unit: TimeBucket, tz: string): (hourMs: number) => string {
+  const cache = new Map<number, string>();
+  return (hourMs) => {
+    let label = cache.get(hourMs);
+    if (label === undefined) {
+      label = bucketLabel(hourMs, unit, tz);
+      cache.set(hourMs, label);
+    }
+    return label;
+  };
+}

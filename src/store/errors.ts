@@ -1,0 +1,58 @@
+/**
+ * Errors the store raises to its owner (never to a metered caller: `write` swallows).
+ * The guards also compare `name`, so errors from another copy of the library still match.
+ */
+
+import { LlmMeterError } from '../errors/errors.js';
+
+export class StoreError extends LlmMeterError {
+  override name: string = 'StoreError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The database was migrated by a newer llm-meter; opening it could corrupt it. */
+export class SchemaTooNewError extends StoreError {
+  override name = 'SchemaTooNewError' as const;
+  constructor(
+    readonly databaseVersion: number,
+    readonly codeVersion: number,
+  ) {
+    super(
+      `database schema version ${databaseVersion} is newer than this llm-meter (${codeVersion}); upgrade llm-meter`,
+    );
+  }
+}
+
+/** A migration file is misnamed, out of order, or does more than DDL. */
+export class MigrationError extends StoreError {
+  override name = 'MigrationError' as const;
+}
+
+/** A query the store cannot answer as asked (e.g. a cursor it did not issue). */
+export class InvalidQueryError extends StoreError {
+  override name = 'InvalidQueryError' as const;
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function hasName(error: unknown, name: string): boolean {
+  return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === name;
+}
+
+export function isSchemaTooNewError(error: unknown): error is SchemaTooNewError {
+  return error instanceof SchemaTooNewError || hasName(error, 'SchemaTooNewError');
+}
+
+export function isMigrationError(error: unknown): error is MigrationError {
+  return error instanceof MigrationError || hasName(error, 'MigrationError');
+}
+
+export function isInvalidQueryError(error: unknown): error is InvalidQueryError {
+  return error instanceof InvalidQueryError || hasName(error, 'InvalidQueryError');
+}

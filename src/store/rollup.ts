@@ -1,0 +1,153 @@
+/**
+ * Rollups: what a batch of newly inserted rows adds to each rollup table, and the upsert that
+ * adds it. Only rows that were actually inserted are passed here, so a record written twice is
+ * counted once.
+ */
+
+import { DAY_MS, HOUR_MS } from './buckets.js';
+import { bucketIndex, encodeIndices } from './histogram.js';
+import type { UsageRow } from './row.js';
+import { DIMENSIONS, type Dimension } from './types.js';
+
+export interface RollupTable {
+  name: string;
+  /** The bucket's start, epoch ms: `hour_ms` (UTC hours) or `day_ms` (UTC days). */
+  timeColumn: 'hour_ms' | 'day_ms';
+  grainMs: number;
+  dims: readonly Dimension[];
+}
+
+export const MODEL_HOURLY: RollupTable = {
+  name: 'usage_model_hourly',
+  timeColumn: 'hour_ms',
+  grainMs: HOUR_MS,
+  dims: ['model', 'provider', 'operation', 'outcome'],
+};
+export const HOURLY: RollupTable = {
+  name: 'usage_hourly',
+  timeColumn: 'hour_ms',
+  grainMs: HOUR_MS,
+  dims: DIMENSIONS,
+};
+export const DAILY: RollupTable = {
+  name: 'usage_daily',
+  timeColumn: 'day_ms',
+  grainMs: DAY_MS,
+  dims: DIMENSIONS,
+};
+
+export const ROLLUP_TABLES: readonly RollupTable[] = [MODEL_HOURLY, HOURLY, DAILY];
+
+/** Additive columns, the same in every rollup table. */
+export const SUM_COLUMNS = [
+  'requests',
+  'errors',
+  'input_tokens',
+  'cached_input_tokens',
+  'cache_write_input_tokens',
+  'output_tokens',
+  'reasoning_tokens',
+  'cost_nanos',
+  'unpriced_requests',
+  'duration_ms_sum',
+] as const;
+export type SumColumn = (typeof SUM_COLUMNS)[number];
+
+export const HISTOGRAM_COLUMNS = ['latency_hist', 'ttft_hist'] as const;
+
+interface Group {
+  bucketMs: number;
+  keys: string[];
+  sums: Record<SumColumn, number>;
+  /** Histogram bucket of each value: a batch's group holds few values, a list is cheapest. */
+  latency: number[];
+  ttft: number[];
+}
+
+const zeroSums = (): Record<SumColumn, number> => ({
+  requests: 0,
+  errors: 0,
+  input_tokens: 0,
+  cached_input_tokens: 0,
+  cache_write_input_tokens: 0,
+  output_tokens: 0,
+  reasoning_tokens: 0,
+  cost_nanos: 0,
+  unpriced_requests: 0,
+  duration_ms_sum: 0,
+});
+
+const num = (value: string | number | null): number => (typeof value === 'number' ? value : 0);
+
+function addBucket(buckets: number[], ms: string | number | null): void {
+  if (typeof ms === 'number' && Number.isFinite(ms) && ms >= 0) buckets.push(bucketIndex(ms));
+}
+
+export interface RollupBatch {
+  add(row: UsageRow): void;
+  /** Upsert parameters, one per (table, group). */
+  params(): Array<{ table: RollupTable; values: Record<string, string | number | Buffer> }>;
+}
+
+export function createRollupBatch(tables: readonly RollupTable[] = ROLLUP_TABLES): RollupBatch {
+  const groups = tables.map(() => new Map<string, Group>());
+  return {
+    add(row) {
+      for (let t = 0; t < tables.length; t++) {
+        const { dims, grainMs } = tables[t]!;
+        const bucketMs = Math.floor((row.time_ms as number) / grainMs) * grainMs;
+        let id = String(bucketMs);
+        for (const dim of dims) id += `\u0000${row[dim] ?? ''}`;
+        let group = groups[t]!.get(id);
+        if (!group) {
+          const keys = dims.map((dim) => (row[dim] ?? '') as string);
+          group = { bucketMs, keys, sums: zeroSums(), latency: [], ttft: [] };
+          groups[t]!.set(id, group);
+        }
+        const sums = group.sums;
+        sums.requests += 1;
+        if (row.outcome === 'error') sums.errors += 1;
+        sums.input_tokens += num(row.input_tokens);
+        sums.cached_input_tokens += num(row.cached_input_tokens);
+        sums.cache_write_input_tokens += num(row.cache_write_input_tokens);
+        sums.output_tokens += num(row.output_tokens);
+        sums.reasoning_tokens += num(row.reasoning_tokens);
+        if (row.cost_nanos === null) sums.unpriced_requests += 1;
+        else sums.cost_nanos += num(row.cost_nanos);
+        sums.duration_ms_sum += num(row.duration_ms);
+        addBucket(group.latency, row.duration_ms);
+        addBucket(group.ttft, row.ttft_ms);
+      }
+    },
+    params() {
+      return tables.flatMap((table, t) =>
+        [...groups[t]!.values()].map((group) => {
+          const values: Record<string, string | number | Buffer> = {
+            [table.timeColumn]: group.bucketMs,
+            ...group.sums,
+          };
+          table.dims.forEach((dim, i) => {
+            values[dim] = group.keys[i]!;
+          });
+          values['latency_hist'] = encodeIndices(group.latency);
+          values['ttft_hist'] = encodeIndices(group.ttft);
+          return { table, values };
+        }),
+      );
+    },
+  };
+}
+
+/** Column names come from the constants above, never from input. */
+export function upsertSql(table: RollupTable): string {
+  const keys = [table.timeColumn, ...table.dims];
+  const columns = [...keys, ...SUM_COLUMNS, ...HISTOGRAM_COLUMNS];
+  const updates = [
+    ...SUM_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`),
+    ...HISTOGRAM_COLUMNS.map((c) => `${c} = llm_meter_hist_add(${c}, excluded.${c})`),
+  ];
+  return (
+    `INSERT INTO ${table.name} (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')}) ` +
+    `ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${updates.join(', ')}`
+  );
+}
