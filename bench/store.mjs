@@ -348,7 +348,7 @@ async function reports(rows) {
     const withRollups = await time(() => store.summary(query));
     const without = await time(rawScan(query), rows > 2_000_000 ? 1 : 3);
     console.log(
-      `${name.padEnd(48)} ${`${fmt(withRollups, 1)} ms`.padStart(10)} ${`${fmt(without, 0)} ms`.padStart(10)}`,
+      `${name.padEnd(60)} ${`${fmt(withRollups, 1)} ms`.padStart(10)} ${`${fmt(without, 0)} ms`.padStart(10)}`,
     );
   }
   const page = await time(() => store.events({ limit: 100 }));
@@ -356,8 +356,8 @@ async function reports(rows) {
   const deep = await time(() =>
     store.events({ limit: 100, filters: { user: 'user-3' }, cursor: first.next_cursor }),
   );
-  console.log(`events first page (100)                          ${fmt(page, 2)} ms`);
-  console.log(`events user=user-3, page after 1000 rows         ${fmt(deep, 2)} ms`);
+  console.log(`${'events first page (100)'.padEnd(60)} ${fmt(page, 2)} ms`);
+  console.log(`${'events user=user-3, page after 1000 rows'.padEnd(60)} ${fmt(deep, 2)} ms`);
   raw.close();
   await store.close();
   if (args.keep) {

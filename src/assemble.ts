@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { classifyHttpError, classifyThrown, isContentFilterFinish, isRetryable } from './errors/classify.js';
-import type { CallState } from './fetch/wrap.js';
+import { type CallState, portOf } from './fetch/wrap.js';
 import type { PriceBook } from './pricing/index.js';
 import { emptyParsed, type ParsedResponse, type ParsedUsage } from './providers/types.js';
 import type { CallRecord, CallTiming, ErrorType, Outcome, TimingComponent, TokenUsage } from './record.js';
@@ -167,7 +167,10 @@ export function createAssembler(options: {
         : null;
     // Nothing generated (refused, an error status, no response at all): nothing billed. This is
     // a known zero, unlike an unknown price, which stays null.
-    const cost = !usage && !generated(state) ? NO_COST : options.prices.cost(usage, price ?? fallback);
+    // Token counting endpoints are free: their usage is the count, not a bill.
+    const free = state.detection.operation === 'count_tokens';
+    const cost =
+      free || (!usage && !generated(state)) ? NO_COST : options.prices.cost(usage, price ?? fallback);
     const facts = state.facts;
     const record: CallRecord = {
       id: state.id,
@@ -179,7 +182,7 @@ export function createAssembler(options: {
       responseModel: parsed.responseModel,
       responseId: parsed.responseId,
       serverAddress: state.target.url.hostname || null,
-      serverPort: state.target.url.port ? Number(state.target.url.port) : null,
+      serverPort: portOf(state.target.url),
       request: state.info,
       attribution: { ...state.attribution, apiKeyHash: apiKeyHash(state.target.headers) },
       outcome,

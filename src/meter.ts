@@ -1,14 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { createAssembler } from './assemble.js';
 import { currentAttribution, runWith } from './attribution.js';
+import { type Budgets, createBudgets } from './budgets/service.js';
 import { InvalidOptionError } from './errors/errors.js';
 import type { FetchLike } from './fetch/request.js';
 import { type CallState, type Engine, wrapFetch } from './fetch/wrap.js';
-import { checkContextWindow } from './preflight.js';
+import { checkContextWindow, estimatePreflight } from './preflight.js';
 import { createPriceBook } from './pricing/index.js';
 import { DEFAULT_ADAPTERS } from './providers/registry.js';
 import type { Attribution, CallRecord } from './record.js';
 import { createSafe } from './safe.js';
+import { openBudgetStore } from './store/budgets.js';
+import { openSqliteStore } from './store/sqlite.js';
+import type { UsageStore } from './store/types.js';
 import { baggageAttribution } from './telemetry/baggage.js';
 import { forceFlushProviders } from './telemetry/flush.js';
 import { createMetricSink } from './telemetry/metrics.js';
@@ -89,14 +93,27 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
       calls++;
       active++;
       if (!options.enforceContextWindow && gates.length === 0) return null;
-      return (async () => {
-        if (options.enforceContextWindow) await checkContextWindow(state, prices);
-        for (const { name, gate } of gates) {
-          const refusal = await safe.runAsync(name, () => gate(state));
+      // Gates answer synchronously when nothing applies (the common case): no promise, no tick.
+      const run = async (from: number, pending: Promise<Response | null> | null) => {
+        if (pending) {
+          const refusal = await safe.runAsync(gates[from - 1]!.name, () => pending);
+          if (refusal) return refusal;
+        }
+        for (let i = from; i < gates.length; i++) {
+          const refusal = await safe.runAsync(gates[i]!.name, () => gates[i]!.gate(state));
           if (refusal) return refusal;
         }
         return null;
-      })();
+      };
+      if (options.enforceContextWindow) {
+        return checkContextWindow(state, prices).then(() => run(0, null));
+      }
+      for (let i = 0; i < gates.length; i++) {
+        const result = safe.run(gates[i]!.name, () => gates[i]!.gate(state)) ?? null;
+        if (result instanceof Promise) return run(i + 1, result);
+        if (result) return result;
+      }
+      return null;
     },
     complete(state) {
       const done = () => {
@@ -131,6 +148,8 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
       });
     },
   };
+
+  const { store, budgets } = openSinks(options, internals(), prices);
 
   const wrap = (fetch: FetchLike): FetchLike => wrapFetch(fetch, engine);
   const meteredFetch = wrap(options.fetch ?? ((input, init) => globalThis.fetch(input, init)));
@@ -170,11 +189,84 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
       for (const { name, close } of closers) await safe.runAsync(name, close);
     },
     stats: () => ({ calls, inFlight: active, sinkErrors: safe.errors() }),
-    internals: {
+    store,
+    budgets,
+    internals: internals(),
+  };
+
+  function internals(): MeterInternals {
+    return {
       addSink: (name, sink) => sinks.push({ name, sink }),
       addGate: (name, gate) => gates.push({ name, gate }),
       addFlusher: (name, f) => flushers.push({ name, flush: f }),
       addCloser: (name, c) => closers.push({ name, close: c }),
+    };
+  }
+}
+
+/**
+ * The SQLite sinks: usage rows, then budgets (spend, reservations, alerts). A blocking budget
+ * is checked before the call leaves the process, with the call's projected maximum cost.
+ */
+function openSinks(
+  options: MeterOptions,
+  meter: MeterInternals,
+  prices: ReturnType<typeof createPriceBook>,
+): { store: UsageStore | null; budgets: Budgets | null } {
+  const path = options.database === undefined ? './llm-meter.db' : options.database;
+  if (path === false) return { store: null, budgets: null };
+  if (typeof path !== 'string' || path.length === 0) {
+    throw new InvalidOptionError('Expected `database` to be a file path, ":memory:" or false.');
+  }
+  const store = openSqliteStore({
+    path,
+    onError: (e) => options.logger?.('llm-meter: store write failed', e),
+  });
+  const budgetStore = openBudgetStore({ path });
+  const budgets = createBudgets({
+    store: budgetStore,
+    usage: store,
+    allowPrivateWebhooks: options.allowPrivateWebhooks === true,
+    pollIntervalMs: options.webhookPollIntervalMs,
+    logger: options.logger,
+  });
+  budgets.start();
+  meter.addSink('store', (record) => store.write(record));
+  meter.addSink('budgets', (record) => budgets.settle(record));
+  meter.addGate('budgets', (state) => {
+    const scope = {
+      user: state.attribution.user,
+      project: state.attribution.project,
+      feature: state.attribution.feature,
+      provider: state.detection.provider,
+      models: [state.info.model],
+    };
+    if (budgets.blockingFor(scope).length === 0) return null;
+    return (async () => {
+      await estimatePreflight(state, prices);
+      const refusing = budgets.reserve(state.id, scope, state.preflight.projectedMaxCostNanos ?? 0);
+      return refusing ? budgetRefusal(state, refusing.name) : null;
+    })();
+  });
+  meter.addFlusher('store', () => store.flush());
+  meter.addCloser('budgets', async () => {
+    await budgets.stop();
+    budgetStore.close();
+  });
+  meter.addCloser('store', () => store.close());
+  return { store, budgets };
+}
+
+/** A 429 in the provider's own error shape that the official SDKs raise and do not retry. */
+function budgetRefusal(state: CallState, budgetName: string): Response {
+  const message = `Budget "${budgetName}" would be exceeded by this call; it was not sent (llm-meter).`;
+  return new Response(JSON.stringify(state.detection.adapter.errorBody('budget_exceeded', message)), {
+    status: 429,
+    statusText: 'Too Many Requests',
+    headers: {
+      'content-type': 'application/json',
+      'x-should-retry': 'false',
+      'x-llm-meter-budget': 'exceeded',
     },
-  };
+  });
 }

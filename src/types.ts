@@ -1,7 +1,9 @@
 import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
 import type { AttributionInput } from './attribution.js';
+import type { Budgets } from './budgets/service.js';
 import type { FetchLike } from './fetch/request.js';
 import type { CallRecord } from './record.js';
+import type { UsageStore } from './store/types.js';
 
 export type { AttributionInput } from './attribution.js';
 export type { FetchLike } from './fetch/request.js';
@@ -42,6 +44,10 @@ export interface MeterOptions {
   maxResponseBodyBytes?: number;
   /** Salt for the short hash of API keys used in per-key breakdowns. No salt, no hash. */
   apiKeyHashSalt?: string;
+  /** Let budget webhooks reach private, loopback and link-local addresses. Default false. */
+  allowPrivateWebhooks?: boolean;
+  /** How often the webhook outbox is polled for due deliveries. Default 1000 ms. */
+  webhookPollIntervalMs?: number;
   /** Receives records after every sink has seen them; errors are swallowed. */
   onRecord?: (record: CallRecord) => void;
   /** Diagnostic logger for swallowed internal errors. Default: silent. Never gets secrets. */
@@ -49,6 +55,10 @@ export interface MeterOptions {
 }
 
 export interface Meter {
+  /** The usage store (SQLite), or null with `database: false`. */
+  readonly store: UsageStore | null;
+  /** Budgets, enforcement and alerts, or null with `database: false`. */
+  readonly budgets: Budgets | null;
   /** A metered `fetch` (wrapping `options.fetch` or the global fetch). */
   readonly fetch: FetchLike;
   /** Meter any fetch-compatible function. */

@@ -304,6 +304,46 @@ describe('errors without a response', () => {
     assertSpan(h.tel.llmSpans()[0], { attributes: { 'error.type': 'timeout' } });
   });
 
+  // The SDKs enforce `timeout` with an abort that carries no reason; they announce it in an
+  // `X-Stainless-Timeout` header (openai-node only for a per-request timeout).
+  it.each([
+    ['anthropic client option', () => ({ client: { timeout: 1_000 }, request: {} })],
+    ['openai per-request option', () => ({ client: {}, request: { timeout: 1_000 } })],
+  ] as const)(
+    "the SDK's own timeout (%s): a timeout error, not the caller's cancellation",
+    async (name, options) => {
+      h = createHarness(sim);
+      sim.setDefaults({ fault: 'slow_headers', slowHeadersMs: 3_000 });
+      const { client, request } = options();
+      const error = await caught(() =>
+        name.startsWith('anthropic')
+          ? new Anthropic({
+              baseURL: sim.url,
+              apiKey: 'sk-t',
+              fetch: h.meter.fetch,
+              maxRetries: 0,
+              ...client,
+            }).messages.create(
+              { model: 'claude-sonnet-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] },
+              request,
+            )
+          : new OpenAI({
+              baseURL: `${sim.url}/v1`,
+              apiKey: 'sk-t',
+              fetch: h.meter.fetch,
+              maxRetries: 0,
+              ...client,
+            }).chat.completions.create({ model: 'gpt-4o-mini', messages: chatMessages }, request),
+      );
+      expect((error as Error).constructor.name, 'the SDK raises its own timeout error').toBe(
+        'APIConnectionTimeoutError',
+      );
+      const record = await h.record();
+      expect(record).toMatchObject({ outcome: 'error', errorType: 'timeout', retryable: true, usage: null });
+      expect((await sim.waitForCall()).clientClosed).toBe(true);
+    },
+  );
+
   it('timeout while streaming: a timeout error with the output received', async () => {
     h = createHarness(sim);
     sim.setDefaults({ msPerToken: 40, outputTokens: 200 });

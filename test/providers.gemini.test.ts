@@ -428,7 +428,7 @@ describe('URL shapes, providers and the API key', () => {
       provider,
       requestModel: model ?? MODEL,
       serverAddress: new URL(url).hostname,
-      serverPort: null,
+      serverPort: 443,
       usage: { outputTokens: 3, source: 'provider' },
     });
   });

@@ -102,6 +102,8 @@ function classifyType(facts: ErrorFacts): ErrorType {
   if (status === 404) return 'not_found';
   if (status === 400 || status === 413 || status === 422) {
     if (mentionsContextLength(facts)) return 'context_length_exceeded';
+    // Gemini answers a bad key with 400 INVALID_ARGUMENT and reason API_KEY_INVALID.
+    if (/api_key_invalid|invalid_api_key/i.test(`${facts.code ?? ''} ${facts.type ?? ''}`)) return 'auth';
     if (mentionsContentFilter(facts)) return 'content_filter';
     return 'invalid_request';
   }

@@ -68,7 +68,7 @@ export interface Engine {
    * Runs before the call is sent. Returns a Response to answer the caller with instead of
    * sending (a budget refusal), or null to proceed; throws to refuse with an error.
    */
-  preflight(state: CallState): Promise<Response | null> | null;
+  preflight(state: CallState): Promise<Response | null> | Response | null;
   /** Called exactly once per metered call, when it has ended. Never throws. */
   complete(state: CallState): void;
 }
@@ -185,7 +185,8 @@ async function meter(
   // Budgets and context-window enforcement. A refusal never reaches the provider; its span
   // and record still say it happened.
   try {
-    const refusal = await engine.preflight(state);
+    const pending = engine.preflight(state);
+    const refusal = pending instanceof Promise ? await pending : pending;
     if (refusal) {
       state.ending = 'blocked';
       state.status = refusal.status;
@@ -225,8 +226,11 @@ async function meter(
     response = await (span ? engine.spans.within(span, () => base(input, sendInit)) : base(input, sendInit));
   } catch (error) {
     state.ending = 'thrown';
-    state.error = error;
-    state.callerAborted = callerAborted(input, init, error);
+    const timedOut = clientTimedOut(state, engine.now(), error);
+    state.error = timedOut
+      ? new DOMException('The client timed out before the response.', 'TimeoutError')
+      : error;
+    state.callerAborted = !timedOut && callerAborted(input, init, error);
     settle(engine, state);
     throw error;
   }
@@ -269,7 +273,7 @@ async function meter(
   return withBody(response, tapBody(body, observer, engine.now), filter !== null);
 }
 
-function portOf(url: URL): number | null {
+export function portOf(url: URL): number | null {
   if (url.port) return Number(url.port);
   return url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : null;
 }
@@ -284,6 +288,24 @@ function callerAborted(input: FetchInput, init: RequestInit | undefined, error: 
   // A caller's own timeout (AbortSignal.timeout) is a timeout error, not a cancellation.
   if (signal?.aborted) return (signal.reason as { name?: unknown } | undefined)?.name !== 'TimeoutError';
   return error instanceof Error && error.name === 'AbortError' && !signal;
+}
+
+/**
+ * The official SDKs enforce their `timeout` option with an abort that carries no reason, which
+ * reads like the caller's own cancellation. They announce the timeout in whole seconds
+ * (`X-Stainless-Timeout`: anthropic-sdk-typescript always, openai-node only for a per-request
+ * `timeout`): an abort at or after it is the SDK timing out. The SDK's timer starts a little
+ * before this call's clock (and timers may fire a millisecond early), hence the slack.
+ * Timeouts under a second announce 0 and stay indistinguishable from a cancellation.
+ */
+const SDK_TIMER_SLACK_MS = 250;
+
+function clientTimedOut(state: CallState, now: number, error: unknown): boolean {
+  if (!(error instanceof Error) || error.name !== 'AbortError') return false;
+  const seconds = Number(state.target.headers.get('x-stainless-timeout'));
+  return (
+    Number.isFinite(seconds) && seconds >= 1 && now - state.startMs >= seconds * 1000 - SDK_TIMER_SLACK_MS
+  );
 }
 
 function settle(engine: Engine, state: CallState): void {

@@ -160,6 +160,7 @@ export const anthropicAdapter: ProviderAdapter = {
   },
   parseRequest,
   createParser: () => createMessagesParser(),
+  errorBody: (type, message) => ({ type: 'error', error: { type, message } }),
   parseError(body) {
     const b = obj(body);
     return b ? readError(b) : { code: null, type: null, message: null };

@@ -265,6 +265,21 @@ export const geminiAdapter: ProviderAdapter = {
       ? createGenerateParser()
       : createUnaryParser(method);
   },
+  // Google APIs put the machine-readable reason in an ErrorInfo detail.
+  errorBody: (type, message) => ({
+    error: {
+      code: 429,
+      message,
+      status: 'RESOURCE_EXHAUSTED',
+      details: [
+        {
+          '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+          reason: type.toUpperCase(),
+          domain: 'llm-meter',
+        },
+      ],
+    },
+  }),
   parseError: readError,
   readHeaders: readPlainHeaders,
   bodyFormat(detection, _info, contentType): BodyFormat {

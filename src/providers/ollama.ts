@@ -234,6 +234,7 @@ export const ollamaAdapter: ProviderAdapter = {
   },
   parseRequest,
   createParser: () => createParser(),
+  errorBody: (_type, message) => ({ error: message }),
   parseError: readError,
   readHeaders: readPlainHeaders,
   bodyFormat(detection, info, contentType): BodyFormat {

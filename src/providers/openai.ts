@@ -435,6 +435,7 @@ export const openaiAdapter: ProviderAdapter = {
     if (kind === 'embeddings') return createEmbeddingsParser();
     return createChatParser();
   },
+  errorBody: (type, message) => ({ error: { message, type, param: null, code: type } }),
   parseError(body) {
     const b = obj(body);
     return b ? readError(b) : { code: null, type: null, message: null };

@@ -26,6 +26,11 @@ export interface ProviderAdapter {
   createParser(detection: Detection, info: RequestInfo): ResponseParser;
   /** Provider-specific error code/type/message from an error body (JSON or text). */
   parseError(body: unknown): ProviderError;
+  /**
+   * An error body in this provider's own shape, for a refusal llm-meter answers itself (a
+   * blocking budget), so the provider's SDK raises its usual error class.
+   */
+  errorBody(type: string, message: string): unknown;
   /** Rate-limit and timing figures from response headers. */
   readHeaders(headers: Headers): HeaderFacts;
   /**

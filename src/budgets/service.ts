@@ -1,0 +1,516 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { CallRecord } from '../record.js';
+import type { UsageStore } from '../store/types.js';
+import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF, shouldRetry } from './backoff.js';
+import { forecastNanos, type PeriodBounds, periodBounds } from './period.js';
+import { type BudgetInput, type BudgetPatch, budgetInputSchema, budgetPatchSchema } from './schema.js';
+import { SIGNATURE_HEADER, sign } from './signature.js';
+import type {
+  AlertInsert,
+  AlertRow,
+  Budget,
+  BudgetScope,
+  BudgetStore,
+  Reservation,
+  SpendDelta,
+} from './types.js';
+import { SCOPE_KEYS } from './types.js';
+import { checkWebhookUrl, type Resolver } from './webhook-url.js';
+
+/** A budget as the API shows it: figures for the current period, never the secret. */
+export interface BudgetView {
+  id: string;
+  name: string;
+  scope: BudgetScope;
+  period: Budget['period'];
+  timezone: string;
+  limit_usd: number;
+  thresholds: number[];
+  action: Budget['action'];
+  webhook_url: string | null;
+  has_webhook_secret: boolean;
+  spent_usd: number;
+  reserved_usd: number;
+  remaining_usd: number;
+  requests: number;
+  unpriced_requests: number;
+  period_start: string;
+  period_end: string | null;
+  forecast_usd: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AlertView {
+  id: string;
+  budget_id: string;
+  period: string;
+  threshold: number;
+  state: AlertRow['state'];
+  attempts: number;
+  last_status: number | null;
+  last_error: string | null;
+  next_attempt_at: string | null;
+  delivered_at: string | null;
+  created_at: string;
+  payload: unknown;
+}
+
+/** Invalid budget input: `field` names what to fix (the API answers 400 with it). */
+export class BudgetInputError extends Error {
+  override name = 'BudgetInputError' as const;
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface CallScope {
+  user?: string | undefined;
+  project?: string | undefined;
+  feature?: string | undefined;
+  provider: string;
+  models: (string | null)[];
+}
+
+export interface BudgetsOptions {
+  store: BudgetStore;
+  /** For the spend already made this period when a budget is created, and for forecasts. */
+  usage?: UsageStore | null;
+  now?: () => number;
+  random?: () => number;
+  /** Webhooks to private, loopback and link-local addresses (tests, internal receivers). */
+  allowPrivateWebhooks?: boolean;
+  resolve?: Resolver;
+  /** The fetch deliveries use. Default: global fetch. */
+  fetch?: (url: string, init: RequestInit) => Promise<Response>;
+  deliveryTimeoutMs?: number;
+  backoff?: BackoffPolicy;
+  /** How often the outbox is polled for due deliveries. Default 1000 ms; 0 disables the timer. */
+  pollIntervalMs?: number;
+  logger?: (message: string, error?: unknown) => void;
+}
+
+export interface Budgets {
+  create(input: BudgetInput): Promise<{ budget: BudgetView; webhookSecret?: string }>;
+  list(): Promise<BudgetView[]>;
+  get(id: string): Promise<BudgetView | null>;
+  update(id: string, patch: BudgetPatch): Promise<BudgetView | null>;
+  delete(id: string): boolean;
+  alerts(budgetId?: string, limit?: number): AlertView[];
+  /** Send a signed `budget.test` event now; resolves with the receiver's status. */
+  testAlert(id: string): Promise<{ delivered: boolean; status: number | null; error: string | null } | null>;
+  /** Blocking budgets whose scope covers this call. */
+  blockingFor(scope: CallScope): Budget[];
+  /** Reserve the projected cost against blocking budgets; returns the budget that refuses, or null. */
+  reserve(callId: string, scope: CallScope, projectedNanos: number): Budget | null;
+  /** Count a finished call against every budget it falls under and fire crossed thresholds. */
+  settle(record: CallRecord): void;
+  /** One pass of the delivery worker: deliver what is due. Returns the number attempted. */
+  deliverDue(): Promise<number>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+const LEASE_MS = 60_000;
+const RECENT_WINDOW_MS = 6 * 3_600_000;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const usd = (nanos: number) => nanos / 1e9;
+const toNanos = (dollars: number) => Math.round(dollars * 1e9);
+
+function scopeMatches(scope: BudgetScope, call: CallScope): boolean {
+  if (scope.user !== undefined && scope.user !== call.user) return false;
+  if (scope.project !== undefined && scope.project !== call.project) return false;
+  if (scope.feature !== undefined && scope.feature !== call.feature) return false;
+  if (scope.provider !== undefined && scope.provider !== call.provider) return false;
+  if (scope.model !== undefined && !call.models.includes(scope.model)) return false;
+  return true;
+}
+
+export function callScopeOf(record: CallRecord): CallScope {
+  return {
+    user: record.attribution.user,
+    project: record.attribution.project,
+    feature: record.attribution.feature,
+    provider: record.provider,
+    models: [record.requestModel, record.responseModel],
+  };
+}
+
+function firstIssue(error: { issues: { path: PropertyKey[]; message: string }[] }): BudgetInputError {
+  const issue = error.issues[0];
+  const field = issue?.path.map(String).join('.') || 'body';
+  const message = issue?.message.startsWith('Expected')
+    ? issue.message
+    : `Invalid \`${field}\`: ${issue?.message}`;
+  return new BudgetInputError(field, message);
+}
+
+export function createBudgets(options: BudgetsOptions): Budgets {
+  const { store } = options;
+  const now = options.now ?? Date.now;
+  const random = options.random ?? Math.random;
+  const backoff = options.backoff ?? DEFAULT_BACKOFF;
+  const deliveryTimeoutMs = options.deliveryTimeoutMs ?? 10_000;
+  const doFetch = options.fetch ?? ((url: string, init: RequestInit) => globalThis.fetch(url, init));
+  let cache: { version: number; budgets: Budget[] } | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  const inFlight = new Set<Promise<unknown>>();
+  const fired = new Set<string>();
+
+  /** Budgets change rarely; one cheap version read per use keeps every process in step. */
+  function budgets(): Budget[] {
+    const version = store.version();
+    if (!cache || cache.version !== version) cache = { version, budgets: store.list() };
+    return cache.budgets;
+  }
+
+  async function periodSpendFromUsage(scope: BudgetScope, fromMs: number, toMs: number) {
+    if (!options.usage || toMs <= fromMs) return { spentNanos: 0, requests: 0, unpricedRequests: 0 };
+    const filters: Record<string, string> = {};
+    for (const key of SCOPE_KEYS) if (scope[key] !== undefined) filters[key] = scope[key]!;
+    await options.usage.flush();
+    const { totals } = await options.usage.summary({ fromMs, toMs, filters });
+    return {
+      spentNanos: toNanos(totals.cost_usd ?? 0),
+      requests: totals.requests,
+      unpricedRequests: totals.unpriced_requests,
+    };
+  }
+
+  async function view(budget: Budget): Promise<BudgetView> {
+    const t = now();
+    const bounds = periodBounds(budget.period, budget.timezone, t);
+    const spend = store.spend(budget.id, bounds.key);
+    const reserved = store.reservedNanos(budget.id, bounds.key, t);
+    let forecast: number | null = null;
+    if (bounds.end !== null) {
+      const windowStart = Math.max(bounds.start, t - RECENT_WINDOW_MS);
+      const recent = options.usage
+        ? (await periodSpendFromUsage(budget.scope, windowStart, t)).spentNanos
+        : spend.spentNanos;
+      forecast = forecastNanos(spend.spentNanos, recent, t - windowStart, bounds, t);
+    }
+    return {
+      id: budget.id,
+      name: budget.name,
+      scope: budget.scope,
+      period: budget.period,
+      timezone: budget.timezone,
+      limit_usd: usd(budget.limitNanos),
+      thresholds: budget.thresholds,
+      action: budget.action,
+      webhook_url: budget.webhookUrl,
+      has_webhook_secret: budget.webhookSecret !== null,
+      spent_usd: usd(spend.spentNanos),
+      reserved_usd: usd(reserved),
+      remaining_usd: usd(Math.max(0, budget.limitNanos - spend.spentNanos)),
+      requests: spend.requests,
+      unpriced_requests: spend.unpricedRequests,
+      period_start: iso(bounds.start),
+      period_end: bounds.end === null ? null : iso(bounds.end),
+      forecast_usd: forecast === null ? null : usd(forecast),
+      created_at: iso(budget.createdMs),
+      updated_at: iso(budget.updatedMs),
+    };
+  }
+
+  async function checkUrl(url: string | null | undefined): Promise<void> {
+    if (url === null || url === undefined) return;
+    const problem = await checkWebhookUrl(url, {
+      allowPrivate: options.allowPrivateWebhooks === true,
+      resolve: options.resolve,
+    });
+    if (problem) throw new BudgetInputError('webhook_url', problem);
+  }
+
+  function alertPayload(
+    budget: Budget,
+    bounds: PeriodBounds,
+    threshold: number,
+    spentNanos: number,
+    id: string,
+  ) {
+    return JSON.stringify({
+      id,
+      type: 'budget.threshold',
+      budget: {
+        id: budget.id,
+        name: budget.name,
+        scope: budget.scope,
+        period: budget.period,
+        timezone: budget.timezone,
+        action: budget.action,
+      },
+      threshold,
+      spent_usd: usd(spentNanos),
+      limit_usd: usd(budget.limitNanos),
+      period_start: iso(bounds.start),
+      period_end: bounds.end === null ? null : iso(bounds.end),
+      created_at: iso(now()),
+    });
+  }
+
+  async function post(url: string, secret: string | null, id: string, body: string) {
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'user-agent': 'llm-meter-webhooks/0.1',
+      'idempotency-key': id,
+    };
+    if (secret) headers[SIGNATURE_HEADER.toLowerCase()] = sign(secret, body, Math.floor(now() / 1000));
+    try {
+      // Re-checked at delivery: DNS may have changed since the budget was saved.
+      const problem = await checkWebhookUrl(url, {
+        allowPrivate: options.allowPrivateWebhooks === true,
+        resolve: options.resolve,
+      });
+      if (problem) return { status: null, error: 'refused_address', retryAfterMs: null, permanent: true };
+      const res = await doFetch(url, {
+        method: 'POST',
+        headers,
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(deliveryTimeoutMs),
+      });
+      await res.body?.cancel().catch(() => undefined);
+      const retryAfter = res.headers.get('retry-after');
+      const retryAfterMs = retryAfter && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : null;
+      return { status: res.status, error: null, retryAfterMs, permanent: false };
+    } catch (error) {
+      const name = (error as { name?: string } | null)?.name;
+      return {
+        status: null,
+        error: name === 'TimeoutError' ? 'timeout' : 'network',
+        retryAfterMs: null,
+        permanent: false,
+      };
+    }
+  }
+
+  async function deliver(alert: AlertRow): Promise<void> {
+    const budget = store.get(alert.budgetId);
+    if (!budget?.webhookUrl) {
+      store.recordAttempt(alert.id, {
+        state: 'cancelled',
+        status: null,
+        error: 'budget_deleted',
+        nextAttemptMs: now(),
+        deliveredMs: null,
+      });
+      return;
+    }
+    const result = await post(budget.webhookUrl, budget.webhookSecret, alert.id, alert.payload);
+    const attempts = alert.attempts + 1;
+    const ok = result.status !== null && result.status >= 200 && result.status < 300;
+    const t = now();
+    if (ok) {
+      store.recordAttempt(alert.id, {
+        state: 'delivered',
+        status: result.status,
+        error: null,
+        nextAttemptMs: t,
+        deliveredMs: t,
+      });
+      return;
+    }
+    const retry = !result.permanent && shouldRetry(result.status) && attempts < backoff.maxAttempts;
+    store.recordAttempt(alert.id, {
+      state: retry ? 'pending' : 'failed',
+      status: result.status,
+      error: result.error,
+      nextAttemptMs: retry ? t + backoffDelay(attempts, backoff, random, result.retryAfterMs) : t,
+      deliveredMs: null,
+    });
+  }
+
+  async function deliverDue(): Promise<number> {
+    const due = store.claimDue(now(), LEASE_MS, 20);
+    // In order for one budget (a receiver sees 0.5 before 0.8), in parallel across budgets.
+    const byBudget = new Map<string, AlertRow[]>();
+    for (const alert of due) byBudget.set(alert.budgetId, [...(byBudget.get(alert.budgetId) ?? []), alert]);
+    const work = Promise.all(
+      [...byBudget.values()].map(async (alerts) => {
+        for (const alert of alerts) {
+          await deliver(alert).catch((error: unknown) =>
+            options.logger?.('llm-meter: webhook delivery failed', error),
+          );
+        }
+      }),
+    );
+    inFlight.add(work);
+    try {
+      await work;
+    } finally {
+      inFlight.delete(work);
+    }
+    return due.length;
+  }
+
+  const service: Budgets = {
+    async create(input) {
+      const parsed = budgetInputSchema.safeParse(input);
+      if (!parsed.success) throw firstIssue(parsed.error);
+      const v = parsed.data;
+      await checkUrl(v.webhook_url);
+      const generated =
+        v.webhook_url && !v.webhook_secret ? `whsec_${randomBytes(24).toString('base64url')}` : null;
+      const t = now();
+      const budget: Budget = {
+        id: randomUUID(),
+        name: v.name,
+        scope: v.scope,
+        period: v.period,
+        timezone: v.timezone,
+        limitNanos: toNanos(v.limit_usd),
+        thresholds: v.thresholds,
+        action: v.action,
+        webhookUrl: v.webhook_url ?? null,
+        webhookSecret: v.webhook_secret ?? generated,
+        createdMs: t,
+        updatedMs: t,
+      };
+      const bounds = periodBounds(budget.period, budget.timezone, t);
+      const spend = await periodSpendFromUsage(budget.scope, bounds.start, t + 1);
+      store.insert(budget, spend.requests > 0 ? { periodKey: bounds.key, spend } : null);
+      const result: { budget: BudgetView; webhookSecret?: string } = { budget: await view(budget) };
+      if (generated) result.webhookSecret = generated;
+      return result;
+    },
+    async list() {
+      return Promise.all(budgets().map(view));
+    },
+    async get(id) {
+      const budget = store.get(id);
+      return budget ? view(budget) : null;
+    },
+    async update(id, patch) {
+      const parsed = budgetPatchSchema.safeParse(patch);
+      if (!parsed.success) throw firstIssue(parsed.error);
+      const existing = store.get(id);
+      if (!existing) return null;
+      const p = parsed.data;
+      await checkUrl(p.webhook_url);
+      const next: Budget = {
+        ...existing,
+        name: p.name ?? existing.name,
+        scope: p.scope ?? existing.scope,
+        period: p.period ?? existing.period,
+        timezone: p.timezone ?? existing.timezone,
+        limitNanos: p.limit_usd !== undefined ? toNanos(p.limit_usd) : existing.limitNanos,
+        thresholds: p.thresholds ?? existing.thresholds,
+        action: p.action ?? existing.action,
+        webhookUrl: p.webhook_url !== undefined ? p.webhook_url : existing.webhookUrl,
+        webhookSecret: p.webhook_secret ?? existing.webhookSecret,
+        updatedMs: now(),
+      };
+      store.update(next);
+      return view(next);
+    },
+    delete: (id) => store.delete(id),
+    alerts(budgetId, limit = 100) {
+      return store.alerts(budgetId ?? null, Math.min(Math.max(1, limit), 1000)).map((a) => ({
+        id: a.id,
+        budget_id: a.budgetId,
+        period: a.periodKey,
+        threshold: a.threshold,
+        state: a.state,
+        attempts: a.attempts,
+        last_status: a.lastStatus,
+        last_error: a.lastError,
+        next_attempt_at: a.state === 'pending' ? iso(a.nextAttemptMs) : null,
+        delivered_at: a.deliveredMs === null ? null : iso(a.deliveredMs),
+        created_at: iso(a.createdMs),
+        payload: JSON.parse(a.payload) as unknown,
+      }));
+    },
+    async testAlert(id) {
+      const budget = store.get(id);
+      if (!budget) return null;
+      if (!budget.webhookUrl) return { delivered: false, status: null, error: 'no_webhook_url' };
+      const eventId = randomUUID();
+      const bounds = periodBounds(budget.period, budget.timezone, now());
+      const body = JSON.stringify({
+        ...JSON.parse(
+          alertPayload(budget, bounds, 0, store.spend(budget.id, bounds.key).spentNanos, eventId),
+        ),
+        type: 'budget.test',
+      });
+      const result = await post(budget.webhookUrl, budget.webhookSecret, eventId, body);
+      const delivered = result.status !== null && result.status >= 200 && result.status < 300;
+      return { delivered, status: result.status, error: result.error };
+    },
+    blockingFor(scope) {
+      return budgets().filter((b) => b.action === 'block' && scopeMatches(b.scope, scope));
+    },
+    reserve(callId, scope, projectedNanos) {
+      const blocking = service.blockingFor(scope);
+      if (blocking.length === 0) return null;
+      const t = now();
+      const reservations: Reservation[] = blocking.map((b) => ({
+        budgetId: b.id,
+        periodKey: periodBounds(b.period, b.timezone, t).key,
+        limitNanos: b.limitNanos,
+        nanos: projectedNanos,
+      }));
+      const refusedBy = store.reserve(callId, reservations, t);
+      return refusedBy === null ? null : (blocking.find((b) => b.id === refusedBy) ?? null);
+    },
+    settle(record) {
+      if (record.outcome === 'blocked') return;
+      const scope = callScopeOf(record);
+      const matching = budgets().filter((b) => scopeMatches(b.scope, scope));
+      if (matching.length === 0) return;
+      const t = record.timing.startMs;
+      const byId = new Map<string, { budget: Budget; bounds: PeriodBounds }>();
+      const deltas: SpendDelta[] = matching.map((budget) => {
+        const bounds = periodBounds(budget.period, budget.timezone, t);
+        byId.set(budget.id, { budget, bounds });
+        return {
+          budgetId: budget.id,
+          periodKey: bounds.key,
+          nanos: record.cost.totalNanos ?? 0,
+          unpriced: record.cost.totalNanos === null,
+        };
+      });
+      store.settle(record.id, deltas, (budgetId, periodKey, _before, after): AlertInsert[] => {
+        const entry = byId.get(budgetId);
+        if (!entry) return [];
+        const { budget, bounds } = entry;
+        // Every threshold at or under the spend; the store's unique key keeps each to one alert
+        // per period (across processes), and `fired` spares this process the repeated inserts.
+        return budget.thresholds
+          .filter((th) => after >= th * budget.limitNanos && !fired.has(`${budgetId}|${periodKey}|${th}`))
+          .map((threshold) => {
+            fired.add(`${budgetId}|${periodKey}|${threshold}`);
+            const id = randomUUID();
+            return {
+              id,
+              budgetId,
+              periodKey,
+              threshold,
+              payload: alertPayload(budget, bounds, threshold, after, id),
+              createdMs: now(),
+              hasWebhook: budget.webhookUrl !== null,
+            };
+          });
+      });
+      if (timer && matching.some((b) => b.webhookUrl)) setImmediate(() => void deliverDue());
+    },
+    deliverDue,
+    start() {
+      const interval = options.pollIntervalMs ?? 1_000;
+      if (timer || interval <= 0) return;
+      timer = setInterval(() => void deliverDue().catch(() => undefined), interval);
+      timer.unref();
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+      await Promise.allSettled([...inFlight]);
+    },
+  };
+  return service;
+}

@@ -1,0 +1,278 @@
+/**
+ * Budgets, their spend, in-flight reservations and the alert outbox, in the same SQLite file
+ * as the usage rows. Check-and-reserve and settle each run in one BEGIN IMMEDIATE transaction,
+ * so several processes sharing the file see one spend and fire each threshold once.
+ */
+import type {
+  AlertInsert,
+  AlertRow,
+  AlertState,
+  Budget,
+  BudgetStore,
+  Reservation,
+  SpendDelta,
+  SpendRow,
+} from '../budgets/types.js';
+import { openConnection, type SqliteDatabase } from './connection.js';
+import { migrate } from './migrate.js';
+
+interface BudgetDbRow {
+  id: string;
+  name: string;
+  scope_user: string | null;
+  scope_project: string | null;
+  scope_feature: string | null;
+  scope_model: string | null;
+  scope_provider: string | null;
+  period: Budget['period'];
+  timezone: string;
+  limit_nanos: number;
+  thresholds: string;
+  action: Budget['action'];
+  webhook_url: string | null;
+  webhook_secret: string | null;
+  created_ms: number;
+  updated_ms: number;
+}
+
+interface AlertDbRow {
+  id: string;
+  budget_id: string;
+  period_key: string;
+  threshold: number;
+  payload: string;
+  created_ms: number;
+  state: AlertState;
+  attempts: number;
+  next_attempt_ms: number;
+  last_status: number | null;
+  last_error: string | null;
+  delivered_ms: number | null;
+}
+
+function toBudget(r: BudgetDbRow): Budget {
+  const scope: Budget['scope'] = {};
+  if (r.scope_user !== null) scope.user = r.scope_user;
+  if (r.scope_project !== null) scope.project = r.scope_project;
+  if (r.scope_feature !== null) scope.feature = r.scope_feature;
+  if (r.scope_model !== null) scope.model = r.scope_model;
+  if (r.scope_provider !== null) scope.provider = r.scope_provider;
+  return {
+    id: r.id,
+    name: r.name,
+    scope,
+    period: r.period,
+    timezone: r.timezone,
+    limitNanos: r.limit_nanos,
+    thresholds: JSON.parse(r.thresholds) as number[],
+    action: r.action,
+    webhookUrl: r.webhook_url,
+    webhookSecret: r.webhook_secret,
+    createdMs: r.created_ms,
+    updatedMs: r.updated_ms,
+  };
+}
+
+function toAlert(r: AlertDbRow): AlertRow {
+  return {
+    id: r.id,
+    budgetId: r.budget_id,
+    periodKey: r.period_key,
+    threshold: r.threshold,
+    payload: r.payload,
+    createdMs: r.created_ms,
+    state: r.state,
+    attempts: r.attempts,
+    nextAttemptMs: r.next_attempt_ms,
+    lastStatus: r.last_status,
+    lastError: r.last_error,
+    deliveredMs: r.delivered_ms,
+  };
+}
+
+function budgetParams(b: Budget) {
+  return {
+    id: b.id,
+    name: b.name,
+    scope_user: b.scope.user ?? null,
+    scope_project: b.scope.project ?? null,
+    scope_feature: b.scope.feature ?? null,
+    scope_model: b.scope.model ?? null,
+    scope_provider: b.scope.provider ?? null,
+    period: b.period,
+    timezone: b.timezone,
+    limit_nanos: b.limitNanos,
+    thresholds: JSON.stringify(b.thresholds),
+    action: b.action,
+    webhook_url: b.webhookUrl,
+    webhook_secret: b.webhookSecret,
+    created_ms: b.createdMs,
+    updated_ms: b.updatedMs,
+  };
+}
+
+const VERSION_KEY = 'budgets_version';
+/** Longer than any sane stream; reservations older than this are ignored. */
+const RESERVATION_TTL_MS = 60 * 60_000;
+
+export function openBudgetStore(options: { path: string; busyTimeoutMs?: number }): BudgetStore {
+  const db: SqliteDatabase = openConnection(options.path, { busyTimeoutMs: options.busyTimeoutMs });
+  migrate(db);
+  const q = {
+    version: db.prepare<[string], { value: number }>('SELECT value FROM store_meta WHERE key = ?'),
+    bump: db.prepare<[string]>(
+      'INSERT INTO store_meta (key, value) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET value = value + 1',
+    ),
+    list: db.prepare<[], BudgetDbRow>('SELECT * FROM budgets ORDER BY created_ms, id'),
+    get: db.prepare<[string], BudgetDbRow>('SELECT * FROM budgets WHERE id = ?'),
+    insert: db.prepare(
+      `INSERT INTO budgets (id, name, scope_user, scope_project, scope_feature, scope_model, scope_provider,
+         period, timezone, limit_nanos, thresholds, action, webhook_url, webhook_secret, created_ms, updated_ms)
+       VALUES (@id, @name, @scope_user, @scope_project, @scope_feature, @scope_model, @scope_provider,
+         @period, @timezone, @limit_nanos, @thresholds, @action, @webhook_url, @webhook_secret, @created_ms, @updated_ms)`,
+    ),
+    update: db.prepare(
+      `UPDATE budgets SET name = @name, scope_user = @scope_user, scope_project = @scope_project,
+         scope_feature = @scope_feature, scope_model = @scope_model, scope_provider = @scope_provider,
+         period = @period, timezone = @timezone, limit_nanos = @limit_nanos, thresholds = @thresholds,
+         action = @action, webhook_url = @webhook_url, webhook_secret = @webhook_secret, updated_ms = @updated_ms
+       WHERE id = @id`,
+    ),
+    delete: db.prepare<[string]>('DELETE FROM budgets WHERE id = ?'),
+    cancelAlerts: db.prepare<[string]>(
+      "UPDATE budget_alerts SET state = 'cancelled' WHERE budget_id = ? AND state = 'pending'",
+    ),
+    spend: db.prepare<[string, string], { spent_nanos: number; requests: number; unpriced_requests: number }>(
+      'SELECT spent_nanos, requests, unpriced_requests FROM budget_spend WHERE budget_id = ? AND period_key = ?',
+    ),
+    setSpend: db.prepare<[string, string, number, number, number]>(
+      `INSERT INTO budget_spend (budget_id, period_key, spent_nanos, requests, unpriced_requests) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (budget_id, period_key) DO UPDATE SET spent_nanos = excluded.spent_nanos,
+         requests = excluded.requests, unpriced_requests = excluded.unpriced_requests`,
+    ),
+    addSpend: db.prepare<[string, string, number, number]>(
+      `INSERT INTO budget_spend (budget_id, period_key, spent_nanos, requests, unpriced_requests) VALUES (?, ?, ?, 1, ?)
+       ON CONFLICT (budget_id, period_key) DO UPDATE SET spent_nanos = spent_nanos + excluded.spent_nanos,
+         requests = requests + 1, unpriced_requests = unpriced_requests + excluded.unpriced_requests`,
+    ),
+    reserved: db.prepare<[string, string, number], { total: number | null }>(
+      'SELECT SUM(nanos) AS total FROM budget_reservations WHERE budget_id = ? AND period_key = ? AND created_ms > ?',
+    ),
+    reserveOne: db.prepare<[string, string, string, number, number]>(
+      'INSERT OR REPLACE INTO budget_reservations (call_id, budget_id, period_key, nanos, created_ms) VALUES (?, ?, ?, ?, ?)',
+    ),
+    release: db.prepare<[string]>('DELETE FROM budget_reservations WHERE call_id = ?'),
+    insertAlert: db.prepare(
+      `INSERT INTO budget_alerts (id, budget_id, period_key, threshold, payload, created_ms, state, next_attempt_ms)
+       VALUES (@id, @budgetId, @periodKey, @threshold, @payload, @createdMs, @state, @createdMs)
+       ON CONFLICT (budget_id, period_key, threshold) DO NOTHING`,
+    ),
+    alertsAll: db.prepare<[number], AlertDbRow>(
+      'SELECT * FROM budget_alerts ORDER BY created_ms DESC, id LIMIT ?',
+    ),
+    alertsFor: db.prepare<[string, number], AlertDbRow>(
+      'SELECT * FROM budget_alerts WHERE budget_id = ? ORDER BY created_ms DESC, id LIMIT ?',
+    ),
+    due: db.prepare<[number, number], AlertDbRow>(
+      "SELECT * FROM budget_alerts WHERE state = 'pending' AND next_attempt_ms <= ? ORDER BY next_attempt_ms, created_ms, threshold LIMIT ?",
+    ),
+    claim: db.prepare<[number, string, number]>(
+      "UPDATE budget_alerts SET next_attempt_ms = ? WHERE id = ? AND state = 'pending' AND next_attempt_ms = ?",
+    ),
+    attempt: db.prepare(
+      `UPDATE budget_alerts SET state = @state, attempts = attempts + 1, last_status = @status, last_error = @error,
+         next_attempt_ms = @nextAttemptMs, delivered_ms = @deliveredMs WHERE id = @id`,
+    ),
+  };
+
+  const spendOf = (budgetId: string, periodKey: string): SpendRow => {
+    const row = q.spend.get(budgetId, periodKey);
+    return row
+      ? { spentNanos: row.spent_nanos, requests: row.requests, unpricedRequests: row.unpriced_requests }
+      : { spentNanos: 0, requests: 0, unpricedRequests: 0 };
+  };
+  // A reservation whose call never settled (a crashed process) stops counting after a while.
+  const reservedOf = (budgetId: string, periodKey: string, nowMs: number) =>
+    q.reserved.get(budgetId, periodKey, nowMs - RESERVATION_TTL_MS)?.total ?? 0;
+
+  const insertTx = db.transaction(
+    (budget: Budget, initial: { periodKey: string; spend: SpendRow } | null) => {
+      q.insert.run(budgetParams(budget));
+      if (initial) {
+        const s = initial.spend;
+        q.setSpend.run(budget.id, initial.periodKey, s.spentNanos, s.requests, s.unpricedRequests);
+      }
+      q.bump.run(VERSION_KEY);
+    },
+  );
+  const updateTx = db.transaction((budget: Budget) => {
+    q.update.run(budgetParams(budget));
+    q.bump.run(VERSION_KEY);
+  });
+  const deleteTx = db.transaction((id: string) => {
+    const changed = q.delete.run(id).changes > 0;
+    q.cancelAlerts.run(id);
+    q.bump.run(VERSION_KEY);
+    return changed;
+  });
+  const reserveTx = db.transaction((callId: string, reservations: Reservation[], nowMs: number) => {
+    for (const r of reservations) {
+      const used = spendOf(r.budgetId, r.periodKey).spentNanos + reservedOf(r.budgetId, r.periodKey, nowMs);
+      if (used + r.nanos > r.limitNanos) return r.budgetId;
+    }
+    for (const r of reservations) q.reserveOne.run(callId, r.budgetId, r.periodKey, r.nanos, nowMs);
+    return null;
+  });
+  const settleTx = db.transaction(
+    (
+      callId: string,
+      deltas: SpendDelta[],
+      crossed: (budgetId: string, periodKey: string, before: number, after: number) => AlertInsert[],
+    ) => {
+      q.release.run(callId);
+      let fired = 0;
+      for (const d of deltas) {
+        const before = spendOf(d.budgetId, d.periodKey).spentNanos;
+        q.addSpend.run(d.budgetId, d.periodKey, d.nanos, d.unpriced ? 1 : 0);
+        for (const alert of crossed(d.budgetId, d.periodKey, before, before + d.nanos)) {
+          const state: AlertState = alert.hasWebhook ? 'pending' : 'no_webhook';
+          fired += q.insertAlert.run({ ...alert, state }).changes;
+        }
+      }
+      return fired;
+    },
+  );
+  const claimTx = db.transaction((nowMs: number, leaseMs: number, limit: number) => {
+    const claimed: AlertRow[] = [];
+    for (const row of q.due.all(nowMs, limit)) {
+      if (q.claim.run(nowMs + leaseMs, row.id, row.next_attempt_ms).changes === 1) claimed.push(toAlert(row));
+    }
+    return claimed;
+  });
+
+  return {
+    version: () => q.version.get(VERSION_KEY)?.value ?? 0,
+    list: () => q.list.all().map(toBudget),
+    get(id) {
+      const row = q.get.get(id);
+      return row ? toBudget(row) : null;
+    },
+    insert: (budget, initial) => insertTx.immediate(budget, initial),
+    update: (budget) => updateTx.immediate(budget),
+    delete: (id) => deleteTx.immediate(id),
+    spend: spendOf,
+    reservedNanos: reservedOf,
+    reserve: (callId, reservations, nowMs) =>
+      reservations.length === 0 ? null : reserveTx.immediate(callId, reservations, nowMs),
+    settle: (callId, deltas, crossed) => settleTx.immediate(callId, deltas, crossed),
+    alerts: (budgetId, limit) =>
+      (budgetId === null ? q.alertsAll.all(limit) : q.alertsFor.all(budgetId, limit)).map(toAlert),
+    claimDue: (nowMs, leaseMs, limit) => claimTx.immediate(nowMs, leaseMs, limit),
+    recordAttempt(id, result) {
+      q.attempt.run({ id, ...result });
+    },
+    close() {
+      db.close();
+    },
+  };
+}
