@@ -116,10 +116,13 @@ export function createAssembler(options: {
       return { outcome: 'error', errorType: c.errorType, errorCode: err.code ?? err.type };
     }
     if (parsed.streamError) {
+      // An error event after a 200 interrupts the stream, whatever the provider calls it (its
+      // own code stays in errorCode); only a filter or a context overflow says more.
       const c = classifyHttpError({ status: null, ...parsed.streamError });
+      const specific = c.errorType === 'content_filter' || c.errorType === 'context_length_exceeded';
       return {
         outcome: 'error',
-        errorType: c.errorType,
+        errorType: specific ? c.errorType : 'stream_interrupted',
         errorCode: parsed.streamError.code ?? parsed.streamError.type,
       };
     }

@@ -248,8 +248,9 @@ describe('errors after a 200', () => {
   });
 
   const EVENT_ERRORS: [Provider, ErrorType, string][] = [
-    ['openai', 'server_error', 'server_error'],
-    ['anthropic', 'overloaded', 'overloaded_error'],
+    // An error event after a 200 is `stream_interrupted`; the provider's code is kept.
+    ['openai', 'stream_interrupted', 'server_error'],
+    ['anthropic', 'stream_interrupted', 'overloaded_error'],
   ];
 
   it.each(EVENT_ERRORS)(

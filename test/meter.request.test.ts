@@ -372,28 +372,28 @@ describe('enforceContextWindow', () => {
   // gpt-4o-mini has a 128,000-token window; each " hello" is one token.
   const huge = `hello${' hello'.repeat(130_000)}`;
 
-  it('meter.fetch refuses locally: ContextWindowExceededError, nothing sent, a blocked record', async () => {
+  it('meter.fetch refuses locally with a 400 in the provider shape; nothing sent, a blocked record', async () => {
     h = createHarness(sim, { enforceContextWindow: true });
-    const error = await caught(() =>
-      h!.meter.fetch(`${sim.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { ...jsonHeaders, authorization: 'Bearer sk-secret' },
-        body: JSON.stringify({
-          model: 'gpt-4o-mini',
-          max_tokens: 100,
-          messages: [{ role: 'user', content: huge }],
-        }),
+    const res = await h.meter.fetch(`${sim.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { ...jsonHeaders, authorization: 'Bearer sk-secret' },
+      body: JSON.stringify({
+        model: 'gpt-4o-mini',
+        max_tokens: 100,
+        messages: [{ role: 'user', content: huge }],
       }),
-    );
-    expect(error).toBeInstanceOf(ContextWindowExceededError);
-    expect(isLlmMeterError(error)).toBe(true);
-    expect((error as Error).message).toMatch(/gpt-4o-mini.*context window of 128000 tokens.*not sent/);
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('x-should-retry')).toBe('false');
+    const body = (await res.json()) as { error: { type: string; message: string } };
+    expect(body.error.type).toBe('context_length_exceeded');
+    expect(body.error.message).toMatch(/gpt-4o-mini.*context window of 128000 tokens.*not sent/);
     expect(sim.calls, 'the simulator saw no request').toHaveLength(0);
     const record = await h.record();
     expect(record).toMatchObject({
       outcome: 'blocked',
       errorType: 'context_length_exceeded',
-      httpStatus: null,
+      httpStatus: 400,
       usage: null,
       preflight: { contextWindow: 128_000, contextExceeded: true },
     });
@@ -408,7 +408,7 @@ describe('enforceContextWindow', () => {
     });
   });
 
-  it('through the OpenAI SDK: the SDK raises its connection error caused by the refusal; nothing sent', async () => {
+  it('through the OpenAI SDK: BadRequestError with the refusal message after one attempt; nothing sent', async () => {
     h = createHarness(sim, { enforceContextWindow: true });
     const error = await caught(() =>
       h!.openai.chat.completions.create({
@@ -416,10 +416,11 @@ describe('enforceContextWindow', () => {
         messages: [{ role: 'user', content: huge }],
       }),
     );
-    expect(error).toBeInstanceOf(OpenAI.APIConnectionError);
-    expect((error as Error).cause).toBeInstanceOf(ContextWindowExceededError);
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((error as Error).message).toMatch(/context window/);
     expect(sim.calls).toHaveLength(0);
     expect((await h.record()).outcome).toBe('blocked');
+    expect(h.records, 'one attempt, one record').toHaveLength(1);
   });
 
   it('a prompt that fits is sent, with the pre-flight figures recorded', async () => {

@@ -195,10 +195,22 @@ async function meter(
     }
   } catch (error) {
     if (isOwnRefusal(error)) {
+      // Answered like the provider would (a 400 in its own error shape, not to be retried), so
+      // SDKs raise their usual BadRequestError with our message instead of retrying a throw.
       state.ending = 'refused';
       state.error = error;
+      state.status = 400;
       settle(engine, state);
-      throw error;
+      const body = adapter.errorBody('context_length_exceeded', (error as Error).message);
+      return new Response(JSON.stringify(body), {
+        status: 400,
+        statusText: 'Bad Request',
+        headers: {
+          'content-type': 'application/json',
+          'x-should-retry': 'false',
+          'x-llm-meter-refused': 'context_window',
+        },
+      });
     }
     // Any other failure in pre-flight is ours: fail open and send the call.
   }
