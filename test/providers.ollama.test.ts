@@ -184,7 +184,7 @@ describe('/api/chat', () => {
     expect(record.cost.totalNanos).toBe(expectedCostNanos(PRICE, record.usage!));
   });
 
-  it('an error line inside the stream is a server error', async () => {
+  it('an error line inside the stream interrupts it', async () => {
     setup();
     const res = await call(
       '/api/chat',
@@ -196,7 +196,7 @@ describe('/api/chat', () => {
     const record = await probe.record();
     expect(record).toMatchObject({
       outcome: 'error',
-      errorType: 'server_error',
+      errorType: 'stream_interrupted',
       usage: { inputTokens: sim.calls[0]!.inputTokens, outputTokens: 2 },
     });
   });

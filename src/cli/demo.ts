@@ -2,8 +2,9 @@ import { createMeter } from '../meter.js';
 import type { CallRecord } from '../record.js';
 import { startSimulator } from '../sim/index.js';
 import { setupTelemetry } from '../telemetry/setup.js';
+import { table } from './args.js';
 
-interface DemoCall {
+export interface DemoCall {
   user: string;
   feature: string;
   path: string;
@@ -20,7 +21,7 @@ const prompt = (i: number) =>
   `Ticket ${i}: the customer says the quick brown fox jumped over the lazy dog ${i % 5} times. ${'Context. '.repeat(20 * (i % 4))}`;
 
 /** A realistic mixed workload across providers, users and failure modes. */
-function workload(count: number): DemoCall[] {
+export function workload(count: number): DemoCall[] {
   const calls: DemoCall[] = [];
   for (let i = 0; i < count; i++) {
     const user = users[i % users.length]!;
@@ -117,12 +118,53 @@ function workload(count: number): DemoCall[] {
   return calls;
 }
 
+/** One demo call through the meter; failures are the point, so nothing is thrown. */
+export async function sendDemoCall(
+  meter: Pick<ReturnType<typeof createMeter>, 'fetch' | 'run'>,
+  simUrl: string,
+  call: DemoCall,
+): Promise<void> {
+  await meter.run({ user: call.user, project: 'demo', feature: call.feature }, async () => {
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      authorization: 'Bearer sk-demo-not-a-real-key',
+      ...call.headers,
+    };
+    if (call.sim) headers['x-sim-options'] = JSON.stringify(call.sim);
+    try {
+      const res = await meter.fetch(`${simUrl}${call.path}`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(call.body),
+      });
+      if (call.cancelAfterBytes && res.body) {
+        const reader = res.body.getReader();
+        let seen = 0;
+        while (seen < call.cancelAfterBytes) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          seen += value.byteLength;
+        }
+        await reader.cancel();
+      } else {
+        await res.arrayBuffer();
+      }
+    } catch {
+      // Interrupted streams reject; the record says what happened.
+    }
+  });
+}
+
 function pad(value: string, width: number): string {
   return value.length >= width ? value.slice(0, width) : value + ' '.repeat(width - value.length);
 }
 
 function row(r: CallRecord): string {
-  const cost = r.cost.totalNanos === null ? 'unpriced' : `$${(r.cost.totalNanos / 1e9).toFixed(6)}`;
+  const cost = !r.usage
+    ? '-'
+    : r.cost.totalNanos === null
+      ? 'unpriced'
+      : `$${(r.cost.totalNanos / 1e9).toFixed(6)}`;
   const ttft = r.timing.timeToFirstTokenMs === null ? '-' : `${r.timing.timeToFirstTokenMs.toFixed(0)}ms`;
   const split = [r.timing.queue, r.timing.prefill, r.timing.generation]
     .map((c) => (c ? `${c.ms.toFixed(0)}${c.source[0]}` : '-'))
@@ -144,14 +186,14 @@ function row(r: CallRecord): string {
 }
 
 export async function runDemo(
-  options: { calls?: number; concurrency?: number; quiet?: boolean } = {},
+  options: { calls?: number; concurrency?: number; quiet?: boolean; database?: string } = {},
 ): Promise<CallRecord[]> {
   const write = (line: string) => process.stdout.write(`${line}\n`);
   const sim = await startSimulator();
   const telemetry = setupTelemetry({ serviceName: 'llm-meter-demo', quiet: options.quiet });
   const records: CallRecord[] = [];
   const meter = createMeter({
-    database: false,
+    database: options.database ?? ':memory:',
     tracerProvider: telemetry.tracerProvider,
     meterProvider: telemetry.meterProvider,
     onRecord: (r) => records.push(r),
@@ -163,38 +205,12 @@ export async function runDemo(
   const worker = async () => {
     for (let i = next++; i < calls.length; i = next++) {
       const call = calls[i]!;
-      await meter.run({ user: call.user, project: 'demo', feature: call.feature }, async () => {
-        const headers: Record<string, string> = {
-          'content-type': 'application/json',
-          authorization: 'Bearer sk-demo-not-a-real-key',
-          ...call.headers,
-        };
-        if (call.sim) headers['x-sim-options'] = JSON.stringify(call.sim);
-        try {
-          const res = await meter.fetch(`${sim.url}${call.path}`, {
-            method: 'POST',
-            headers,
-            body: JSON.stringify(call.body),
-          });
-          if (call.cancelAfterBytes && res.body) {
-            const reader = res.body.getReader();
-            let seen = 0;
-            while (seen < call.cancelAfterBytes) {
-              const { done, value } = await reader.read();
-              if (done) break;
-              seen += value.byteLength;
-            }
-            await reader.cancel();
-          } else {
-            await res.arrayBuffer();
-          }
-        } catch {
-          // Interrupted streams reject; the record says what happened.
-        }
-      });
+      await sendDemoCall(meter, sim.url, call);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+  await meter.flush();
+  const summary = await meter.store!.summary({ groupBy: ['provider', 'model'] });
   await meter.shutdown();
   await telemetry.shutdown();
   await sim.close();

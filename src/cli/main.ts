@@ -1,74 +1,89 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { migrateCommand, pricesCommand, pruneCommand } from './admin.js';
+import { parse, positiveInt, str, UsageError } from './args.js';
+import { budgetsCommand } from './budgets.js';
 import { runDemo } from './demo.js';
+import { reportCommand } from './report.js';
+import { serveCommand } from './serve.js';
 
 const HELP = `llm-meter: cost and usage observability for LLM API calls
 
 Usage: llm-meter <command> [options]
 
 Commands:
-  demo      run the provider simulator with metered calls and print a per-call table
+  serve     the reporting server: dashboard, JSON API, /metrics (--demo adds traffic)
+  demo      the provider simulator with metered calls, a per-call table and a summary
+  report    spend, tokens, errors and latency from the usage database
+  budgets   list, create or delete budgets
+  migrate   bring the database schema up to date
+  prune     delete raw rows older than an age (rollups are kept)
+  prices    the price llm-meter would use for a model, and its source
 
-Options:
-  -h, --help   show help for a command
+Run \`llm-meter <command> --help\` for a command's options.
+Exit codes: 0 success, 1 failure, 2 bad usage.
 `;
 
-const DEMO_HELP = `Usage: llm-meter demo [--calls N] [--concurrency N]
+const DEMO_HELP = `Usage: llm-meter demo [--calls N] [--concurrency N] [--db PATH]
 
 Starts the built-in provider simulator on loopback, makes a mixed workload of metered
-calls (OpenAI, Anthropic, Groq-style; streaming and not; rate limits, a cut stream, a
-cancelled stream) and prints one row per call. Spans go to the console, or over OTLP/HTTP
-when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+calls (OpenAI, Anthropic, Groq-style; streaming and not; a rate limit, a cut stream, an
+overloaded provider, a cancelled stream), prints one row per call and a summary from the
+usage store. Spans go to the console, or over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is
+set. Without --db the usage store is in memory.
 `;
 
-function fail(message: string): never {
-  process.stderr.write(`llm-meter: ${message}\n`);
-  process.exit(2);
-}
+type Command = (args: string[], out: (s: string) => void) => Promise<void>;
 
-function intFlag(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0)
-    fail(`Expected \`--${name}\` to be a positive integer, got "${value}".`);
-  return n;
-}
+const demoCommand: Command = async (args, out) => {
+  const { values } = parse(args, {
+    calls: { type: 'string' },
+    concurrency: { type: 'string' },
+    db: { type: 'string' },
+  });
+  if (values.help) return out(DEMO_HELP);
+  await runDemo({
+    calls: positiveInt(values, 'calls', 18),
+    concurrency: positiveInt(values, 'concurrency', 4),
+    database: str(values, 'db'),
+  });
+};
 
-async function main(argv: string[]): Promise<void> {
+const COMMANDS: Record<string, Command> = {
+  serve: serveCommand,
+  demo: demoCommand,
+  report: reportCommand,
+  budgets: budgetsCommand,
+  migrate: migrateCommand,
+  prune: pruneCommand,
+  prices: pricesCommand,
+};
+
+export async function main(
+  argv: string[],
+  out: (s: string) => void = (s) => process.stdout.write(s),
+): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '-h' || command === '--help' || command === 'help') {
-    process.stdout.write(HELP);
-    return;
+    out(HELP);
+    return 0;
   }
-  if (command === 'demo') {
-    let values: Record<string, string | boolean | undefined>;
-    try {
-      ({ values } = parseArgs({
-        args: rest,
-        options: {
-          calls: { type: 'string' },
-          concurrency: { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      }));
-    } catch (error) {
-      fail((error as Error).message);
-    }
-    if (values.help) {
-      process.stdout.write(DEMO_HELP);
-      return;
-    }
-    await runDemo({
-      calls: intFlag('calls', values.calls as string | undefined, 18),
-      concurrency: intFlag('concurrency', values.concurrency as string | undefined, 4),
-    });
-    return;
+  const run = COMMANDS[command];
+  try {
+    if (!run) throw new UsageError(`Unknown command "${command}". Run \`llm-meter --help\`.`);
+    await run(rest, out);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    const e = error as Error;
+    process.stderr.write(`llm-meter ${command}: ${e?.message ?? String(error)}\n`);
+    return e?.name === 'UsageError' ? 2 : 1;
   }
-  fail(`unknown command "${command}". Run \`llm-meter --help\`.`);
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  process.stderr.write(`llm-meter: ${(error as Error)?.message ?? String(error)}\n`);
-  process.exit(1);
-});
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  () => {
+    process.exitCode = 1;
+  },
+);

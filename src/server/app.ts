@@ -8,7 +8,10 @@ import type { z } from 'zod';
 import { InvalidOptionError } from '../errors/errors.js';
 import { isInvalidQueryError } from '../store/errors.js';
 import { bearerAuth } from './auth.js';
+import { budgetRoutes } from './budget-routes.js';
+import { dashboardAssets, dashboardRoutes } from './dashboard.js';
 import { HttpError, invalidRequest, isHttpError } from './http-error.js';
+import { type MetricsSource, metricsRoutes } from './metrics-routes.js';
 import { buildOpenApi } from './openapi.js';
 import { USAGE_SCHEMAS } from './schemas.js';
 import type { RouteDef, RouteModule, ServerMeter, ServerOptions } from './types.js';
@@ -87,7 +90,14 @@ const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
   res.status(500).json({ error: { type: 'internal', message: 'Internal error.' } });
 };
 
-export function createServer(meter: ServerMeter, options: ServerOptions = {}): Express {
+/**
+ * `metrics`: what `GET /metrics` serves, e.g. `createPrometheusMetrics()` from
+ * src/telemetry/prometheus.ts, whose `meterProvider` the meter was created with. Without it
+ * there is no /metrics route.
+ */
+export type AppOptions = ServerOptions & { metrics?: MetricsSource | undefined };
+
+export function createServer(meter: ServerMeter, options: AppOptions = {}): Express {
   const { apiToken } = options;
   if (apiToken !== undefined && (typeof apiToken !== 'string' || apiToken.trim() === '')) {
     throw new InvalidOptionError('Expected `apiToken` to be a non-empty string.');
@@ -115,7 +125,10 @@ export function createServer(meter: ServerMeter, options: ServerOptions = {}): E
   };
   const modules: RouteModule[] = [
     { routes: usageRoutes(meter.store), schemas: USAGE_SCHEMAS },
+    ...(meter.budgets ? [budgetRoutes(meter.budgets)] : []),
+    ...(options.metrics ? [metricsRoutes(options.metrics)] : []),
     ...(options.modules ?? []),
+    dashboardRoutes(),
     docs,
   ];
   openapi = buildOpenApi(modules, { secured: apiToken !== undefined, isSecured });
@@ -130,6 +143,7 @@ export function createServer(meter: ServerMeter, options: ServerOptions = {}): E
       app[route.method](path, handle(route));
     }
   }
+  app.use(dashboardAssets());
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'Not found.')));
   app.use(errorHandler);
   return app;

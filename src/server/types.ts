@@ -3,11 +3,14 @@
  */
 import type { Request, Response } from 'express';
 import type { z } from 'zod';
+import type { Budgets } from '../budgets/service.js';
 import type { UsageStore } from '../store/types.js';
 
 /** The part of a meter the server reads. `createMeter()`'s result satisfies it. */
 export interface ServerMeter {
   readonly store: UsageStore;
+  /** When present, the budget and alert routes are mounted. */
+  readonly budgets?: Budgets | null;
 }
 
 export interface ServerOptions {

@@ -1,0 +1,190 @@
+/**
+ * Prometheus exposition for `GET /metrics`, from the OpenTelemetry metrics SDK.
+ *
+ * The meter records its GenAI and cost metrics on whatever MeterProvider it is given
+ * (metrics.ts); this file makes one whose reader is the OpenTelemetry Prometheus exporter,
+ * kept from starting its own HTTP server so the app's Express route serves the text instead
+ * (same port, same bearer token). Budget figures and the meter's own counters are observable
+ * instruments read at scrape time, so a scrape always shows the current period's spend.
+ *
+ *   const prometheus = createPrometheusMetrics();
+ *   const meter = createMeter({ meterProvider: prometheus.meterProvider });
+ *   prometheus.observe(meter);
+ *   createServer(meter, { metrics: prometheus });
+ *
+ * Names as the exporter writes them: dots become underscores, monotonic sums get `_total`,
+ * histograms `_bucket`/`_sum`/`_count`; this exporter version adds no unit suffix
+ * (`llm_meter.cost`, unit USD → `llm_meter_cost_total`).
+ */
+import type { Attributes, BatchObservableResult, Observable } from '@opentelemetry/api';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
+import { type IMetricReader, MeterProvider } from '@opentelemetry/sdk-metrics';
+
+/** The same instrumentation scope as metrics.ts, so every llm-meter series shares its labels. */
+const SCOPE = { name: 'llm-meter', version: '0.1.0' };
+
+/** Prometheus text format 0.0.4: what Prometheus 2 and 3 both parse without a fallback. */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export const METRIC_BUDGET_SPENT = 'llm_meter.budget.spent';
+export const METRIC_BUDGET_LIMIT = 'llm_meter.budget.limit';
+export const METRIC_BUDGET_FORECAST = 'llm_meter.budget.forecast';
+export const ATTR_BUDGET_ID = 'llm_meter.budget.id';
+export const ATTR_BUDGET_NAME = 'llm_meter.budget.name';
+
+/** The figures of one budget this file reads (`Budgets.list()` returns more). */
+export interface BudgetFigures {
+  id: string;
+  name: string;
+  spent_usd: number;
+  limit_usd: number;
+  /** Null for a `total` budget: it has no period end to forecast to. */
+  forecast_usd: number | null;
+}
+
+/** The parts of a meter that `observe` reads; `createMeter()`'s result satisfies it. */
+export interface ObservedMeter {
+  readonly budgets?: { list(): Promise<readonly BudgetFigures[]> } | null;
+  readonly store?: {
+    stats(): { written: number; failed: number; dropped: number; invalid: number; pending: number };
+  } | null;
+  stats?(): { inFlight: number; sinkErrors: number };
+}
+
+export interface PrometheusMetricsOptions {
+  /** Default: `service.name` = `llm-meter`. Appears as the `target_info` series. */
+  resource?: Resource;
+  /** More readers on the same provider, e.g. an OTLP PeriodicExportingMetricReader. */
+  readers?: IMetricReader[];
+  /** How long a scrape waits for observable callbacks (budgets read SQLite). Default 10 s. */
+  collectTimeoutMs?: number;
+  /** Diagnostic logger for collection errors. Default: silent. */
+  logger?: (message: string, error?: unknown) => void;
+}
+
+export interface PrometheusMetrics {
+  /** Pass to `createMeter({ meterProvider })`. */
+  readonly meterProvider: MeterProvider;
+  /** The `Content-Type` of what `scrape()` returns. */
+  readonly contentType: string;
+  /**
+   * Budget gauges (spent, limit, forecast in USD, per budget) and the meter's own counters,
+   * read at each scrape. Returns a function that stops observing.
+   */
+  observe(meter: ObservedMeter): () => void;
+  /** Collect and serialize: the body of `GET /metrics`. */
+  scrape(): Promise<string>;
+  shutdown(): Promise<void>;
+}
+
+export function createPrometheusMetrics(options: PrometheusMetricsOptions = {}): PrometheusMetrics {
+  const log = options.logger ?? (() => {});
+  // preventServerStart: the Express app serves the text, on its port and behind its token.
+  const exporter = new PrometheusExporter({ preventServerStart: true });
+  const serializer = new PrometheusSerializer();
+  const meterProvider = new MeterProvider({
+    resource: options.resource ?? resourceFromAttributes({ 'service.name': 'llm-meter' }),
+    readers: [exporter, ...(options.readers ?? [])],
+  });
+  const meter = meterProvider.getMeter(SCOPE.name, SCOPE.version);
+  const timeoutMillis = options.collectTimeoutMs ?? 10_000;
+
+  function observe(source: ObservedMeter): () => void {
+    const removers: Array<() => void> = [];
+    const batch = (observables: Observable[], callback: (result: BatchObservableResult) => unknown) => {
+      const safe = async (result: BatchObservableResult) => {
+        try {
+          await callback(result);
+        } catch (error) {
+          log('llm-meter: a metrics callback failed', error);
+        }
+      };
+      meter.addBatchObservableCallback(safe, observables);
+      removers.push(() => meter.removeBatchObservableCallback(safe, observables));
+    };
+
+    const budgets = source.budgets;
+    if (budgets) {
+      const usd = (name: string, description: string) =>
+        meter.createObservableGauge(name, { unit: 'USD', description });
+      const spent = usd(METRIC_BUDGET_SPENT, 'Spend counted against the budget in its current period.');
+      const limit = usd(METRIC_BUDGET_LIMIT, 'The budget limit per period.');
+      const forecast = usd(
+        METRIC_BUDGET_FORECAST,
+        'Projected spend at the end of the current period (absent for total budgets).',
+      );
+      batch([spent, limit, forecast], async (result) => {
+        for (const budget of await budgets.list()) {
+          const attrs: Attributes = { [ATTR_BUDGET_ID]: budget.id, [ATTR_BUDGET_NAME]: budget.name };
+          result.observe(spent, budget.spent_usd, attrs);
+          result.observe(limit, budget.limit_usd, attrs);
+          if (budget.forecast_usd !== null) result.observe(forecast, budget.forecast_usd, attrs);
+        }
+      });
+    }
+
+    const store = source.store;
+    if (store) {
+      const counter = (name: string, unit: string, description: string) =>
+        meter.createObservableCounter(name, { unit, description });
+      const written = counter('llm_meter.store.written', '{record}', 'Usage records committed to the store.');
+      const failed = counter('llm_meter.store.failed', '{commit}', 'Store commits that failed (retried).');
+      const dropped = counter(
+        'llm_meter.store.dropped',
+        '{record}',
+        'Usage records discarded: queue overflow or written after close.',
+      );
+      const invalid = counter(
+        'llm_meter.store.invalid',
+        '{record}',
+        'Usage records the database refused and discarded.',
+      );
+      const pending = meter.createObservableGauge('llm_meter.store.pending', {
+        unit: '{record}',
+        description: 'Usage records waiting to be committed.',
+      });
+      batch([written, failed, dropped, invalid, pending], (result) => {
+        const stats = store.stats();
+        result.observe(written, stats.written);
+        result.observe(failed, stats.failed);
+        result.observe(dropped, stats.dropped);
+        result.observe(invalid, stats.invalid);
+        result.observe(pending, stats.pending);
+      });
+    }
+
+    const stats = source.stats?.bind(source);
+    if (stats) {
+      const inFlight = meter.createObservableUpDownCounter('llm_meter.calls.in_flight', {
+        unit: '{call}',
+        description: 'Metered calls started and not yet recorded.',
+      });
+      const sinkErrors = meter.createObservableCounter('llm_meter.sink.errors', {
+        unit: '{error}',
+        description: 'Failures inside llm-meter (parsing, export, storage) swallowed to keep calls intact.',
+      });
+      batch([inFlight, sinkErrors], (result) => {
+        const s = stats();
+        result.observe(inFlight, s.inFlight);
+        result.observe(sinkErrors, s.sinkErrors);
+      });
+    }
+
+    return () => {
+      for (const remove of removers.splice(0)) remove();
+    };
+  }
+
+  return {
+    meterProvider,
+    contentType: PROMETHEUS_CONTENT_TYPE,
+    observe,
+    async scrape() {
+      const { resourceMetrics, errors } = await exporter.collect({ timeoutMillis });
+      for (const error of errors) log('llm-meter: metrics collection error', error);
+      return serializer.serialize(resourceMetrics);
+    },
+    shutdown: () => meterProvider.shutdown(),
+  };
+}
