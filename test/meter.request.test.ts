@@ -1,12 +1,6 @@
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type CallRecord,
-  ContextWindowExceededError,
-  createMeter,
-  type FetchLike,
-  isLlmMeterError,
-} from '../src/index.js';
+import { type CallRecord, createMeter, type FetchLike } from '../src/index.js';
 import { type Simulator, startSimulator } from '../src/sim/index.js';
 import { JSON_BYTES, JSON_HEADERS, JSON_USAGE } from './fixtures/fetch-recordings.js';
 import { caught, chatMessages, createHarness, type Harness } from './helpers/harness.js';

@@ -266,7 +266,11 @@ describe.each(['sse', 'json-array'] as const)('streamGenerateContent as %s', (fo
     await res.text();
     const record = await probe.record();
     const truth = await sim.waitForCall();
-    expect(record).toMatchObject({ outcome: 'error', errorType: 'stream_interrupted', errorCode: 'INTERNAL' });
+    expect(record).toMatchObject({
+      outcome: 'error',
+      errorType: 'stream_interrupted',
+      errorCode: 'INTERNAL',
+    });
     expect(record.usage).toMatchObject({ inputTokens: truth.inputTokens, outputTokens: 2 });
     expect(truth.outputTokens).toBe(2);
   });

@@ -236,5 +236,21 @@ export async function runDemo(
   write(
     `${records.length} calls, $${(total / 1e9).toFixed(6)} total, ${unpriced} unpriced (~ = estimated tokens)`,
   );
+  write('');
+  write('From the usage store (what `llm-meter report` and GET /v1/usage/summary answer):');
+  write(
+    table(
+      ['provider', 'model', 'requests', 'errors', 'input', 'output', 'cost'],
+      summary.rows.map((r) => [
+        r.provider ?? null,
+        r.model ?? null,
+        r.requests,
+        r.errors,
+        r.input_tokens,
+        r.output_tokens,
+        r.cost_usd === null ? null : `$${r.cost_usd.toFixed(6)}`,
+      ]),
+    ),
+  );
   return records;
 }

@@ -1,0 +1,49 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createBudgets } from '../src/budgets/service.js';
+import { openBudgetStore } from '../src/store/budgets.js';
+import { buildOnce } from './fixtures/build.js';
+import { useTempDb } from './fixtures/store-tmp.js';
+
+const newDb = useTempDb();
+const DIST = join(process.cwd(), 'dist');
+
+function worker(path: string, calls: number, cost: number, id: number): Promise<number | null> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['test/fixtures/budget-writer.mjs', DIST, path, String(calls), String(cost), String(id)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    child.on('exit', (code) => resolve(code));
+  });
+}
+
+beforeAll(() => buildOnce());
+
+describe('two processes sharing one database', () => {
+  it('see one spend and fire each threshold exactly once', async () => {
+    const path = newDb();
+    const store = openBudgetStore({ path });
+    const budgets = createBudgets({ store, pollIntervalMs: 0 });
+    const { budget } = await budgets.create({
+      name: 'shared',
+      scope: { project: 'shared' },
+      period: 'day',
+      limit_usd: 1,
+      thresholds: [0.25, 0.5, 0.75, 1],
+    });
+    // 2 × 300 calls of $0.005 = $3: every threshold is crossed, by whichever process gets there.
+    const codes = await Promise.all([worker(path, 300, 5_000_000, 1), worker(path, 300, 5_000_000, 2)]);
+    expect(codes).toEqual([0, 0]);
+    const view = await budgets.get(budget.id);
+    expect(view?.requests).toBe(600);
+    expect(Math.round(view!.spent_usd * 1e9)).toBe(600 * 5_000_000);
+    const alerts = budgets.alerts(budget.id);
+    expect(alerts.map((a) => a.threshold).sort()).toEqual([0.25, 0.5, 0.75, 1]);
+    store.close();
+  });
+});
