@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { createMeter } from '../meter.js';
 import { createServer, defaultHost } from '../server/index.js';
 import { startSimulator } from '../sim/index.js';
+import { createPrometheusMetrics } from '../telemetry/prometheus.js';
 import { setupTelemetry } from '../telemetry/setup.js';
 import { DB_FLAG, dbPath, parse, positiveInt, str } from './args.js';
 import { sendDemoCall, workload } from './demo.js';
@@ -29,13 +30,15 @@ export async function serveCommand(args: string[], out: (s: string) => void): Pr
   const apiToken = str(values, 'api-token') ?? process.env.LLM_METER_API_TOKEN;
   const path = dbPath(values);
   const telemetry = setupTelemetry({ serviceName: 'llm-meter', quiet: true });
+  const prometheus = createPrometheusMetrics();
   const meter = createMeter({
     database: path,
     tracerProvider: telemetry.tracerProvider,
-    meterProvider: telemetry.meterProvider,
+    meterProvider: prometheus.meterProvider,
     allowPrivateWebhooks: process.env.LLM_METER_ALLOW_PRIVATE_WEBHOOKS === '1',
   });
-  const app = createServer(meter as Parameters<typeof createServer>[0], { apiToken });
+  const stopObserving = prometheus.observe(meter);
+  const app = createServer(meter, { apiToken, metrics: prometheus });
   const host = str(values, 'host') ?? defaultHost({ apiToken });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(port, host, () => resolve(s));
@@ -74,6 +77,8 @@ export async function serveCommand(args: string[], out: (s: string) => void): Pr
   out('shutting down\n');
   await stopDemo();
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  stopObserving();
   await meter.shutdown();
+  await prometheus.shutdown();
   await telemetry.shutdown();
 }

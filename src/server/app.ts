@@ -102,7 +102,12 @@ export function createServer(meter: ServerMeter, options: AppOptions = {}): Expr
   if (apiToken !== undefined && (typeof apiToken !== 'string' || apiToken.trim() === '')) {
     throw new InvalidOptionError('Expected `apiToken` to be a non-empty string.');
   }
-  if (!meter?.store) throw new InvalidOptionError('Expected a meter with a usage `store`.');
+  if (!meter?.store) {
+    throw new InvalidOptionError(
+      'Expected a meter with a usage `store` (createMeter without `database: false`).',
+    );
+  }
+  const store = meter.store;
 
   const app = express();
   app.disable('x-powered-by');
@@ -124,7 +129,7 @@ export function createServer(meter: ServerMeter, options: AppOptions = {}): Expr
     ],
   };
   const modules: RouteModule[] = [
-    { routes: usageRoutes(meter.store), schemas: USAGE_SCHEMAS },
+    { routes: usageRoutes(store), schemas: USAGE_SCHEMAS },
     ...(meter.budgets ? [budgetRoutes(meter.budgets)] : []),
     ...(options.metrics ? [metricsRoutes(options.metrics)] : []),
     ...(options.modules ?? []),

@@ -4,7 +4,7 @@
  * SQL text; the store binds the values as parameters.
  */
 import { z } from 'zod';
-import { isValidTimeZone, zonedInstant } from '../store/buckets.js';
+import { isValidTimeZone, utcMs, zonedInstant } from '../store/buckets.js';
 import { decodeCursor } from '../store/cursor.js';
 import { MAX_EVENTS_LIMIT } from '../store/events.js';
 import {
@@ -58,8 +58,11 @@ const PLAIN_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DATE_HELP =
   'expected an ISO 8601 date-time with a time zone (2025-03-10T09:00:00Z) or a date (2025-03-10)';
 
+/** Year 0 (1 BC) is refused: Intl, which the zone arithmetic uses, numbers it 1 with an era. */
 function validDate(year: number, month: number, day: number): boolean {
-  return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
+  return (
+    year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= new Date(utcMs(year, month, 0)).getUTCDate()
+  );
 }
 
 /** Epoch ms of an ISO 8601 instant with a zone, or of local midnight of a date in `tz`; null if neither. */
@@ -88,7 +91,7 @@ export function parseDate(text: string, tz: string): number | null {
     if (h > 23 || m > 59) return null;
     offsetMs = (zone.startsWith('-') ? -1 : 1) * (h * 60 + m) * 60_000;
   }
-  return Date.UTC(year, month - 1, day, hour, minute, second, fraction) - offsetMs;
+  return utcMs(year, month - 1, day, hour, minute, second, fraction) - offsetMs;
 }
 
 const tz = single

@@ -8,7 +8,8 @@ import type { UsageStore } from '../store/types.js';
 
 /** The part of a meter the server reads. `createMeter()`'s result satisfies it. */
 export interface ServerMeter {
-  readonly store: UsageStore;
+  /** A meter created with `database: false` has none; the server needs one. */
+  readonly store: UsageStore | null;
   /** When present, the budget and alert routes are mounted. */
   readonly budgets?: Budgets | null;
 }

@@ -4,8 +4,14 @@
  * The meter records its GenAI and cost metrics on whatever MeterProvider it is given
  * (metrics.ts); this file makes one whose reader is the OpenTelemetry Prometheus exporter,
  * kept from starting its own HTTP server so the app's Express route serves the text instead
- * (same port, same bearer token). Budget figures and the meter's own counters are observable
- * instruments read at scrape time, so a scrape always shows the current period's spend.
+ * (same port, same bearer token). Budget figures and the meter's own counters are read at
+ * scrape time, so a scrape always shows the current period's spend.
+ *
+ * Budgets are created, deleted and renamed, so their gauges come from a MetricProducer on the
+ * Prometheus reader rather than from observable instruments: with cumulative temporality the
+ * SDK keeps exporting every attribute set an observable instrument ever reported, and a deleted
+ * budget would linger with its last value. The producer reports exactly the budgets that exist
+ * at each scrape; they appear on this reader only, not on other readers of the provider.
  *
  *   const prometheus = createPrometheusMetrics();
  *   const meter = createMeter({ meterProvider: prometheus.meterProvider });
@@ -16,10 +22,19 @@
  * histograms `_bucket`/`_sum`/`_count`; this exporter version adds no unit suffix
  * (`llm_meter.cost`, unit USD → `llm_meter_cost_total`).
  */
-import type { Attributes, BatchObservableResult, Observable } from '@opentelemetry/api';
+import { type BatchObservableResult, type Observable, ValueType } from '@opentelemetry/api';
+import { hrTime } from '@opentelemetry/core';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
-import { type IMetricReader, MeterProvider } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  type CollectionResult,
+  DataPointType,
+  type GaugeMetricData,
+  type IMetricReader,
+  MeterProvider,
+  type MetricProducer,
+} from '@opentelemetry/sdk-metrics';
 
 /** The same instrumentation scope as metrics.ts, so every llm-meter series shares its labels. */
 const SCOPE = { name: 'llm-meter', version: '0.1.0' };
@@ -43,9 +58,13 @@ export interface BudgetFigures {
   forecast_usd: number | null;
 }
 
+export interface BudgetSource {
+  list(): Promise<readonly BudgetFigures[]>;
+}
+
 /** The parts of a meter that `observe` reads; `createMeter()`'s result satisfies it. */
 export interface ObservedMeter {
-  readonly budgets?: { list(): Promise<readonly BudgetFigures[]> } | null;
+  readonly budgets?: BudgetSource | null;
   readonly store?: {
     stats(): { written: number; failed: number; dropped: number; invalid: number; pending: number };
   } | null;
@@ -78,15 +97,63 @@ export interface PrometheusMetrics {
   shutdown(): Promise<void>;
 }
 
+const BUDGET_GAUGES = [
+  [METRIC_BUDGET_SPENT, 'Spend counted against the budget in its current period.', 'spent_usd'],
+  [METRIC_BUDGET_LIMIT, 'The budget limit per period.', 'limit_usd'],
+  [
+    METRIC_BUDGET_FORECAST,
+    'Projected spend at the end of the current period (absent for total budgets).',
+    'forecast_usd',
+  ],
+] as const;
+
+/** One gauge per budget figure, with a data point per budget that exists now. */
+function budgetProducer(sources: Set<BudgetSource>, resource: Resource): MetricProducer {
+  return {
+    async collect(): Promise<CollectionResult> {
+      const errors: unknown[] = [];
+      const budgets: BudgetFigures[] = [];
+      for (const source of sources) {
+        try {
+          budgets.push(...(await source.list()));
+        } catch (error) {
+          errors.push(error);
+        }
+      }
+      const now = hrTime();
+      const metrics: GaugeMetricData[] = BUDGET_GAUGES.map(([name, description, field]) => ({
+        descriptor: { name, description, unit: 'USD', valueType: ValueType.DOUBLE },
+        aggregationTemporality: AggregationTemporality.CUMULATIVE,
+        dataPointType: DataPointType.GAUGE,
+        dataPoints: budgets.flatMap((budget) => {
+          const value = budget[field];
+          if (value === null) return [];
+          const attributes = { [ATTR_BUDGET_ID]: budget.id, [ATTR_BUDGET_NAME]: budget.name };
+          return [{ startTime: now, endTime: now, attributes, value }];
+        }),
+      }));
+      return {
+        resourceMetrics: {
+          resource,
+          scopeMetrics: budgets.length > 0 ? [{ scope: SCOPE, metrics }] : [],
+        },
+        errors,
+      };
+    },
+  };
+}
+
 export function createPrometheusMetrics(options: PrometheusMetricsOptions = {}): PrometheusMetrics {
   const log = options.logger ?? (() => {});
   // preventServerStart: the Express app serves the text, on its port and behind its token.
-  const exporter = new PrometheusExporter({ preventServerStart: true });
-  const serializer = new PrometheusSerializer();
-  const meterProvider = new MeterProvider({
-    resource: options.resource ?? resourceFromAttributes({ 'service.name': 'llm-meter' }),
-    readers: [exporter, ...(options.readers ?? [])],
+  const resource = options.resource ?? resourceFromAttributes({ 'service.name': 'llm-meter' });
+  const budgetSources = new Set<BudgetSource>();
+  const exporter = new PrometheusExporter({
+    preventServerStart: true,
+    metricProducers: [budgetProducer(budgetSources, resource)],
   });
+  const serializer = new PrometheusSerializer();
+  const meterProvider = new MeterProvider({ resource, readers: [exporter, ...(options.readers ?? [])] });
   const meter = meterProvider.getMeter(SCOPE.name, SCOPE.version);
   const timeoutMillis = options.collectTimeoutMs ?? 10_000;
 
@@ -106,22 +173,8 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions = {}):
 
     const budgets = source.budgets;
     if (budgets) {
-      const usd = (name: string, description: string) =>
-        meter.createObservableGauge(name, { unit: 'USD', description });
-      const spent = usd(METRIC_BUDGET_SPENT, 'Spend counted against the budget in its current period.');
-      const limit = usd(METRIC_BUDGET_LIMIT, 'The budget limit per period.');
-      const forecast = usd(
-        METRIC_BUDGET_FORECAST,
-        'Projected spend at the end of the current period (absent for total budgets).',
-      );
-      batch([spent, limit, forecast], async (result) => {
-        for (const budget of await budgets.list()) {
-          const attrs: Attributes = { [ATTR_BUDGET_ID]: budget.id, [ATTR_BUDGET_NAME]: budget.name };
-          result.observe(spent, budget.spent_usd, attrs);
-          result.observe(limit, budget.limit_usd, attrs);
-          if (budget.forecast_usd !== null) result.observe(forecast, budget.forecast_usd, attrs);
-        }
-      });
+      budgetSources.add(budgets);
+      removers.push(() => budgetSources.delete(budgets));
     }
 
     const store = source.store;
