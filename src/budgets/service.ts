@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { CallRecord } from '../record.js';
+import { createPendingQueue } from '../store/queue.js';
 import type { UsageStore } from '../store/types.js';
 import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF, shouldRetry } from './backoff.js';
 import { forecastNanos, type PeriodBounds, periodBounds } from './period.js';
@@ -90,7 +91,23 @@ export interface BudgetsOptions {
   backoff?: BackoffPolicy;
   /** How often the outbox is polled for due deliveries. Default 1000 ms; 0 disables the timer. */
   pollIntervalMs?: number;
+  /** Spends kept while they cannot be committed (database locked or full). Default 100 000. */
+  maxPendingSettles?: number;
   logger?: (message: string, error?: unknown) => void;
+}
+
+/** Counters about spend accounting itself: what waits, and what could not be counted. */
+export interface BudgetsStats {
+  /** Finished calls whose spend is committed. */
+  settled: number;
+  /** Commits that failed (each is retried; this counts attempts). */
+  failed: number;
+  /** Calls whose spend is kept in memory until the database takes it. */
+  pending: number;
+  /** Calls whose spend was given up: the queue overflowed, or it was still waiting at stop(). */
+  dropped: number;
+  /** Calls whose spend the database refused as invalid (e.g. their budget was deleted meanwhile). */
+  invalid: number;
 }
 
 export interface Budgets {
@@ -106,8 +123,15 @@ export interface Budgets {
   blockingFor(scope: CallScope): Budget[];
   /** Reserve the projected cost against blocking budgets; returns the budget that refuses, or null. */
   reserve(callId: string, scope: CallScope, projectedNanos: number): Budget | null;
-  /** Count a finished call against every budget it falls under and fire crossed thresholds. */
+  /**
+   * Count a finished call against every budget it falls under and fire crossed thresholds.
+   * Never throws: when the database cannot take it (locked, full), the spend is kept, in order,
+   * and committed as soon as it can be (see stats()).
+   */
   settle(record: CallRecord): void;
+  /** Commit the spend kept while the database was unavailable; rejects if it still is. */
+  flush(): Promise<void>;
+  stats(): BudgetsStats;
   /** One pass of the delivery worker: deliver what is due. Returns the number attempted. */
   deliverDue(): Promise<number>;
   start(): void;
@@ -115,6 +139,8 @@ export interface Budgets {
 }
 
 const LEASE_MS = 60_000;
+const MAX_SETTLE_RETRY_MS = 5_000;
+const SETTLES_PER_TURN = 200;
 const RECENT_WINDOW_MS = 6 * 3_600_000;
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -140,6 +166,21 @@ export function callScopeOf(record: CallRecord): CallScope {
   };
 }
 
+/** A spend waiting to be committed; `crossed` names its alerts and the keys to mark fired. */
+interface PendingSettle {
+  callId: string;
+  deltas: SpendDelta[];
+  crossed: (firing: string[]) => Parameters<BudgetStore['settle']>[2];
+  webhook: boolean;
+}
+
+/** The spend itself is at fault (its budget was deleted meanwhile): retrying cannot help. */
+function isPermanent(error: unknown): boolean {
+  if (error instanceof TypeError || error instanceof RangeError) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT');
+}
+
 function firstIssue(error: { issues: { path: PropertyKey[]; message: string }[] }): BudgetInputError {
   const issue = error.issues[0];
   const field = issue?.path.map(String).join('.') || 'body';
@@ -160,6 +201,76 @@ export function createBudgets(options: BudgetsOptions): Budgets {
   let timer: NodeJS.Timeout | null = null;
   const inFlight = new Set<Promise<unknown>>();
   const fired = new Set<string>();
+  const pendingSettles = createPendingQueue<PendingSettle>(options.maxPendingSettles ?? 100_000);
+  const counters = { settled: 0, failed: 0, dropped: 0, invalid: 0 };
+  let settleFailures = 0;
+  let settleRetry: NodeJS.Timeout | null = null;
+
+  /**
+   * One commit. `fired` learns its thresholds only once they are in the outbox (marked before,
+   * a commit that failed would lose the alert for good). True when it fired an alert to deliver.
+   */
+  function commit(item: PendingSettle): boolean {
+    const firing: string[] = [];
+    store.settle(item.callId, item.deltas, item.crossed(firing));
+    for (const key of firing) fired.add(key);
+    return item.webhook && firing.length > 0;
+  }
+
+  /**
+   * Commit kept spends in order, at most `max` of them (each is its own transaction: a long
+   * backlog is committed a turn of the event loop at a time). 'failed' when the database still
+   * refuses, 'more' when some are left.
+   */
+  function drainSettles(max: number): 'done' | 'more' | 'failed' {
+    let webhook = false;
+    let result: 'done' | 'more' | 'failed' = 'done';
+    for (let n = 0; pendingSettles.size > 0; n++) {
+      if (n >= max) {
+        result = 'more';
+        break;
+      }
+      const item = pendingSettles.peek(1)[0]!;
+      try {
+        webhook = commit(item) || webhook;
+        counters.settled++;
+      } catch (error) {
+        if (!isPermanent(error)) {
+          counters.failed++;
+          settleFailures++;
+          options.logger?.('llm-meter: budget spend not committed yet', error);
+          result = 'failed';
+          break;
+        }
+        counters.invalid++;
+        options.logger?.('llm-meter: budget spend refused', error);
+      }
+      pendingSettles.consume(1);
+    }
+    if (result !== 'failed') settleFailures = 0;
+    if (webhook) nudgeDelivery();
+    return result;
+  }
+
+  /** Retry with backoff while the database refuses; continue on the next turn while it takes them. */
+  function scheduleSettles(): void {
+    if (settleRetry) return;
+    const retry = settleFailures > 0;
+    const delay = retry ? Math.min(MAX_SETTLE_RETRY_MS, 50 * 2 ** Math.min(settleFailures, 10)) : 0;
+    settleRetry = setTimeout(() => {
+      settleRetry = null;
+      if (drainSettles(SETTLES_PER_TURN) !== 'done') scheduleSettles();
+    }, delay);
+    settleRetry.unref();
+  }
+
+  /** Deliver a new alert now rather than at the next poll; its failures are the poll's to retry. */
+  function nudgeDelivery(): void {
+    if (!timer) return;
+    setImmediate(() => {
+      deliverDue().catch((error: unknown) => options.logger?.('llm-meter: webhook delivery failed', error));
+    });
+  }
 
   /** Budgets change rarely; one cheap version read per use keeps every process in step. */
   function budgets(): Budget[] {
@@ -290,10 +401,28 @@ export function createBudgets(options: BudgetsOptions): Budgets {
     }
   }
 
+  type Attempt = Parameters<BudgetStore['recordAttempt']>[1];
+  /**
+   * Outcomes of deliveries the database could not take (locked, full). Without them the alert
+   * would wait out its whole lease before being retried; with them, the outcome is recorded at
+   * the next pass of the worker, and a failed delivery is retried on its own schedule.
+   */
+  const unrecorded = new Map<string, Attempt>();
+
+  function recordAttempt(id: string, attempt: Attempt): void {
+    try {
+      store.recordAttempt(id, attempt);
+      unrecorded.delete(id);
+    } catch (error) {
+      unrecorded.set(id, attempt);
+      throw error;
+    }
+  }
+
   async function deliver(alert: AlertRow): Promise<void> {
     const budget = store.get(alert.budgetId);
     if (!budget?.webhookUrl) {
-      store.recordAttempt(alert.id, {
+      recordAttempt(alert.id, {
         state: 'cancelled',
         status: null,
         error: 'budget_deleted',
@@ -307,7 +436,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
     const ok = result.status !== null && result.status >= 200 && result.status < 300;
     const t = now();
     if (ok) {
-      store.recordAttempt(alert.id, {
+      recordAttempt(alert.id, {
         state: 'delivered',
         status: result.status,
         error: null,
@@ -317,7 +446,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       return;
     }
     const retry = !result.permanent && shouldRetry(result.status) && attempts < backoff.maxAttempts;
-    store.recordAttempt(alert.id, {
+    recordAttempt(alert.id, {
       state: retry ? 'pending' : 'failed',
       status: result.status,
       error: result.error,
@@ -327,6 +456,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
   }
 
   async function deliverDue(): Promise<number> {
+    for (const [id, attempt] of unrecorded) recordAttempt(id, attempt);
     const due = store.claimDue(now(), LEASE_MS, 20);
     // In order for one budget (a receiver sees 0.5 before 0.8), in parallel across budgets.
     const byBudget = new Map<string, AlertRow[]>();
@@ -475,30 +605,71 @@ export function createBudgets(options: BudgetsOptions): Budgets {
           unpriced: record.cost.totalNanos === null,
         };
       });
-      store.settle(record.id, deltas, (budgetId, periodKey, _before, after): AlertInsert[] => {
-        const entry = byId.get(budgetId);
-        if (!entry) return [];
-        const { budget, bounds } = entry;
-        // Every threshold at or under the spend; the store's unique key keeps each to one alert
-        // per period (across processes), and `fired` spares this process the repeated inserts.
-        return budget.thresholds
-          .filter((th) => after >= th * budget.limitNanos && !fired.has(`${budgetId}|${periodKey}|${th}`))
-          .map((threshold) => {
-            fired.add(`${budgetId}|${periodKey}|${threshold}`);
-            const id = randomUUID();
-            return {
-              id,
-              budgetId,
-              periodKey,
-              threshold,
-              payload: alertPayload(budget, bounds, threshold, after, id),
-              createdMs: now(),
-              hasWebhook: budget.webhookUrl !== null,
-            };
-          });
-      });
-      if (timer && matching.some((b) => b.webhookUrl)) setImmediate(() => void deliverDue());
+      const item: PendingSettle = {
+        callId: record.id,
+        deltas,
+        webhook: matching.some((b) => b.webhookUrl),
+        crossed:
+          (firing) =>
+          (budgetId, periodKey, _before, after): AlertInsert[] => {
+            const entry = byId.get(budgetId);
+            if (!entry) return [];
+            const { budget, bounds } = entry;
+            // Every threshold at or under the spend; the store's unique key keeps each to one alert
+            // per period (across processes), and `fired` spares this process the repeated inserts.
+            return budget.thresholds
+              .filter((th) => after >= th * budget.limitNanos && !fired.has(`${budgetId}|${periodKey}|${th}`))
+              .map((threshold) => {
+                firing.push(`${budgetId}|${periodKey}|${threshold}`);
+                const id = randomUUID();
+                return {
+                  id,
+                  budgetId,
+                  periodKey,
+                  threshold,
+                  payload: alertPayload(budget, bounds, threshold, after, id),
+                  createdMs: now(),
+                  hasWebhook: budget.webhookUrl !== null,
+                };
+              });
+          },
+      };
+      // Behind spends still waiting, this one waits too: order is kept, and a locked database is
+      // not asked again by every finished call.
+      if (pendingSettles.size === 0) {
+        try {
+          const alerted = commit(item);
+          counters.settled++;
+          if (alerted) nudgeDelivery();
+          return;
+        } catch (error) {
+          if (isPermanent(error)) {
+            counters.invalid++;
+            options.logger?.('llm-meter: budget spend refused', error);
+            return;
+          }
+          counters.failed++;
+          settleFailures++;
+          options.logger?.('llm-meter: budget spend not committed yet', error);
+        }
+      }
+      counters.dropped += pendingSettles.push(item);
+      scheduleSettles();
     },
+    async flush() {
+      if (settleRetry) clearTimeout(settleRetry);
+      settleRetry = null;
+      for (;;) {
+        const result = drainSettles(SETTLES_PER_TURN);
+        if (result === 'done') return;
+        if (result === 'failed') {
+          scheduleSettles();
+          throw new Error(`Could not commit the spend of ${pendingSettles.size} calls to their budgets.`);
+        }
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    },
+    stats: () => ({ ...counters, pending: pendingSettles.size }),
     deliverDue,
     start() {
       const interval = options.pollIntervalMs ?? 1_000;
@@ -509,6 +680,10 @@ export function createBudgets(options: BudgetsOptions): Budgets {
     async stop() {
       if (timer) clearInterval(timer);
       timer = null;
+      if (settleRetry) clearTimeout(settleRetry);
+      settleRetry = null;
+      // A last chance for spend kept during an outage; what still cannot be committed is lost.
+      if (drainSettles(Number.POSITIVE_INFINITY) === 'failed') counters.dropped += pendingSettles.clear();
       await Promise.allSettled([...inFlight]);
     },
   };

@@ -11,6 +11,8 @@ export interface ConnectionOptions {
 }
 
 export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+/** How long a write waits for the lock while the database is known to be unavailable. */
+export const PROBE_BUSY_TIMEOUT_MS = 50;
 
 /**
  * WAL lets readers (the reporting server, another worker) run while a writer commits.
@@ -50,6 +52,58 @@ function setWal(db: SqliteDatabase, busyTimeoutMs: number): void {
       sleepSync(Math.min(50, 2 ** attempt));
     }
   }
+}
+
+/**
+ * Writes on a connection whose writes are failing. Waiting out the busy timeout blocks the
+ * host's event loop (better-sqlite3 is synchronous), so once a write has failed (after waiting
+ * the whole timeout for a lock another process holds, or on a full disk), the next attempts
+ * only probe, with a short timeout, until one succeeds: a database locked for minutes makes
+ * the host wait once, not on every call or retry (DESIGN.md: never delay a chunk).
+ */
+export interface BusyProbe {
+  /** Runs one write; its failure switches to probing, its success back to the full timeout. */
+  run<T>(write: () => T): T;
+  failed(): void;
+  succeeded(): void;
+}
+
+export function createBusyProbe(db: SqliteDatabase, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS): BusyProbe {
+  const full = Math.max(0, Math.floor(busyTimeoutMs));
+  const probe = Math.min(full, PROBE_BUSY_TIMEOUT_MS);
+  let probing = false;
+  const set = (ms: number) => {
+    try {
+      if (db.open) db.pragma(`busy_timeout = ${ms}`);
+    } catch {
+      // A setting, not a write: nothing to do if even this fails.
+    }
+  };
+  const failed = () => {
+    if (probing) return;
+    probing = true;
+    set(probe);
+  };
+  const succeeded = () => {
+    if (!probing) return;
+    probing = false;
+    set(full);
+  };
+  return {
+    run(write) {
+      let result: ReturnType<typeof write>;
+      try {
+        result = write();
+      } catch (error) {
+        failed();
+        throw error;
+      }
+      succeeded();
+      return result;
+    },
+    failed,
+    succeeded,
+  };
 }
 
 export function isBusy(error: unknown): boolean {

@@ -19,14 +19,20 @@
  * Failures (SQLITE_BUSY past the busy timeout, disk full, a read-only file) never reach the
  * caller: the batch stays queued (at most `maxPending` records, oldest dropped first and
  * counted), the failure is counted, and the commit is retried with backoff; while backing off,
- * writes only queue, so a locked database never stalls the caller's event loop for more than
- * one busy timeout per retry.
+ * writes only queue, and the retries only probe the lock (connection.ts, createBusyProbe), so
+ * a database locked by another process stalls the caller's event loop for one busy timeout
+ * per outage, not per retry.
  */
 import type { Statement } from 'better-sqlite3';
 import type { CallRecord } from '../record.js';
 import { HOUR_MS } from './buckets.js';
 import { type Checkpointer, startCheckpointer } from './checkpointer.js';
-import { DEFAULT_BUSY_TIMEOUT_MS, openConnection, type SqliteDatabase } from './connection.js';
+import {
+  createBusyProbe,
+  DEFAULT_BUSY_TIMEOUT_MS,
+  openConnection,
+  type SqliteDatabase,
+} from './connection.js';
 import { encodeCursor } from './cursor.js';
 import { InvalidQueryError, StoreError } from './errors.js';
 import { eventsSql, MAX_EVENTS_LIMIT } from './events.js';
@@ -86,9 +92,8 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   const now = options.now ?? Date.now;
   const scheduleCommit = options.commitScheduling === 'immediate' ? setImmediate : queueMicrotask;
   const maxBatch = options.maxBatch ?? 10_000;
-  const db: SqliteDatabase = openConnection(options.path, {
-    busyTimeoutMs: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
-  });
+  const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  const db: SqliteDatabase = openConnection(options.path, { busyTimeoutMs });
   try {
     migrate(db);
     registerHistogramFunctions(db);
@@ -113,6 +118,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   const select1 = db.prepare('SELECT 1').pluck();
 
   const queue = createPendingQueue<CallRecord>(options.maxPending ?? 100_000);
+  const probe = createBusyProbe(db, busyTimeoutMs);
   const counters = { written: 0, duplicates: 0, failed: 0, dropped: 0, invalid: 0 };
   let lastError: StoreStats['lastError'] = null;
   let lastErrorCause: unknown = null;
@@ -186,10 +192,12 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
       counters.invalid += result.refused.length;
       for (const error of result.refused) report(error);
       consecutiveFailures = 0;
+      probe.succeeded();
       return true;
     } catch (error) {
       counters.failed++;
       consecutiveFailures++;
+      probe.failed();
       report(error);
       return false;
     }
@@ -289,6 +297,8 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     async close() {
       if (closed) return;
       try {
+        // The last attempt may wait the whole busy timeout: nothing is on the caller's path now.
+        probe.succeeded();
         await flushAll();
       } finally {
         closed = true;
