@@ -3,7 +3,8 @@
 #
 #   .cache/otelcol/otelcol-llm-meter   an OpenTelemetry Collector built with the official
 #                                      Collector Builder from deploy/collector/builder-config.yaml
-#   .cache/jaeger/jaeger               Jaeger v2 (its cmd/jaeger), built with `go install`
+#   .cache/jaeger/jaeger               Jaeger v2 (its cmd/jaeger), built with `go build` (see below
+#                                      why not `go install`)
 #
 # Idempotent: a binary that is there is kept (the collector is rebuilt when its manifest
 # changed). Without Go it builds nothing and exits 0: the collector tests then skip, saying so.
@@ -14,9 +15,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Versions. The builder stays on the same minor release as the core modules in the manifest.
-# Jaeger's Go module carries v1.x tags; its cmd/jaeger at module v1.76.0 is the Jaeger v2 binary.
+# Jaeger releases v1.x and v2.x together from one Go module, which carries the v1.x tags: its
+# cmd/jaeger at module v1.76.0 is the Jaeger v2.13.0 binary (the version it reports).
 BUILDER_VERSION=0.165.0
 JAEGER_MODULE_VERSION=v1.76.0
+JAEGER_VERSION=v2.13.0
 
 ROOT=$PWD
 MANIFEST=deploy/collector/builder-config.yaml
@@ -71,15 +74,46 @@ build_collector() {
 }
 
 build_jaeger() {
-  if [[ -x $JAEGER_BIN && -f $JAEGER_STAMP && $(cat "$JAEGER_STAMP") == "$JAEGER_MODULE_VERSION" ]]; then
-    log "jaeger: $JAEGER_BIN ($JAEGER_MODULE_VERSION) is there; nothing to do."
+  local stamp="$JAEGER_VERSION (module $JAEGER_MODULE_VERSION)"
+  if [[ -x $JAEGER_BIN && -f $JAEGER_STAMP && $(cat "$JAEGER_STAMP") == "$stamp" ]]; then
+    log "jaeger: $JAEGER_BIN, Jaeger $stamp, is there; nothing to do."
     return 0
   fi
-  log "jaeger: go install github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_MODULE_VERSION into $JAEGER_DIR (a cold build takes minutes)"
+  # `go install github.com/jaegertracing/jaeger/cmd/jaeger@VERSION` refuses this module: its
+  # go.mod has a replace directive ("must not contain directives that would cause it to be
+  # interpreted differently than if it were the main module"). So the binary is built from a
+  # throwaway module that requires Jaeger as a tool and carries Jaeger's own replace
+  # directives, which builds exactly what Jaeger's go.mod resolves to.
+  local pkg=github.com/jaegertracing/jaeger/cmd/jaeger
+  local src=$JAEGER_DIR/src
+  log "jaeger: building Jaeger $JAEGER_VERSION ($pkg@$JAEGER_MODULE_VERSION) into $JAEGER_DIR (a cold build takes minutes)"
   local start=$SECONDS
-  mkdir -p "$JAEGER_DIR"
-  GOBIN=$JAEGER_DIR go install -ldflags "$LDFLAGS" "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_MODULE_VERSION"
-  echo "$JAEGER_MODULE_VERSION" >"$JAEGER_STAMP"
+  rm -rf "$src"
+  mkdir -p "$src"
+  (
+    cd "$src"
+    go mod init llm-meter.local/jaeger-build >/dev/null 2>&1
+    local gomod
+    gomod=$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION" |
+      sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
+    # Jaeger's replace directives, as `go mod edit -replace` arguments.
+    local replaces
+    replaces=$(go mod edit -json "$gomod" | node -e '
+      let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+        const at = (m) => m.Path + (m.Version ? "@" + m.Version : "");
+        for (const r of JSON.parse(s).Replace ?? []) console.log(`-replace=${at(r.Old)}=${at(r.New)}`);
+      });')
+    if [[ -n $replaces ]]; then
+      log "jaeger: applying Jaeger's replace directives: $(echo $replaces)"
+      # shellcheck disable=SC2086 # one argument per line
+      go mod edit $replaces
+    fi
+    go get -tool "$pkg@$JAEGER_MODULE_VERSION"
+    go build -o "$JAEGER_BIN" \
+      -ldflags "$LDFLAGS -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$JAEGER_VERSION" "$pkg"
+  )
+  echo "$stamp" >"$JAEGER_STAMP"
+  rm -rf "$src"
   log "jaeger: built $JAEGER_BIN in $((SECONDS - start)) s"
   "$JAEGER_BIN" version 2>/dev/null | head -n 3 || true
 }

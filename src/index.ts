@@ -6,6 +6,8 @@ export {
   LlmMeterError,
 } from './errors/errors.js';
 export { createMeter } from './meter.js';
+export type { GatewayKey, ProxyOptions, ProxyStats, ProxyTimeouts, RunningProxy } from './proxy/index.js';
+export { generateGatewayKey, startProxy } from './proxy/index.js';
 export type {
   Attribution,
   CallCost,
@@ -18,4 +20,36 @@ export type {
   TokenUsage,
 } from './record.js';
 export { ERROR_TYPES } from './record.js';
+export type {
+  ChatMessage,
+  CircuitBreaker,
+  CircuitBreakerOptions,
+  CircuitChange,
+  CircuitFetchOptions,
+  CircuitSnapshot,
+  CircuitState,
+  FitOptions,
+  FitResult,
+  FitStrategy,
+  GuardOptions,
+  Guards,
+  RateLimiter,
+  RateLimiterOptions,
+  RateLimiterSnapshot,
+  RetryEvent,
+  RetryPolicy,
+} from './resilience/index.js';
+export {
+  backoffDelay,
+  CircuitOpenError,
+  createCircuitBreaker,
+  createGuards,
+  createRateLimiter,
+  fitToContext,
+  isCircuitOpenError,
+  withCircuitBreaker,
+  withGuards,
+  withRateLimiter,
+  withRetry,
+} from './resilience/index.js';
 export type { AttributionInput, FetchLike, Meter, MeterOptions, MeterStats, ModelPrice } from './types.js';

@@ -19,7 +19,7 @@ beforeAll(() => {
 });
 
 describe('llm-meter CLI', () => {
-  it.each(['serve', 'demo', 'report', 'budgets', 'migrate', 'prune', 'prices'])(
+  it.each(['serve', 'demo', 'proxy', 'report', 'budgets', 'migrate', 'prune', 'prices'])(
     '%s --help exits 0 with usage',
     (cmd) => {
       const r = cli(cmd, '--help');
@@ -35,6 +35,7 @@ describe('llm-meter CLI', () => {
     [['demo', '--calls', '-1'], /--calls/],
     [['serve', '--port', 'http'], /--port/],
     [['report', '--frobnicate'], /frobnicate/],
+    [['proxy', '--upstream', 'nourl'], /--upstream/],
   ])('bad usage %j exits 2 naming the flag', (args, message) => {
     const r = cli(...args);
     expect(r.code).toBe(2);

@@ -3,6 +3,7 @@ import { migrateCommand, pricesCommand, pruneCommand } from './admin.js';
 import { parse, positiveInt, str, UsageError } from './args.js';
 import { budgetsCommand } from './budgets.js';
 import { runDemo } from './demo.js';
+import { proxyCommand } from './proxy.js';
 import { reportCommand } from './report.js';
 import { serveCommand } from './serve.js';
 
@@ -13,6 +14,7 @@ Usage: llm-meter <command> [options]
 Commands:
   serve     the reporting server: dashboard, JSON API, /metrics (--demo adds traffic)
   demo      the provider simulator with metered calls, a per-call table and a summary
+  proxy     a metering gateway for clients in any language (change their base URL)
   report    spend, tokens, errors and latency from the usage database
   budgets   list, create or delete budgets
   migrate   bring the database schema up to date
@@ -51,6 +53,7 @@ const demoCommand: Command = async (args, out) => {
 const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
   demo: demoCommand,
+  proxy: proxyCommand,
   report: reportCommand,
   budgets: budgetsCommand,
   migrate: migrateCommand,

@@ -1,0 +1,120 @@
+import { generateGatewayKey, startProxy } from '../proxy/index.js';
+import type { ProxyOptions } from '../proxy/types.js';
+import { dbPath, parse, positiveInt, str, UsageError } from './args.js';
+
+export const PROXY_HELP = `Usage: llm-meter proxy [--port 8788] [--host 127.0.0.1] --upstream NAME=URL [--upstream ...]
+                       [--db PATH] [--require-key --keys FILE] [--capture-content]
+                       [--connect-timeout MS] [--headers-timeout MS] [--idle-timeout MS] [--timeout MS]
+                       [--shutdown-grace MS] [--connections N] [--max-body BYTES]
+                       [--default-max-tokens N] [--max-tool-rounds N] [--user-rpm N] [--user-tpm N]
+                       [--circuit-breaker] [--rate-limit]
+       llm-meter proxy keygen
+
+A metering gateway for clients in any language: point their base URL at it. Requests route by
+path prefix (/NAME/...) or by the provider's own path shape (/v1/messages → anthropic,
+/v1beta/... → gemini, /api/... → ollama, other /v1/... → openai). Every call is metered, stored
+and checked against budgets like meter.fetch. Attribution comes from x-llm-meter-user,
+-project, -feature and -tags headers, which are removed before forwarding.
+Default upstreams: openai=https://api.openai.com, anthropic=https://api.anthropic.com.
+`;
+
+function ms(values: Record<string, unknown>, name: string): number | undefined {
+  return values[name] === undefined ? undefined : positiveInt(values as never, name, 0);
+}
+
+export async function proxyCommand(args: string[], out: (s: string) => void): Promise<void> {
+  if (args[0] === 'keygen') {
+    out(`${generateGatewayKey()}\n`);
+    return;
+  }
+  const { values } = parse(args, {
+    db: { type: 'string' },
+    port: { type: 'string' },
+    host: { type: 'string' },
+    upstream: { type: 'string', multiple: true },
+    'require-key': { type: 'boolean' },
+    keys: { type: 'string' },
+    'capture-content': { type: 'boolean' },
+    'connect-timeout': { type: 'string' },
+    'headers-timeout': { type: 'string' },
+    'idle-timeout': { type: 'string' },
+    timeout: { type: 'string' },
+    'shutdown-grace': { type: 'string' },
+    connections: { type: 'string' },
+    'max-body': { type: 'string' },
+    'default-max-tokens': { type: 'string' },
+    'max-tool-rounds': { type: 'string' },
+    'user-rpm': { type: 'string' },
+    'user-tpm': { type: 'string' },
+    'circuit-breaker': { type: 'boolean' },
+    'rate-limit': { type: 'boolean' },
+  });
+  if (values.help) return out(PROXY_HELP);
+  const upstreams: Record<string, string> = {};
+  for (const spec of (values.upstream as string[] | undefined) ?? []) {
+    const eq = spec.indexOf('=');
+    const name = spec.slice(0, eq);
+    const url = spec.slice(eq + 1);
+    if (eq <= 0 || !URL.canParse(url)) {
+      throw new UsageError(
+        `Expected \`--upstream\` as NAME=URL (e.g. openai=https://api.openai.com), got "${spec}".`,
+      );
+    }
+    upstreams[name] = url;
+  }
+  if (Object.keys(upstreams).length === 0) {
+    upstreams.openai = 'https://api.openai.com';
+    upstreams.anthropic = 'https://api.anthropic.com';
+  }
+  if (values['require-key'] && !str(values, 'keys')) {
+    throw new UsageError(
+      '`--require-key` needs `--keys FILE` (a JSON map of gateway keys; see `llm-meter proxy keygen`).',
+    );
+  }
+  const timeouts: NonNullable<ProxyOptions['timeouts']> = {};
+  const connectMs = ms(values, 'connect-timeout');
+  const headersMs = ms(values, 'headers-timeout');
+  const idleMs = ms(values, 'idle-timeout');
+  const totalMs = ms(values, 'timeout');
+  if (connectMs !== undefined) timeouts.connectMs = connectMs;
+  if (headersMs !== undefined) timeouts.headersMs = headersMs;
+  if (idleMs !== undefined) timeouts.idleMs = idleMs;
+  if (totalMs !== undefined) timeouts.totalMs = totalMs;
+  const guards: NonNullable<ProxyOptions['guards']> = {};
+  if (values['default-max-tokens']) guards.defaultMaxTokens = positiveInt(values, 'default-max-tokens', 0);
+  if (values['max-tool-rounds']) guards.maxToolRounds = positiveInt(values, 'max-tool-rounds', 0);
+  if (values['user-rpm'] || values['user-tpm']) {
+    guards.perUser = {};
+    if (values['user-rpm']) guards.perUser.requests = positiveInt(values, 'user-rpm', 0);
+    if (values['user-tpm']) guards.perUser.tokens = positiveInt(values, 'user-tpm', 0);
+  }
+  const options: ProxyOptions = {
+    port: positiveInt(values, 'port', 8788),
+    host: str(values, 'host') ?? '127.0.0.1',
+    upstreams,
+    meterOptions: { database: dbPath(values), captureContent: values['capture-content'] === true },
+    requireKey: values['require-key'] === true,
+    timeouts,
+    guards,
+  };
+  const keysFile = str(values, 'keys');
+  if (keysFile) options.keysFile = keysFile;
+  const grace = ms(values, 'shutdown-grace');
+  if (grace !== undefined) options.shutdownGraceMs = grace;
+  if (values.connections) options.connections = positiveInt(values, 'connections', 256);
+  if (values['max-body']) options.maxRequestBodyBytes = positiveInt(values, 'max-body', 0);
+  if (values['circuit-breaker']) options.circuitBreaker = {};
+  if (values['rate-limit']) options.rateLimiter = {};
+  const proxy = await startProxy(options);
+  out(
+    `llm-meter proxy on ${proxy.url} → ${Object.entries(upstreams)
+      .map(([n, u]) => `${n}=${u}`)
+      .join(', ')}\n`,
+  );
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  out('draining in-flight calls, then flushing the store\n');
+  await proxy.close();
+}

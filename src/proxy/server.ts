@@ -1,0 +1,458 @@
+import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { InvalidOptionError } from '../errors/errors.js';
+import type { FetchLike } from '../fetch/request.js';
+import type { MeterInternals } from '../meter.js';
+import { createMeter } from '../meter.js';
+import { openaiAdapter } from '../providers/openai.js';
+import { DEFAULT_ADAPTERS, detect } from '../providers/registry.js';
+import type { ProviderAdapter } from '../providers/types.js';
+import { createCircuitBreaker, withCircuitBreaker } from '../resilience/circuit-breaker.js';
+import { createGuards, guardedBase } from '../resilience/guards.js';
+import { createRateLimiter, withRateLimiter } from '../resilience/rate-limiter.js';
+import { attributionFrom, clientHeaders, upstreamHeaders } from './headers.js';
+import { createKeyring, type Keyring, presentedKey, readKeysFile, swapKey } from './keys.js';
+import { resolveRoute } from './routes.js';
+import { resolveTimeouts, startCallTimer, type TimeoutKind, timeoutMessage } from './timeouts.js';
+import type { GatewayKey, ProxyOptions, ProxyStats, RunningProxy } from './types.js';
+
+const MiB = 1024 * 1024;
+
+interface Exchange {
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+/** Content types whose first bytes the client should get as soon as they exist. */
+const STREAMING = /text\/event-stream|application\/(?:x-)?ndjson|application\/jsonl/i;
+
+function positiveInt(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value <= 0)
+    throw new InvalidOptionError(`Expected \`${name}\` to be a positive integer.`);
+  return value;
+}
+
+function checkUpstreams(upstreams: Record<string, string> | undefined): Map<string, URL> {
+  if (typeof upstreams !== 'object' || upstreams === null || Object.keys(upstreams).length === 0) {
+    throw new InvalidOptionError(
+      'Expected `upstreams` to name at least one upstream, e.g. { openai: "https://api.openai.com" }.',
+    );
+  }
+  const out = new Map<string, URL>();
+  for (const [name, base] of Object.entries(upstreams)) {
+    if (!/^[A-Za-z0-9._-]+$/.test(name)) {
+      throw new InvalidOptionError(
+        `Expected upstream names to be path segments ([A-Za-z0-9._-]), got "${name}".`,
+      );
+    }
+    let url: URL;
+    try {
+      url = new URL(base);
+    } catch {
+      throw new InvalidOptionError(`Expected \`upstreams.${name}\` to be a URL.`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new InvalidOptionError(`Expected \`upstreams.${name}\` to be an http(s) URL.`);
+    }
+    if (url.search || url.hash || url.username || url.password) {
+      throw new InvalidOptionError(
+        `Expected \`upstreams.${name}\` to have no query, fragment or credentials.`,
+      );
+    }
+    out.set(name, url);
+  }
+  return out;
+}
+
+function keyringFor(options: ProxyOptions): Keyring | null {
+  if (!options.requireKey) return null;
+  const keys: Record<string, GatewayKey> = {
+    ...(options.keysFile ? readKeysFile(options.keysFile) : {}),
+    ...(options.keys ?? {}),
+  };
+  const ring = createKeyring(keys);
+  if (ring.size === 0)
+    throw new InvalidOptionError(
+      'Expected `keys` or `keysFile` to hold gateway keys when `requireKey` is set.',
+    );
+  return ring;
+}
+
+/**
+ * The body of an incoming request, up to `max` bytes: null when larger, or when the client went
+ * away before sending all of it.
+ */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const declared = Number(req.headers['content-length']);
+    let chunks: Buffer[] | null = declared > max ? null : [];
+    let size = 0;
+    let settled = false;
+    const settle = (value: Buffer | null) => {
+      if (settled) return;
+      settled = true;
+      resolve(value);
+    };
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) chunks = null;
+      else chunks?.push(chunk);
+    });
+    req.on('end', () =>
+      settle(chunks ? (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)) : null),
+    );
+    req.on('error', () => settle(null));
+    req.on('close', () => settle(null));
+  });
+}
+
+/** Resolves when the response can take more, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+function hasAttribution(input: object): boolean {
+  for (const _ in input) return true;
+  return false;
+}
+
+function causeCode(error: unknown): string | null {
+  for (let e: unknown = error, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+/**
+ * The gateway: a reverse proxy that gives clients in any language the metering of `meter.fetch`
+ * by changing their base URL. Each call goes through `meter.wrapFetch(undici fetch)` (records,
+ * spans, store and budgets alike); responses stream back chunk by chunk with backpressure; a
+ * client that disconnects aborts its upstream call at once.
+ */
+export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
+  const upstreams = checkUpstreams(options.upstreams);
+  const keyring = keyringFor(options);
+  const timeouts = resolveTimeouts(options.timeouts);
+  const maxBody = positiveInt('maxRequestBodyBytes', options.maxRequestBodyBytes, 32 * MiB);
+  const connections = positiveInt('connections', options.connections, 256);
+  const graceMs = options.shutdownGraceMs ?? 10_000;
+  if (typeof graceMs !== 'number' || !(graceMs >= 0)) {
+    throw new InvalidOptionError('Expected `shutdownGraceMs` to be a number of milliseconds >= 0.');
+  }
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 8788;
+  const log = options.logger ?? (() => {});
+
+  const ownMeter = !options.meter;
+  const meter = options.meter ?? createMeter(options.meterOptions);
+  const internals = (meter as { internals?: MeterInternals }).internals;
+
+  // Keep-alive connections, one request at a time each (no pipelining: one slow generation would
+  // hold up every call queued behind it). The gateway's own timers enforce the timeouts, with
+  // errors that say which one fired; undici's are off so that they never fire first.
+  const agent = new Agent({
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    connect: { timeout: timeouts.connectMs },
+  });
+  const base: FetchLike = (input, init) =>
+    undiciFetch(input as string, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>;
+
+  // Beneath the meter, so that what they answer is recorded like a provider's answer.
+  let below = base;
+  if (options.rateLimiter)
+    below = withRateLimiter(below, createRateLimiter(options.rateLimiter), options.rateLimiter);
+  if (options.circuitBreaker) {
+    below = withCircuitBreaker(below, createCircuitBreaker(options.circuitBreaker), { onOpen: 'respond' });
+  }
+  const guards = options.guards ? createGuards(options.guards) : null;
+  if (guards) {
+    below = guardedBase(guards, below);
+    internals?.addSink('guards', (record) => guards.observe(record));
+  }
+  const metered = meter.wrapFetch(below);
+
+  const exchanges = new Set<Exchange>();
+  const stats = { requests: 0, gatewayErrors: 0 };
+  let closing = false;
+
+  function adapterFor(url: string, method: string): ProviderAdapter {
+    try {
+      return detect(DEFAULT_ADAPTERS, new URL(url), method, new Headers())?.adapter ?? openaiAdapter;
+    } catch {
+      return openaiAdapter;
+    }
+  }
+
+  /** An answer of the gateway's own, in the provider's error shape. */
+  function answer(
+    res: ServerResponse,
+    adapter: ProviderAdapter,
+    status: number,
+    type: string,
+    message: string,
+    headers: OutgoingHttpHeaders = {},
+  ): void {
+    stats.gatewayErrors++;
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    const body = JSON.stringify(adapter.errorBody(type, `${message} (llm-meter gateway)`));
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      ...(closing ? { connection: 'close' } : {}),
+      ...headers,
+    });
+    res.end(body);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    stats.requests++;
+    const method = req.method ?? 'GET';
+    const path = req.url ?? '/';
+    if (closing) {
+      answer(
+        res,
+        adapterFor(`http://gateway${path}`, method),
+        503,
+        'overloaded_error',
+        'The gateway is shutting down.',
+        {
+          connection: 'close',
+        },
+      );
+      return;
+    }
+    const controller = new AbortController();
+    let finish!: () => void;
+    const exchange: Exchange = { controller, done: new Promise<void>((r) => (finish = r)) };
+    exchanges.add(exchange);
+
+    let clientGone = false;
+    let timedOut: TimeoutKind | null = null;
+    const timer = startCallTimer(timeouts, (kind, ms) => {
+      if (controller.signal.aborted) return;
+      timedOut = kind;
+      controller.abort(new DOMException(timeoutMessage(kind, ms), 'TimeoutError'));
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        clientGone = true;
+        controller.abort();
+      }
+      timer.stop();
+      exchanges.delete(exchange);
+      finish();
+    });
+
+    const route = resolveRoute(path, upstreams);
+    if (!route) {
+      answer(
+        res,
+        adapterFor(`http://gateway${path}`, method),
+        404,
+        'not_found_error',
+        `No upstream serves ${method} ${path.split('?')[0]}.`,
+      );
+      return;
+    }
+    let known: ProviderAdapter | null = null;
+    const adapter = () => (known ??= adapterFor(route.url, method));
+    let body: Buffer | undefined;
+    if (method !== 'GET' && method !== 'HEAD') {
+      const read = await readBody(req, maxBody);
+      if (clientGone) return;
+      if (read === null) {
+        answer(res, adapter(), 413, 'request_too_large', `Request bodies are limited to ${maxBody} bytes.`);
+        return;
+      }
+      body = read;
+    }
+
+    const headers = upstreamHeaders(req.headers);
+    const attribution = attributionFrom(req.headers);
+    if (keyring) {
+      const presented = presentedKey(headers);
+      const entry = presented ? keyring.lookup(presented.value) : null;
+      if (!presented || !entry) {
+        answer(
+          res,
+          adapter(),
+          401,
+          'authentication_error',
+          'Invalid gateway key: this gateway accepts only its own keys.',
+        );
+        return;
+      }
+      const providerKey = entry.providerKeys[route.upstream];
+      if (!providerKey) {
+        answer(
+          res,
+          adapter(),
+          403,
+          'permission_error',
+          `This gateway key has no access to upstream "${route.upstream}".`,
+        );
+        return;
+      }
+      swapKey(headers, presented, providerKey);
+      // The key's identity wins over headers the client could set to anything.
+      Object.assign(attribution, entry.tags ?? {});
+      if (entry.user !== undefined) attribution.user = entry.user;
+      if (entry.project !== undefined) attribution.project = entry.project;
+      if (entry.feature !== undefined) attribution.feature = entry.feature;
+    }
+
+    let init: RequestInit = {
+      method,
+      headers,
+      body: body as BodyInit | undefined,
+      signal: controller.signal,
+    };
+    if (guards && body) {
+      const amended = guards.amend(route.url, init);
+      if (amended) init = { ...init, body: JSON.stringify(amended) };
+    }
+
+    let response: Response;
+    try {
+      // Without attribution there is nothing to scope: skip the AsyncLocalStorage run.
+      response = await (hasAttribution(attribution)
+        ? meter.run(attribution, () => metered(route.url, init))
+        : metered(route.url, init));
+    } catch (error) {
+      if (clientGone) return;
+      if (timedOut !== null) {
+        answer(res, adapter(), 504, 'timeout', timeoutMessage(timedOut, timeouts[`${timedOut}Ms`]), {
+          'x-llm-meter-timeout': timedOut,
+          // The provider may still finish (and bill) the call: a blind retry could pay twice.
+          'x-should-retry': 'false',
+        });
+        return;
+      }
+      const code = causeCode(error);
+      if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+        answer(res, adapter(), 504, 'timeout', timeoutMessage('connect', timeouts.connectMs), {
+          'x-llm-meter-timeout': 'connect',
+        });
+        return;
+      }
+      log(`llm-meter gateway: upstream "${route.upstream}" failed (${code ?? (error as Error)?.name})`);
+      answer(
+        res,
+        adapter(),
+        502,
+        'api_error',
+        `The upstream "${route.upstream}" could not be reached (${code ?? 'network error'}).`,
+      );
+      return;
+    }
+    if (clientGone) {
+      void response.body?.cancel().catch(() => {});
+      return;
+    }
+
+    timer.headers();
+    const out = clientHeaders(response.headers);
+    if (closing) out.connection = 'close';
+    res.writeHead(response.status, response.statusText, out);
+    const stream = response.body;
+    if (!stream || method === 'HEAD') {
+      res.end();
+      return;
+    }
+    if (STREAMING.test(response.headers.get('content-type') ?? '')) res.flushHeaders();
+    const reader = stream.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        timer.chunk();
+        if (res.write(value)) continue;
+        // The client is slow, not the upstream: the idle clock stops while it catches up.
+        timer.pause();
+        await drained(res);
+        if (clientGone) return;
+        timer.resume();
+      }
+      res.end();
+    } catch {
+      // Cut upstream, a timeout, or the client gone: end without the closing chunk, so that the
+      // client sees an interrupted body rather than a complete one.
+      res.destroy();
+    }
+  }
+
+  const server = createServer(
+    { noDelay: true, keepAliveTimeout: 30_000, requestTimeout: 120_000 },
+    (req, res) => {
+      handle(req, res).catch((error: unknown) => {
+        log('llm-meter gateway: request failed', error);
+        if (!res.headersSent) answer(res, openaiAdapter, 500, 'api_error', 'The gateway failed.');
+        else res.destroy();
+      });
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+
+  let closed: Promise<void> | null = null;
+  return {
+    url,
+    port: bound,
+    stats: (): ProxyStats => ({
+      requests: stats.requests,
+      inFlight: exchanges.size,
+      gatewayErrors: stats.gatewayErrors,
+    }),
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        if (exchanges.size > 0) {
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            Promise.all([...exchanges].map((e) => e.done)),
+            new Promise<void>((resolve) => {
+              timer = setTimeout(resolve, graceMs);
+            }),
+          ]);
+          clearTimeout(timer);
+        }
+        for (const e of exchanges)
+          e.controller.abort(new DOMException('The gateway is shutting down.', 'AbortError'));
+        server.closeAllConnections();
+        await stopped;
+        if (ownMeter) await meter.shutdown();
+        else await meter.flush();
+        await agent.destroy();
+      })();
+      return closed;
+    },
+  };
+}

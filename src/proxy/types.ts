@@ -1,0 +1,83 @@
+import type { CircuitBreakerOptions, GuardOptions, RateLimiterOptions } from '../resilience/types.js';
+import type { Meter, MeterOptions } from '../types.js';
+
+export interface ProxyOptions {
+  /** Default 8788; 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /**
+   * Upstream base URLs by name, e.g. `{ openai: 'https://api.openai.com', anthropic:
+   * 'https://api.anthropic.com' }`. A request reaches upstream `name` by the path prefix
+   * `/{name}/…`, or by the provider's own path shape: `/v1/messages…` → `anthropic`,
+   * `/v1beta/…` and `…/models/{m}:{method}` → `gemini`, `/api/…` → `ollama`, other `/v1/…` → `openai`.
+   */
+  upstreams: Record<string, string>;
+  /** The meter every call goes through. Default: one the proxy creates from `meterOptions` and shuts down on close. */
+  meter?: Meter;
+  meterOptions?: MeterOptions;
+  /** Accept only gateway keys (`lmk_…`) from `keys` / `keysFile`; the provider keys they map to are the proxy's. */
+  requireKey?: boolean;
+  keys?: Record<string, GatewayKey>;
+  /** A JSON file of `{ "lmk_…": GatewayKey }`. */
+  keysFile?: string;
+  timeouts?: ProxyTimeouts;
+  /** How long `close()` lets in-flight calls finish before aborting them. Default 10,000 ms. */
+  shutdownGraceMs?: number;
+  /** Connections per upstream origin (keep-alive, no pipelining). Default 256. */
+  connections?: number;
+  /** Larger request bodies are refused with 413. Default 32 MiB. */
+  maxRequestBodyBytes?: number;
+  /** Default max tokens, tool-round cap, per-user limits (per user from attribution). */
+  guards?: GuardOptions;
+  /** A circuit breaker per provider and model; open circuits answer 503 in the provider's shape. */
+  circuitBreaker?: CircuitBreakerOptions;
+  /** A client-side limiter over the provider's reported rate limits, shared by every client. */
+  rateLimiter?: RateLimiterOptions;
+  /** Diagnostics (upstream failures, shutdown). Never receives keys or bodies. */
+  logger?: (message: string, error?: unknown) => void;
+}
+
+/**
+ * Timeouts, each producing a record with `errorType: 'timeout'` and a client response that says
+ * which one fired (`x-llm-meter-timeout`). Narrower ones sit inside wider ones:
+ * connect ≤ headers ≤ total and idle ≤ total, checked at start. The gateway is the bottom of a
+ * caller's stack, so its total is long (15 min, over the SDKs' 10 min default): a client's own,
+ * shorter timeout fires first and its disconnect aborts the upstream call at once.
+ */
+export interface ProxyTimeouts {
+  /** TCP/TLS connect to the upstream. Default 10,000 ms. */
+  connectMs?: number;
+  /** Request received → response headers (for a non-streamed call, its whole generation). Default 600,000 ms. */
+  headersMs?: number;
+  /** Longest silence between two body chunks. Default 300,000 ms. */
+  idleMs?: number;
+  /** Request received → response finished. Default 900,000 ms. */
+  totalMs?: number;
+}
+
+/** What a gateway key stands for. */
+export interface GatewayKey {
+  user?: string;
+  project?: string;
+  feature?: string;
+  tags?: Record<string, string>;
+  /** The real provider key per upstream name, sent in place of the gateway key. */
+  providerKeys: Record<string, string>;
+}
+
+export interface RunningProxy {
+  /** `http://host:port` */
+  url: string;
+  port: number;
+  /** Stop accepting, let in-flight calls finish up to `shutdownGraceMs`, then flush the meter. */
+  close(): Promise<void>;
+  stats(): ProxyStats;
+}
+
+export interface ProxyStats {
+  requests: number;
+  inFlight: number;
+  /** Calls answered by the gateway itself: no route, bad key, upstream unreachable, timeouts. */
+  gatewayErrors: number;
+}

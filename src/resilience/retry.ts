@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import { InvalidOptionError } from '../errors/errors.js';
+import { classifyError, classifyStatus, isResponseLike, type Verdict } from './classify.js';
+import { retryTiming } from './retry-timing.js';
+import { sleep as defaultSleep } from './sleep.js';
+import type { RetryEvent, RetryPolicy } from './types.js';
+
+interface Resolved {
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  maxElapsedMs: number;
+  maxRetryAfterMs: number;
+  retryTimeouts: boolean;
+  now: () => number;
+  random: () => number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  newId: () => string;
+}
+
+function count(name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new InvalidOptionError(`Expected \`${name}\` to be a number >= ${min}.`);
+  }
+  return value;
+}
+
+function resolve(policy: RetryPolicy): Resolved {
+  const maxAttempts = count('maxAttempts', policy.maxAttempts, 3, 1);
+  if (!Number.isInteger(maxAttempts))
+    throw new InvalidOptionError('Expected `maxAttempts` to be an integer.');
+  return {
+    maxAttempts,
+    baseDelayMs: count('baseDelayMs', policy.baseDelayMs, 500, 0),
+    maxDelayMs: count('maxDelayMs', policy.maxDelayMs, 8_000, 0),
+    maxElapsedMs: count('maxElapsedMs', policy.maxElapsedMs, 60_000, 0),
+    maxRetryAfterMs: count('maxRetryAfterMs', policy.maxRetryAfterMs, 60_000, 0),
+    retryTimeouts: policy.retryTimeouts === true,
+    now: policy.now ?? Date.now,
+    random: policy.random ?? Math.random,
+    sleep: policy.sleep ?? defaultSleep,
+    newId: policy.newId ?? randomUUID,
+  };
+}
+
+function abortSignalIn(value: unknown): AbortSignal | undefined {
+  const signal = (value as { signal?: unknown } | null | undefined)?.signal;
+  return signal && typeof (signal as AbortSignal).aborted === 'boolean' ? (signal as AbortSignal) : undefined;
+}
+
+function isRequest(value: unknown): value is Request {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Request).clone === 'function' &&
+    typeof (value as Request).url === 'string' &&
+    typeof (value as Request).method === 'string'
+  );
+}
+
+function isStream(value: unknown): boolean {
+  return (
+    typeof value === 'object' && value !== null && typeof (value as ReadableStream).getReader === 'function'
+  );
+}
+
+/**
+ * Arguments for each attempt. A `Request` is cloned per attempt (its body can be read once); a
+ * streamed `init.body` cannot be sent twice, so such a call gets one attempt.
+ */
+function replayer<A extends unknown[]>(args: A): { replayable: boolean; next(): A } {
+  const [first, second] = args;
+  if (isStream((second as RequestInit | undefined)?.body)) return { replayable: false, next: () => args };
+  if (isRequest(first)) {
+    if (first.bodyUsed) return { replayable: false, next: () => args };
+    return {
+      replayable: true,
+      next: () => [first.clone(), ...args.slice(1)] as unknown as A,
+    };
+  }
+  return { replayable: true, next: () => args };
+}
+
+/** Read an error response to its end, so its metered record is complete and the socket reusable. */
+async function release(response: Response): Promise<void> {
+  try {
+    await response.arrayBuffer();
+  } catch {
+    // Nothing to release, or the connection is gone already.
+  }
+}
+
+/**
+ * Retry an async function (a fetch, an SDK call) by the rules of the seed's section 4: only what
+ * is retryable (429, 408, 409, 5xx, 529, network errors), never other 4xx or a blocking budget
+ * (`x-should-retry: false`), the server's retry-after first, else exponential backoff with full
+ * jitter, a cap on attempts and on total time, and a timeout that may have completed only with
+ * `retryTimeouts`. The last failure is returned (a Response) or thrown as it was.
+ *
+ * Wrap a metered fetch (`withRetry(meter.fetch, { meter })`) so each attempt is its own record,
+ * tagged `retry_group` (shared by the attempts of one call) and `retry_attempt` (1, 2, …).
+ */
+export function withRetry<A extends unknown[], R>(
+  fn: (...args: A) => Promise<R>,
+  policy: RetryPolicy = {},
+): (...args: A) => Promise<R> {
+  const p = resolve(policy);
+  const meter = policy.meter;
+  return async function retrying(...args: A): Promise<R> {
+    const signal = abortSignalIn(args[1]) ?? abortSignalIn(args[0]);
+    const replay = replayer(args);
+    const group = p.newId();
+    const started = p.now();
+    for (let attempt = 1; ; attempt++) {
+      const callArgs = replay.next();
+      const run = () => fn(...callArgs);
+      let value: R | undefined;
+      let error: unknown;
+      let threw = false;
+      try {
+        value = await (meter
+          ? meter.run({ retry_group: group, retry_attempt: String(attempt) }, run)
+          : run());
+      } catch (e) {
+        threw = true;
+        error = e;
+      }
+      const now = p.now();
+      const verdict: Verdict = threw
+        ? classifyError(error, signal, now)
+        : isResponseLike(value)
+          ? classifyStatus(value.status, value.headers, now)
+          : { retry: false, mayHaveCompleted: false, hintMs: null, status: null, cause: 'ok' };
+      const finish = (): R => {
+        if (threw) throw error;
+        return value as R;
+      };
+      if (!verdict.retry || (verdict.mayHaveCompleted && !p.retryTimeouts)) return finish();
+      if (attempt >= p.maxAttempts || !replay.replayable || signal?.aborted) return finish();
+      const timing = retryTiming(
+        {
+          retry: attempt,
+          hintMs: verdict.hintMs,
+          maxRetryAfterMs: p.maxRetryAfterMs,
+          elapsedMs: now - started,
+          maxElapsedMs: p.maxElapsedMs,
+          baseDelayMs: p.baseDelayMs,
+          maxDelayMs: p.maxDelayMs,
+        },
+        p.random,
+      );
+      if (!timing.retry) return finish();
+      if (!threw && isResponseLike(value)) await release(value);
+      if (policy.onRetry) {
+        const event: RetryEvent = {
+          group,
+          attempt,
+          delayMs: timing.delayMs,
+          delaySource: timing.source,
+          status: verdict.status,
+          cause: verdict.cause,
+          error: threw ? error : undefined,
+        };
+        try {
+          policy.onRetry(event);
+        } catch {
+          // A hook never changes the outcome.
+        }
+      }
+      await p.sleep(timing.delayMs, signal);
+    }
+  };
+}
