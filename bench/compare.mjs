@@ -1,0 +1,904 @@
+#!/usr/bin/env node
+// Per-call overhead of each way to observe an LLM call, side by side in one run.
+//
+//   npm run build && node --expose-gc bench/compare.mjs [--rounds=5] [--requests=1000]
+//     [--concurrency=16] [--sequential=200] [--chunks=500] [--interval=2] [--mb=20]
+//     [--only=raw,undici,...] [--json]
+//
+// Approaches, each in its own long-lived child process (OpenTelemetry's global state and
+// instrumentations cannot be unloaded, so no two share a process):
+//
+//   raw           global fetch, nothing else
+//   undici        @opentelemetry/instrumentation-undici: a plain HTTP client span (and its
+//                 duration metric) per request; the floor for any OpenTelemetry-based approach
+//   openai        the official openai client, uninstrumented: OpenLLMetry's baseline
+//   openllmetry   @traceloop/node-server-sdk instrumenting the openai client
+//   openai-meter  the openai client with llm-meter's fetch (telemetry only): llm-meter measured
+//                 the way OpenLLMetry is, against the same baseline
+//   meter         llm-meter meter.fetch, telemetry only (database: false)
+//   meter-full    llm-meter meter.fetch, telemetry + SQLite store + budgets (one alert budget and
+//                 one block budget whose scopes match every call; a block budget makes every
+//                 call count its input tokens before it is sent)
+//   meter-store   (only when named in --only) telemetry + store, no budgets
+//
+// Every OpenTelemetry process gets the same SDK: a tracer provider with a BatchSpanProcessor and a
+// no-op exporter that counts spans, an SDK MeterProvider with a no-op exporter, the
+// AsyncLocalStorage context manager and the W3C propagator, all registered globally (OpenLLMetry
+// builds its own NodeSDK; it is given the same counting no-op exporter).
+//
+// The simulator (dist/sim) and a stamped-stream server run in one more child process, so their CPU
+// is not charged to the client under test. Each round runs, for every approach in turn (the
+// starting approach rotates by round), then for the next test:
+//
+//   1. non-streaming chat completions: `--requests` calls at `--concurrency` (calls/s and the
+//      client process's CPU time per call), then `--sequential` calls one at a time (median
+//      latency);
+//   2. one stream of `--chunks` chunks written every `--interval` ms, each stamped with its send
+//      time on the system-wide monotonic clock: the consumer's arrival time minus the stamp is
+//      the chunk's latency, p50 and p99 per stream;
+//   3. `--mb` MB of SSE streamed as fast as the consumer reads: heap and buffer memory retained
+//      (after a full gc every 2 MB) over a gc'd baseline, RSS, and the time from the last chunk
+//      to the end of the stream (work an instrumentation does when the stream ends).
+//
+// A warm-up round is run first and discarded. Every figure is computed per round against the
+// baseline's figure in the same round (raw fetch; the plain openai client for the openai-client
+// approaches), then summarised as median (min–max) over rounds. Streams in different processes
+// cannot be paired chunk by chunk, so the streaming figures are differences of per-stream
+// quantiles, not quantiles of per-chunk differences.
+//
+// Output: a Markdown report on stdout (and bench/out/compare.md); with --json, one JSON object
+// on stdout instead ({ markdown, meta, approaches, summary, rounds }). Progress goes to stderr.
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { fmt, nowNs, parseArgs, quantile, range, settleGc, summarize, table } from './lib/stats.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SELF = fileURLToPath(import.meta.url);
+const args = parseArgs();
+const ROLE = args.role ?? 'main';
+const log = (...a) => console.error(...a);
+const MiB = 1024 * 1024;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function version(name) {
+  try {
+    return JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
+  } catch {
+    return '?';
+  }
+}
+
+const APPROACHES = [
+  { id: 'raw', label: 'raw fetch', kind: 'fetch', baseline: null },
+  {
+    id: 'undici',
+    label: `@opentelemetry/instrumentation-undici ${version('@opentelemetry/instrumentation-undici')}`,
+    kind: 'fetch',
+    baseline: 'raw',
+  },
+  {
+    id: 'openai',
+    label: `openai ${version('openai')} client, uninstrumented`,
+    kind: 'openai',
+    baseline: 'raw',
+  },
+  {
+    id: 'openllmetry',
+    label: `OpenLLMetry (@traceloop/node-server-sdk ${version('@traceloop/node-server-sdk')}) on the openai client`,
+    kind: 'openai',
+    baseline: 'openai',
+  },
+  {
+    id: 'openai-meter',
+    label: 'llm-meter (telemetry only) on the openai client',
+    kind: 'openai',
+    baseline: 'openai',
+  },
+  { id: 'meter', label: 'llm-meter, telemetry only', kind: 'fetch', baseline: 'raw' },
+  { id: 'meter-full', label: 'llm-meter, telemetry + store + budgets', kind: 'fetch', baseline: 'raw' },
+  // Only with --only=…,meter-store: splits meter-full's cost between the store and the budgets.
+  {
+    id: 'meter-store',
+    label: 'llm-meter, telemetry + store (no budgets)',
+    kind: 'fetch',
+    baseline: 'raw',
+    optional: true,
+  },
+];
+
+// ============================================================================= server process
+
+async function serve() {
+  const { startSimulator } = await import('../dist/sim/index.js');
+  const sim = await startSimulator({ defaults: { outputTokens: 12 } });
+  // The simulator keeps every call for tests to inspect; a benchmark makes ~100k of them.
+  setInterval(() => {
+    sim.calls.length = 0;
+  }, 500).unref();
+
+  const chunk = (fields) =>
+    `data: ${JSON.stringify({
+      id: 'chatcmpl-bench',
+      object: 'chat.completion.chunk',
+      created: 1_700_000_000,
+      model: 'gpt-4o-mini',
+      ...fields,
+    })}\n\n`;
+  const delta = (content, extra = {}) =>
+    chunk({ choices: [{ index: 0, delta: { content }, logprobs: null, finish_reason: null }], ...extra });
+  const tail = (withUsage, outputTokens) =>
+    chunk({ choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] }) +
+    (withUsage
+      ? chunk({
+          choices: [],
+          usage: { prompt_tokens: 20, completion_tokens: outputTokens, total_tokens: 20 + outputTokens },
+        })
+      : '') +
+    'data: [DONE]\n\n';
+  const piece = delta(' lorem'.repeat(160));
+  const HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
+
+  const server = createServer((req, res) => {
+    res.on('error', () => {});
+    const parts = [];
+    req.on('data', (c) => parts.push(c));
+    req.on('end', async () => {
+      let body = {};
+      try {
+        body = JSON.parse(Buffer.concat(parts).toString());
+      } catch {}
+      const withUsage = body.stream_options?.include_usage === true;
+      const [mode, a, b] = String(req.headers['x-bench'] ?? '').split(':');
+      if (mode === 'stream') {
+        // `a` chunks, one every `b` ms on a fixed schedule, each stamped with its send time.
+        const chunks = Number(a);
+        const intervalMs = Number(b);
+        res.writeHead(200, HEADERS);
+        const start = performance.now();
+        for (let i = 0; i < chunks; i++) {
+          const wait = start + (i + 1) * intervalMs - performance.now();
+          if (wait > 0) await sleep(wait);
+          if (res.destroyed) return;
+          res.write(delta(' tok', { i, t: nowNs() }));
+        }
+        res.end(tail(withUsage, chunks));
+      } else if (mode === 'bulk') {
+        // `a` MB as fast as the client reads (backpressure honoured).
+        res.writeHead(200, HEADERS);
+        const total = Number(a) * MiB;
+        let sent = 0;
+        let n = 0;
+        while (sent < total) {
+          sent += piece.length;
+          n++;
+          if (!res.write(piece)) await new Promise((resolve) => res.once('drain', resolve));
+          if (res.destroyed) return;
+        }
+        res.end(tail(withUsage, n * 160));
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+  });
+  server.keepAliveTimeout = 120_000;
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  process.stdout.write(
+    `${JSON.stringify({
+      sim: sim.url,
+      streams: `http://127.0.0.1:${server.address().port}`,
+      pieceBytes: Buffer.byteLength(piece),
+    })}\n`,
+  );
+  process.stdin.resume();
+  process.stdin.on('end', async () => {
+    server.closeAllConnections();
+    server.close();
+    await sim.close();
+    process.exit(0);
+  });
+}
+
+// ============================================================================= worker process
+
+function countingSpanExporter() {
+  const exporter = {
+    spans: 0,
+    export(spans, done) {
+      exporter.spans += spans.length;
+      done({ code: 0 });
+    },
+    shutdown: async () => {},
+    forceFlush: async () => {},
+  };
+  return exporter;
+}
+
+async function globalOtel() {
+  const { context, metrics, propagation, trace } = await import('@opentelemetry/api');
+  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+  const { W3CTraceContextPropagator } = await import('@opentelemetry/core');
+  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader } = await import(
+    '@opentelemetry/sdk-metrics'
+  );
+  const exporter = countingSpanExporter();
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] });
+  const meterProvider = new MeterProvider({
+    readers: [
+      new PeriodicExportingMetricReader({
+        exporter: {
+          export: (_metrics, done) => done({ code: 0 }),
+          selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
+          forceFlush: async () => {},
+          shutdown: async () => {},
+        },
+        exportIntervalMillis: 10_000,
+      }),
+    ],
+  });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(tracerProvider);
+  metrics.setGlobalMeterProvider(meterProvider);
+  return {
+    exporter,
+    tracerProvider,
+    meterProvider,
+    flush: async () => {
+      await tracerProvider.forceFlush();
+      await meterProvider.forceFlush();
+    },
+  };
+}
+
+const CHAT = {
+  model: 'gpt-4o-mini',
+  messages: [
+    { role: 'system', content: 'You are a helpful assistant. Answer in one short paragraph.' },
+    { role: 'user', content: 'What does the quick brown fox do over the lazy dog, and why does it matter?' },
+  ],
+  max_tokens: 64,
+  temperature: 0.2,
+};
+const STREAM_CHAT = {
+  model: 'gpt-4o-mini',
+  messages: [{ role: 'user', content: 'stream please' }],
+  stream: true,
+  stream_options: { include_usage: true },
+};
+
+/** { call(), stream(header, onChunk(index, stampNs, arrivalNs)), bulk(header, onBytes(n)), flush(), stats() } */
+async function setupApproach(id, urls) {
+  const approach = APPROACHES.find((a) => a.id === id);
+  let fetchFn = globalThis.fetch;
+  let flush = async () => {};
+  let stats = () => ({});
+  let openaiFetch;
+
+  if (id === 'undici') {
+    const otel = await globalOtel();
+    const { registerInstrumentations } = await import('@opentelemetry/instrumentation');
+    const { UndiciInstrumentation } = await import('@opentelemetry/instrumentation-undici');
+    registerInstrumentations({
+      instrumentations: [new UndiciInstrumentation()],
+      tracerProvider: otel.tracerProvider,
+      meterProvider: otel.meterProvider,
+    });
+    flush = otel.flush;
+    stats = () => ({ spans: otel.exporter.spans });
+  } else if (id === 'meter' || id === 'meter-full' || id === 'meter-store' || id === 'openai-meter') {
+    const otel = await globalOtel();
+    const { createMeter } = await import('../dist/index.js');
+    const dir =
+      id === 'meter-full' || id === 'meter-store' ? mkdtempSync(join(tmpdir(), 'llm-meter-compare-')) : null;
+    const meter = createMeter({
+      database: dir ? join(dir, 'bench.db') : false,
+      tracerProvider: otel.tracerProvider,
+      meterProvider: otel.meterProvider,
+    });
+    if (dir) process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    if (id === 'meter-full') {
+      await meter.budgets.create({
+        name: 'bench alert',
+        // The simulator is on loopback, so llm-meter calls its provider openai_compatible.
+        scope: { provider: 'openai_compatible' },
+        period: 'month',
+        limit_usd: 1_000_000,
+        action: 'alert',
+      });
+      await meter.budgets.create({
+        name: 'bench block',
+        scope: { model: 'gpt-4o-mini' },
+        period: 'month',
+        limit_usd: 1_000_000,
+        action: 'block',
+      });
+    }
+    if (id === 'openai-meter') openaiFetch = meter.fetch;
+    else fetchFn = meter.fetch;
+    flush = async () => {
+      await meter.flush();
+      await otel.flush();
+    };
+    stats = async () => {
+      const budgets = meter.budgets ? await meter.budgets.list() : [];
+      return {
+        spans: otel.exporter.spans,
+        meter: meter.stats(),
+        budgets: budgets.map((b) => ({ name: b.name, spent_usd: b.spent_usd })),
+        rows: meter.store ? (await meter.store.summary({ groupBy: [] })).totals?.requests : undefined,
+      };
+    };
+  } else if (id === 'openllmetry') {
+    const traceloop = await import('@traceloop/node-server-sdk');
+    const { default: OpenAI } = await import('openai');
+    const exporter = countingSpanExporter();
+    traceloop.initialize({
+      disableBatch: false,
+      exporter,
+      instrumentModules: { openAI: OpenAI },
+      silenceInitializationMessage: true,
+      // Otherwise it polls api.traceloop.com for prompts in the background.
+      traceloopSyncEnabled: false,
+    });
+    flush = () => traceloop.forceFlush();
+    stats = () => ({ spans: exporter.spans });
+  }
+
+  if (approach.kind === 'fetch') {
+    const f = fetchFn;
+    const chatInit = {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' },
+      body: JSON.stringify(CHAT),
+    };
+    const streamBody = JSON.stringify(STREAM_CHAT);
+    const post = (header) =>
+      f(`${urls.streams}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench', 'x-bench': header },
+        body: streamBody,
+      });
+    return {
+      flush,
+      stats,
+      async call() {
+        const res = await f(`${urls.sim}/v1/chat/completions`, chatInit);
+        const json = await res.json();
+        if (!json.usage) throw new Error(`no usage in the response (status ${res.status})`);
+      },
+      async stream(header, onChunk) {
+        const res = await post(header);
+        const reader = res.body.getReader();
+        const decoder = new TextDecoder();
+        let carry = '';
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          const at = nowNs();
+          carry += decoder.decode(value, { stream: true });
+          const re = /"i":(\d+),"t":(\d+)/g;
+          let last = 0;
+          for (let m = re.exec(carry); m; m = re.exec(carry)) {
+            onChunk(Number(m[1]), Number(m[2]), at);
+            last = re.lastIndex;
+          }
+          carry = carry.slice(last);
+        }
+      },
+      async bulk(header, onBytes) {
+        const res = await post(header);
+        const reader = res.body.getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          onBytes(value.byteLength);
+        }
+      },
+    };
+  }
+
+  const { default: OpenAI } = await import('openai');
+  const common = {
+    apiKey: 'sk-bench',
+    maxRetries: 0,
+    timeout: 120_000,
+    ...(openaiFetch ? { fetch: openaiFetch } : {}),
+  };
+  const simClient = new OpenAI({ ...common, baseURL: `${urls.sim}/v1` });
+  const streamClient = new OpenAI({ ...common, baseURL: `${urls.streams}/v1` });
+  return {
+    flush,
+    stats,
+    async call() {
+      const completion = await simClient.chat.completions.create(CHAT);
+      if (!completion.usage) throw new Error('no usage in the response');
+    },
+    async stream(header, onChunk) {
+      const stream = await streamClient.chat.completions.create(STREAM_CHAT, {
+        headers: { 'x-bench': header },
+      });
+      for await (const chunk of stream) {
+        const at = nowNs();
+        if (chunk.t !== undefined) onChunk(chunk.i, chunk.t, at);
+      }
+    },
+    async bulk(header, onBytes) {
+      const stream = await streamClient.chat.completions.create(STREAM_CHAT, {
+        headers: { 'x-bench': header },
+      });
+      // The client hands over parsed chunks, not bytes: count the bytes the server sent per chunk.
+      for await (const chunk of stream) if (chunk.choices?.[0]?.delta?.content) onBytes(urls.pieceBytes);
+    },
+  };
+}
+
+async function work(id) {
+  const urls = JSON.parse(args.urls);
+  const a = await setupApproach(id, urls);
+  let calls = 0;
+
+  const handlers = {
+    async calls({ requests, concurrency, sequential }) {
+      // Reopen keep-alive connections that timed out while the other approaches ran.
+      await Promise.all(Array.from({ length: concurrency }, () => a.call()));
+      let next = 0;
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next++ < requests) await a.call();
+        }),
+      );
+      const ms = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      const latencies = [];
+      for (let i = 0; i < sequential; i++) {
+        const s = nowNs();
+        await a.call();
+        latencies.push((nowNs() - s) / 1000);
+      }
+      calls += concurrency + requests + sequential;
+      return {
+        rate: (requests * 1000) / ms,
+        cpuUsPerCall: (cpu.user + cpu.system) / requests,
+        latencyUs: quantile(latencies, 0.5),
+        latencyP99Us: quantile(latencies, 0.99),
+      };
+    },
+
+    async stream({ chunks, interval }) {
+      const lat = new Float64Array(chunks);
+      lat.fill(Number.NaN);
+      await a.stream(`stream:${chunks}:${interval}`, (i, sentNs, atNs) => {
+        lat[i] = (atNs - sentNs) / 1000;
+      });
+      calls++;
+      const got = [...lat].filter((x) => Number.isFinite(x));
+      return {
+        n: got.length,
+        p50: quantile(got, 0.5),
+        p99: quantile(got, 0.99),
+        max: Math.max(...got),
+      };
+    },
+
+    async memory({ mb }) {
+      settleGc();
+      await sleep(50);
+      settleGc();
+      const zero = process.memoryUsage();
+      const buffersOf = (m) => m.external + m.arrayBuffers;
+      let retainedHeap = 0;
+      let retainedBuffers = 0;
+      let peakRss = 0;
+      let bytes = 0;
+      let reads = 0;
+      let nextGc = 2 * MiB;
+      let gcMs = 0;
+      const t0 = performance.now();
+      let lastAt = t0;
+      await a.bulk(`bulk:${mb}`, (n) => {
+        bytes += n;
+        if (++reads % 100 === 0) peakRss = Math.max(peakRss, process.memoryUsage.rss() - zero.rss);
+        if (bytes >= nextGc) {
+          nextGc += 2 * MiB;
+          const g = performance.now();
+          settleGc();
+          gcMs += performance.now() - g;
+          const m = process.memoryUsage();
+          retainedHeap = Math.max(retainedHeap, m.heapUsed - zero.heapUsed);
+          retainedBuffers = Math.max(retainedBuffers, buffersOf(m) - buffersOf(zero));
+          peakRss = Math.max(peakRss, m.rss - zero.rss);
+        }
+        lastAt = performance.now();
+      });
+      const endMs = performance.now() - lastAt;
+      const seconds = (performance.now() - t0 - gcMs) / 1000;
+      calls++;
+      await a.flush();
+      settleGc();
+      const after = process.memoryUsage();
+      return {
+        mbPerSecond: bytes / MiB / seconds,
+        retainedHeap: retainedHeap / MiB,
+        retainedBuffers: retainedBuffers / MiB,
+        peakRss: peakRss / MiB,
+        afterHeap: (after.heapUsed - zero.heapUsed) / MiB,
+        endMs,
+      };
+    },
+
+    async stats() {
+      await a.flush();
+      return { calls, ...(await a.stats()) };
+    },
+  };
+
+  process.on('message', async ({ seq, cmd, ...params }) => {
+    try {
+      process.send({ seq, ok: true, value: await handlers[cmd](params) });
+    } catch (error) {
+      process.send({ seq, ok: false, error: String(error?.stack ?? error) });
+    }
+  });
+  // Exit (running 'exit' handlers: the temporary database goes) when told to or orphaned.
+  process.on('SIGTERM', () => process.exit(0));
+  process.on('disconnect', () => process.exit(0));
+  process.send({ seq: 0, ok: true, value: 'ready' });
+}
+
+// ============================================================================= orchestrator
+
+function startServer() {
+  const child = spawn(process.execPath, [SELF, '--role=server'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+    createInterface({ input: child.stdout }).once('line', (line) =>
+      resolve({ child, urls: JSON.parse(line) }),
+    );
+  });
+}
+
+function startWorker(approach, urls) {
+  const child = spawn(
+    process.execPath,
+    ['--expose-gc', SELF, '--role=worker', `--approach=${approach.id}`, `--urls=${JSON.stringify(urls)}`],
+    // The worker's stdout goes to our stderr: stdout carries only the report.
+    { stdio: ['ignore', 2, 2, 'ipc'] },
+  );
+  const pending = new Map();
+  let seq = 0;
+  let dead = null;
+  child.on('message', (msg) => {
+    const p = pending.get(msg.seq);
+    if (!p) return;
+    pending.delete(msg.seq);
+    if (msg.ok) p.resolve(msg.value);
+    else p.reject(new Error(msg.error));
+  });
+  child.on('exit', (code, signal) => {
+    dead = `exited (${code ?? signal})`;
+    for (const p of pending.values()) p.reject(new Error(`${approach.id} worker ${dead}`));
+    pending.clear();
+  });
+  const wait = (id, timeoutMs) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        child.kill('SIGKILL');
+        reject(new Error(`${approach.id}: no answer in ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+    });
+  return {
+    approach,
+    child,
+    ready: wait(0, 60_000),
+    ask(cmd, params = {}, timeoutMs = 180_000) {
+      if (dead) return Promise.reject(new Error(`${approach.id} worker ${dead}`));
+      const id = ++seq;
+      const answer = wait(id, timeoutMs);
+      child.send({ seq: id, cmd, ...params });
+      return answer;
+    },
+    close() {
+      if (!dead) child.kill('SIGTERM');
+    },
+  };
+}
+
+async function main() {
+  if (typeof globalThis.gc !== 'function') {
+    log('Run with node --expose-gc (the workers are started with it; this only checks the setup).');
+  }
+  const ROUNDS = Number(args.rounds ?? 5);
+  const REQUESTS = Number(args.requests ?? 1000);
+  const CONCURRENCY = Number(args.concurrency ?? 16);
+  const SEQUENTIAL = Number(args.sequential ?? 200);
+  const CHUNKS = Number(args.chunks ?? 500);
+  const INTERVAL = Number(args.interval ?? 2);
+  const MB = Number(args.mb ?? 20);
+  const only = args.only ? new Set(['raw', 'openai', ...args.only.split(',')]) : null;
+  const approaches = APPROACHES.filter((a) => (only ? only.has(a.id) : !a.optional));
+  const started = Date.now();
+
+  const { child: server, urls } = await startServer();
+  const workers = new Map();
+  const failed = new Map();
+  for (const approach of approaches) {
+    log(`compare: starting ${approach.id}`);
+    const w = startWorker(approach, urls);
+    try {
+      await w.ready;
+      workers.set(approach.id, w);
+    } catch (error) {
+      failed.set(approach.id, String(error.message ?? error).split('\n')[0]);
+      w.close();
+    }
+  }
+
+  const ask = async (id, cmd, params) => {
+    const w = workers.get(id);
+    if (!w) return null;
+    try {
+      return await w.ask(cmd, params);
+    } catch (error) {
+      log(`compare: ${id} failed: ${error.message}`);
+      failed.set(id, String(error.message ?? error).split('\n')[0]);
+      workers.delete(id);
+      w.close();
+      return null;
+    }
+  };
+
+  const rounds = [];
+  for (let round = 0; round <= ROUNDS; round++) {
+    const warm = round === 0;
+    const ids = approaches.map((a) => a.id);
+    const order = [...ids.slice(round % ids.length), ...ids.slice(0, round % ids.length)];
+    const result = { calls: {}, stream: {}, memory: {} };
+    log(
+      `compare: ${warm ? 'warm-up round (discarded)' : `round ${round}/${ROUNDS}`}, order ${order.join(', ')}`,
+    );
+    for (const id of order) {
+      result.calls[id] = await ask(id, 'calls', {
+        requests: warm ? Math.ceil(REQUESTS / 4) : REQUESTS,
+        concurrency: CONCURRENCY,
+        sequential: warm ? Math.ceil(SEQUENTIAL / 3) : SEQUENTIAL,
+      });
+    }
+    for (const id of order) {
+      result.stream[id] = await ask(id, 'stream', { chunks: warm ? 100 : CHUNKS, interval: INTERVAL });
+    }
+    for (const id of order) {
+      result.memory[id] = await ask(id, 'memory', { mb: warm ? Math.min(MB, 4) : MB });
+    }
+    if (!warm) rounds.push(result);
+    const line = order
+      .filter((id) => result.calls[id])
+      .map((id) => `${id} ${fmt(result.calls[id].rate)}/s`)
+      .join(', ');
+    log(`  ${line}`);
+  }
+
+  const finalStats = {};
+  for (const id of workers.keys()) finalStats[id] = await ask(id, 'stats');
+  for (const w of workers.values()) w.close();
+  server.stdin.end();
+
+  // --- per-round differences against the baseline of the same round ---------------------------
+  const per = (fn) => (id) => rounds.map((r) => fn(r, id));
+  const ratioTo = (other) => per((r, id) => r.calls[id]?.rate / r.calls[other]?.rate);
+  const diffTo = (section, field, other) =>
+    per((r, id) => r[section][id]?.[field] - r[section][other]?.[field]);
+  const own = (section, field) => per((r, id) => r[section][id]?.[field]);
+
+  const summary = {};
+  for (const a of approaches) {
+    const id = a.id;
+    const b = a.baseline ?? 'raw';
+    summary[id] = {
+      label: a.label,
+      baseline: a.baseline,
+      failed: failed.get(id) ?? null,
+      rate: summarize(own('calls', 'rate')(id)),
+      ratioVsRaw: summarize(ratioTo('raw')(id)),
+      ratioVsBaseline: summarize(ratioTo(b)(id)),
+      latencyUs: summarize(own('calls', 'latencyUs')(id)),
+      addedLatencyUs: summarize(diffTo('calls', 'latencyUs', b)(id)),
+      addedLatencyVsRawUs: summarize(diffTo('calls', 'latencyUs', 'raw')(id)),
+      cpuUsPerCall: summarize(own('calls', 'cpuUsPerCall')(id)),
+      addedCpuUs: summarize(diffTo('calls', 'cpuUsPerCall', b)(id)),
+      addedCpuVsRawUs: summarize(diffTo('calls', 'cpuUsPerCall', 'raw')(id)),
+      streamP50: summarize(own('stream', 'p50')(id)),
+      streamP99: summarize(own('stream', 'p99')(id)),
+      streamMax: summarize(own('stream', 'max')(id)),
+      addedStreamP50: summarize(diffTo('stream', 'p50', b)(id)),
+      addedStreamP99: summarize(diffTo('stream', 'p99', b)(id)),
+      mbPerSecond: summarize(own('memory', 'mbPerSecond')(id)),
+      retainedHeap: summarize(own('memory', 'retainedHeap')(id)),
+      retainedBuffers: summarize(own('memory', 'retainedBuffers')(id)),
+      addedRetainedHeap: summarize(diffTo('memory', 'retainedHeap', b)(id)),
+      peakRss: summarize(own('memory', 'peakRss')(id)),
+      afterHeap: summarize(own('memory', 'afterHeap')(id)),
+      endMs: summarize(own('memory', 'endMs')(id)),
+      final: finalStats[id] ?? null,
+    };
+    const f = finalStats[id];
+    if (f && f.spans !== undefined) summary[id].spansPerCall = f.spans / f.calls;
+  }
+
+  // --- report ----------------------------------------------------------------------------------
+  const name = (a) => (summary[a.id].failed ? `${a.label} (failed: ${summary[a.id].failed})` : a.label);
+  const vs = (a) => (a.baseline === 'openai' ? 'openai client' : a.baseline === 'raw' ? 'raw fetch' : '–');
+  const baselineRow = (a, cell) => (a.baseline ? cell : 'baseline');
+  const S = (a) => summary[a.id];
+  const headline = table(
+    [
+      'approach',
+      'compared with',
+      'throughput ratio',
+      'added latency µs/call',
+      'added CPU µs/call',
+      'stream: added p50 / p99 µs per chunk',
+      `memory: retained heap MiB while ${MB} MB stream`,
+    ],
+    approaches.map((a) => [
+      name(a),
+      vs(a),
+      baselineRow(a, range(S(a).ratioVsBaseline, 3)),
+      baselineRow(a, range(S(a).addedLatencyUs, 0, { signed: true })),
+      baselineRow(a, range(S(a).addedCpuUs, 0, { signed: true })),
+      baselineRow(
+        a,
+        `${range(S(a).addedStreamP50, 0, { signed: true })} / ${range(S(a).addedStreamP99, 0, { signed: true })}`,
+      ),
+      range(S(a).retainedHeap, 1),
+    ]),
+  );
+  const callsTable = table(
+    [
+      'approach',
+      `calls/s at concurrency ${CONCURRENCY}`,
+      'ratio vs raw fetch',
+      'ratio vs its baseline',
+      'median latency µs (sequential)',
+      'added latency µs',
+      'client CPU µs/call',
+      'added CPU µs/call',
+      'spans/call',
+    ],
+    approaches.map((a) => [
+      name(a),
+      range(S(a).rate),
+      a.id === 'raw' ? '1' : range(S(a).ratioVsRaw, 3),
+      a.baseline === 'openai' ? range(S(a).ratioVsBaseline, 3) : a.baseline ? '(same)' : '–',
+      range(S(a).latencyUs),
+      a.baseline ? range(S(a).addedLatencyUs, 0, { signed: true }) : '–',
+      range(S(a).cpuUsPerCall),
+      a.baseline ? range(S(a).addedCpuUs, 0, { signed: true }) : '–',
+      S(a).spansPerCall === undefined ? '–' : fmt(S(a).spansPerCall, 2),
+    ]),
+  );
+  const streamTable = table(
+    ['approach', 'chunk latency p50 µs', 'p99 µs', 'max µs', 'added p50 µs', 'added p99 µs'],
+    approaches.map((a) => [
+      name(a),
+      range(S(a).streamP50),
+      range(S(a).streamP99),
+      range(S(a).streamMax),
+      a.baseline ? range(S(a).addedStreamP50, 0, { signed: true }) : '–',
+      a.baseline ? range(S(a).addedStreamP99, 0, { signed: true }) : '–',
+    ]),
+  );
+  const memoryTable = table(
+    [
+      'approach',
+      'MB/s',
+      'retained heap MiB (max)',
+      'added retained heap MiB',
+      'retained buffers MiB (max)',
+      'peak RSS growth MiB',
+      'heap after MiB',
+      'last chunk to end of stream ms',
+    ],
+    approaches.map((a) => [
+      name(a),
+      range(S(a).mbPerSecond),
+      range(S(a).retainedHeap, 1),
+      a.baseline ? range(S(a).addedRetainedHeap, 1, { signed: true }) : '–',
+      range(S(a).retainedBuffers, 1),
+      range(S(a).peakRss, 1),
+      range(S(a).afterHeap, 1),
+      range(S(a).endMs, 1),
+    ]),
+  );
+  const checks = approaches
+    .filter((a) => S(a).final)
+    .map((a) => {
+      const f = S(a).final;
+      const bits = [`${fmt(f.calls)} calls`];
+      if (f.spans !== undefined) bits.push(`${fmt(f.spans)} spans exported`);
+      if (f.meter) bits.push(`meter: ${fmt(f.meter.calls)} metered, ${fmt(f.meter.sinkErrors)} sink errors`);
+      if (f.rows !== undefined) bits.push(`${fmt(f.rows)} rows in the store`);
+      if (f.budgets?.length)
+        bits.push(`budgets: ${f.budgets.map((b) => `${b.name} $${fmt(b.spent_usd, 4)}`).join(', ')}`);
+      return `- ${a.id}: ${bits.join('; ')}`;
+    });
+
+  const minutes = (Date.now() - started) / 60_000;
+  const markdown = [
+    '## Per-call overhead across approaches (`bench/compare.mjs`)',
+    '',
+    `${ROUNDS} rounds after a discarded warm-up, approaches interleaved (the first rotates each round), each in its own process; median (min–max) over rounds of the per-round figure. ${fmt(minutes, 1)} min.`,
+    '',
+    '### Headline',
+    '',
+    headline,
+    '',
+    `Throughput ratio: calls/s at concurrency ${CONCURRENCY} over the baseline's in the same round (1.000 = no cost). Added latency: median of ${SEQUENTIAL} sequential calls minus the baseline's. Added CPU: the client process's user+system CPU per call minus the baseline's (the least noisy of the three on a shared machine). Stream: p50 and p99 of the per-chunk latency minus the baseline's (${CHUNKS} chunks, one every ${INTERVAL} ms; on a loaded machine p99 is scheduler noise). Memory: heap retained after a full gc, sampled every 2 MB while ${MB} MB of SSE flow through.`,
+    '',
+    `### Non-streaming calls to the simulator (${REQUESTS} calls at concurrency ${CONCURRENCY}, then ${SEQUENTIAL} sequential, per round)`,
+    '',
+    callsTable,
+    '',
+    `### Streaming: chunk latency at the consumer (${CHUNKS} chunks, one every ${INTERVAL} ms, one stream per round)`,
+    '',
+    streamTable,
+    '',
+    "Latency: arrival at the consumer minus the server's send stamp, both on the system-wide monotonic clock. fetch-based approaches see bytes (read from the body); openai-client approaches see parsed chunks from the client's stream iterator.",
+    '',
+    `### Memory while streaming ${MB} MB of SSE (MiB over a gc'd baseline)`,
+    '',
+    memoryTable,
+    '',
+    "Retained: heap after a full gc, sampled every 2 MB while the stream flows (what the instrumentation holds on to); heap after: once the stream has ended and the telemetry is flushed. Last chunk to end: from the consumer's last chunk to the end of its iteration, work done when the stream ends (synchronous work there blocks the event loop).",
+    '',
+    'Sanity checks (the instrumentation did record):',
+    '',
+    ...checks,
+    '',
+  ].join('\n');
+
+  const out = {
+    markdown,
+    meta: {
+      rounds: ROUNDS,
+      requests: REQUESTS,
+      concurrency: CONCURRENCY,
+      sequential: SEQUENTIAL,
+      chunks: CHUNKS,
+      interval: INTERVAL,
+      mb: MB,
+      minutes,
+    },
+    approaches,
+    summary,
+    rounds,
+  };
+  mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench', 'out', 'compare.md'), markdown);
+  writeFileSync(join(ROOT, 'bench', 'out', 'compare.json'), JSON.stringify(out, null, 2));
+  if (args.json) process.stdout.write(`${JSON.stringify(out)}\n`);
+  else process.stdout.write(markdown);
+  process.exit(0);
+}
+
+if (ROLE === 'server') await serve();
+else if (ROLE === 'worker') await work(args.approach);
+else await main();
