@@ -20,6 +20,7 @@ export function tapBody(
 ): ReadableStream<Uint8Array> {
   const reader = upstream.getReader();
   let finished = false;
+  let failed: unknown;
   const finish = (how: 'done' | 'error' | 'cancel', error?: unknown) => {
     if (finished) return;
     finished = true;
@@ -32,12 +33,30 @@ export function tapBody(
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
+        if (failed !== undefined) {
+          finish('error', failed);
+          controller.error(failed);
+          return;
+        }
         // Loop until something is forwarded: a pull that enqueues nothing is not called again.
         for (;;) {
           let result: ReadableStreamReadResult<Uint8Array>;
           try {
             result = await reader.read();
           } catch (error) {
+            // Bytes a rewriting observer still holds (a partial last event) reach the caller
+            // first, as they would through raw fetch; the error follows on the next pull.
+            let rest: Uint8Array | null = null;
+            try {
+              rest = observer.drain();
+            } catch {
+              rest = null;
+            }
+            if (rest && rest.byteLength > 0) {
+              failed = error;
+              controller.enqueue(rest);
+              return;
+            }
             finish('error', error);
             controller.error(error);
             return;
