@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { classifyHttpError, classifyThrown, isContentFilterFinish, isRetryable } from './errors/classify.js';
+import type { Target } from './fetch/request.js';
 import { type CallState, portOf } from './fetch/wrap.js';
 import type { PriceBook } from './pricing/index.js';
 import { emptyParsed, type ParsedResponse, type ParsedUsage } from './providers/types.js';
@@ -143,8 +144,10 @@ export function createAssembler(options: {
     return { outcome: 'ok', errorType: null, errorCode: null };
   }
 
-  function apiKeyHash(headers: Headers): string | undefined {
+  function apiKeyHash(target: Target): string | undefined {
     if (!options.apiKeyHashSalt) return undefined;
+    // Only here are the request's headers needed: the target copies them on first use.
+    const headers = target.headers;
     const auth = headers.get('authorization');
     const key =
       headers.get('x-api-key') ??
@@ -187,7 +190,7 @@ export function createAssembler(options: {
       serverAddress: state.target.url.hostname || null,
       serverPort: portOf(state.target.url),
       request: state.info,
-      attribution: { ...state.attribution, apiKeyHash: apiKeyHash(state.target.headers) },
+      attribution: { ...state.attribution, apiKeyHash: apiKeyHash(state.target) },
       outcome,
       errorType,
       errorCode,

@@ -46,8 +46,15 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
   const maxResponseBodyBytes = positive('maxResponseBodyBytes', options.maxResponseBodyBytes, 16 * MiB);
   const prices = createPriceBook(options.prices);
   const safe = createSafe(options.logger);
-  const spans = createSpanSink({ tracerProvider: options.tracerProvider, captureContent });
-  const metricSink = createMetricSink({ meterProvider: options.meterProvider });
+  const spans = createSpanSink({
+    tracerProvider: options.tracerProvider,
+    captureContent,
+    onError: (error) => safe.report('spans', error),
+  });
+  const metricSink = createMetricSink({
+    meterProvider: options.meterProvider,
+    onError: (error) => safe.report('metrics', error),
+  });
   const assembler = createAssembler({ prices, captureContent, apiKeyHashSalt: options.apiKeyHashSalt });
 
   const sinks: { name: string; sink: (r: CallRecord) => void }[] = [
@@ -57,6 +64,7 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
   const flushers: { name: string; flush: () => Promise<void> }[] = [];
   const closers: { name: string; close: () => Promise<void> }[] = [];
   const assembling = new Set<Promise<void>>();
+  const timeOrigin = performance.timeOrigin;
   let active = 0;
   let calls = 0;
   let closed = false;
@@ -85,7 +93,8 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
     maxRequestBodyBytes,
     maxResponseBodyBytes,
     streamUsage: options.streamUsage !== false,
-    now: () => performance.timeOrigin + performance.now(),
+    hashesApiKeys: Boolean(options.apiKeyHashSalt),
+    now: () => timeOrigin + performance.now(),
     newId: randomUUID,
     attribution,
     spans,
@@ -156,6 +165,8 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
 
   async function flush(): Promise<void> {
     while (assembling.size > 0) await Promise.allSettled([...assembling]);
+    safe.run('spans', () => spans.flush());
+    safe.run('metrics', () => metricSink.flush());
     for (const { name, flush } of flushers) await safe.runAsync(name, flush);
     await safe.runAsync('exporters', () =>
       forceFlushProviders(options.tracerProvider, options.meterProvider),

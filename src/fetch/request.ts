@@ -8,22 +8,57 @@ export type FetchLike = (input: FetchInput, init?: RequestInit) => Promise<Respo
 export interface Target {
   url: URL;
   method: string;
-  headers: Headers;
+  /** The request's headers, copied on first use: most calls never need them. */
+  readonly headers: Headers;
 }
 
-/** Cheap: no body work. Returns null for anything that is not a parseable URL. */
-export function readTarget(input: FetchInput, init: RequestInit | undefined): Target | null {
+/** The URL of a POST as a string, without parsing it; null for any other method. */
+export function postHref(input: FetchInput, init: RequestInit | undefined): string | null {
   const isRequest = typeof input === 'object' && !(input instanceof URL);
-  const method = (init?.method ?? (isRequest ? (input as Request).method : 'GET')).toUpperCase();
-  if (method !== 'POST') return null;
-  let url: URL;
+  const method = init?.method ?? (isRequest ? (input as Request).method : 'GET');
+  if (method !== 'POST' && method.toUpperCase() !== 'POST') return null;
+  return typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+}
+
+export function parseUrl(href: string): URL | null {
   try {
-    url = typeof input === 'string' ? new URL(input) : input instanceof URL ? input : new URL(input.url);
+    return new URL(href);
   } catch {
     return null;
   }
-  const headers = new Headers(init?.headers ?? (isRequest ? (input as Request).headers : undefined));
-  return { url, method, headers };
+}
+
+/** The headers a call is made with: those of `init`, else those of the `Request`. */
+function headersOf(input: FetchInput, init: RequestInit | undefined): HeadersInit | undefined {
+  return init?.headers ?? (typeof input === 'object' && !(input instanceof URL) ? input.headers : undefined);
+}
+
+export function requestHeaders(input: FetchInput, init: RequestInit | undefined): Headers {
+  return new Headers(headersOf(input, init));
+}
+
+/** A POST's target. */
+export function createTarget(url: URL, input: FetchInput, init: RequestInit | undefined): Target {
+  return new LazyTarget(url, 'POST', headersOf(input, init));
+}
+
+class LazyTarget implements Target {
+  #source: HeadersInit | undefined;
+  #headers: Headers | null = null;
+  constructor(
+    readonly url: URL,
+    readonly method: string,
+    source: HeadersInit | undefined,
+  ) {
+    this.#source = source;
+  }
+  get headers(): Headers {
+    if (this.#headers === null) {
+      this.#headers = new Headers(this.#source);
+      this.#source = undefined;
+    }
+    return this.#headers;
+  }
 }
 
 export type BodyRead =
@@ -42,57 +77,77 @@ export async function readJsonBody(
   init: RequestInit | undefined,
   maxBytes: number,
 ): Promise<BodyRead> {
+  return readInitBody(input, init, maxBytes) ?? readRequestBody(input as Request, maxBytes);
+}
+
+/**
+ * `readJsonBody` without a promise where none is needed: the answer for everything but a
+ * `Request` whose body has to be read from a clone, for which it returns null.
+ */
+export function readInitBody(
+  input: FetchInput,
+  init: RequestInit | undefined,
+  maxBytes: number,
+): BodyRead | null {
   const body = init?.body;
-  let text: string | null = null;
-  let fromInit = true;
+  let text: string;
   if (body === undefined || body === null) {
-    if (typeof input === 'object' && !(input instanceof URL) && input.body) {
-      fromInit = false;
-      // A Request built from a string or bytes carries no content-length header: its size is
-      // only known by reading, so the clone is read up to the cap and no further.
-      const declared = input.headers.get('content-length');
-      if (declared !== null && !(Number(declared) <= maxBytes))
-        return { kind: 'unparsed', reason: 'too_large' };
-      const type = input.headers.get('content-type');
-      if (type !== null && !/json/i.test(type)) {
-        return { kind: 'unparsed', reason: /multipart\/form-data/i.test(type) ? 'form' : 'not_json' };
-      }
-      try {
-        const bytes = await readCapped(input.clone().body!, maxBytes);
-        if (bytes === null) return { kind: 'unparsed', reason: 'too_large' };
-        text = decoder.decode(bytes);
-      } catch {
-        return { kind: 'unparsed', reason: 'unreadable' };
-      }
-    } else {
-      return { kind: 'unparsed', reason: 'absent' };
-    }
-  } else if (typeof body === 'string') {
+    if (typeof input === 'object' && !(input instanceof URL) && input.body) return null;
+    return ABSENT;
+  }
+  if (typeof body === 'string') {
     // Each UTF-16 unit is at least one byte: a cheap lower bound before measuring.
-    if (body.length > maxBytes || Buffer.byteLength(body) > maxBytes)
-      return { kind: 'unparsed', reason: 'too_large' };
+    if (body.length > maxBytes || Buffer.byteLength(body) > maxBytes) return TOO_LARGE;
     text = body;
   } else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) {
     const bytes =
       body instanceof ArrayBuffer
         ? new Uint8Array(body)
         : new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
-    if (bytes.byteLength > maxBytes) return { kind: 'unparsed', reason: 'too_large' };
+    if (bytes.byteLength > maxBytes) return TOO_LARGE;
     text = decoder.decode(bytes);
   } else if (typeof FormData !== 'undefined' && body instanceof FormData) {
     return { kind: 'unparsed', reason: 'form' };
   } else {
     return { kind: 'unparsed', reason: 'stream' };
   }
-  if (text.length > maxBytes) return { kind: 'unparsed', reason: 'too_large' };
-  try {
-    const value: unknown = JSON.parse(text);
-    if (typeof value !== 'object' || value === null || Array.isArray(value))
-      return { kind: 'unparsed', reason: 'not_json' };
-    return { kind: 'json', text, value: value as Record<string, unknown>, fromInit };
-  } catch {
-    return { kind: 'unparsed', reason: 'not_json' };
+  return parseBody(text, maxBytes, true);
+}
+
+async function readRequestBody(input: Request, maxBytes: number): Promise<BodyRead> {
+  // A Request built from a string or bytes carries no content-length header: its size is
+  // only known by reading, so the clone is read up to the cap and no further.
+  const declared = input.headers.get('content-length');
+  if (declared !== null && !(Number(declared) <= maxBytes)) return TOO_LARGE;
+  const type = input.headers.get('content-type');
+  if (type !== null && !/json/i.test(type)) {
+    return { kind: 'unparsed', reason: /multipart\/form-data/i.test(type) ? 'form' : 'not_json' };
   }
+  let text: string;
+  try {
+    const bytes = await readCapped(input.clone().body!, maxBytes);
+    if (bytes === null) return TOO_LARGE;
+    text = decoder.decode(bytes);
+  } catch {
+    return { kind: 'unparsed', reason: 'unreadable' };
+  }
+  return parseBody(text, maxBytes, false);
+}
+
+const ABSENT: BodyRead = { kind: 'unparsed', reason: 'absent' };
+const TOO_LARGE: BodyRead = { kind: 'unparsed', reason: 'too_large' };
+const NOT_JSON: BodyRead = { kind: 'unparsed', reason: 'not_json' };
+
+function parseBody(text: string, maxBytes: number, fromInit: boolean): BodyRead {
+  if (text.length > maxBytes) return TOO_LARGE;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return NOT_JSON;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return NOT_JSON;
+  return { kind: 'json', text, value: value as Record<string, unknown>, fromInit };
 }
 
 /** The whole stream if it is at most `maxBytes`, else null (and the stream is cancelled). */

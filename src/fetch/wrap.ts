@@ -1,4 +1,4 @@
-import { detect } from '../providers/registry.js';
+import { detect, urlOnly } from '../providers/registry.js';
 import type {
   BodyFormat,
   Detection,
@@ -13,10 +13,14 @@ import { createJsonArrayParser } from './json-array.js';
 import { createNdjsonParser } from './ndjson.js';
 import {
   type BodyRead,
+  createTarget,
   type FetchInput,
   type FetchLike,
+  parseUrl,
+  postHref,
+  readInitBody,
   readJsonBody,
-  readTarget,
+  requestHeaders,
   type Target,
 } from './request.js';
 import { withBody } from './response.js';
@@ -60,6 +64,8 @@ export interface Engine {
   maxRequestBodyBytes: number;
   maxResponseBodyBytes: number;
   streamUsage: boolean;
+  /** Records carry a salted hash of the API key: the request's headers are copied at the call. */
+  hashesApiKeys: boolean;
   now(): number;
   newId(): string;
   attribution(): Attribution;
@@ -81,17 +87,65 @@ const textDecoder = new TextDecoder();
  * goes to `base` with the very same arguments, with no parsing and no span.
  */
 export function wrapFetch(base: FetchLike, engine: Engine): FetchLike {
+  const known = knownTargets(engine.adapters);
   return function meteredFetch(input: FetchInput, init?: RequestInit): Promise<Response> {
-    let detection: Detection | null = null;
+    let found: KnownTarget | null = null;
     let target: Target | null = null;
     try {
-      target = readTarget(input, init);
-      if (target) detection = detect(engine.adapters, target.url, target.method, target.headers);
+      const href = postHref(input, init);
+      found = href === null ? null : known(href, input, init);
+      if (found) {
+        target = createTarget(found.url, input, init);
+        // The salted key hash is taken at the end of the call: copy the caller's headers now, as
+        // they are when the call is made.
+        if (engine.hashesApiKeys) void target.headers;
+      }
     } catch {
-      detection = null;
+      found = null;
     }
-    if (!detection || !target) return base(input, init);
-    return meter(base, engine, detection, target, input, init);
+    if (!found || !target) return base(input, init);
+    return meter(base, engine, found.detection, target, input, init);
+  };
+}
+
+interface KnownTarget {
+  url: URL;
+  detection: Detection;
+}
+
+const MAX_KNOWN_TARGETS = 512;
+const MAX_KNOWN_URL_LENGTH = 2048;
+
+/**
+ * Detection by URL, remembered: the same few endpoints are called over and over, and parsing
+ * the URL and matching it against every adapter's patterns is most of what a call costs before
+ * it is sent. Only where every adapter decides from URL and method alone (the built-in ones);
+ * bounded, starting over when full. The URL objects are shared and never modified.
+ */
+function knownTargets(
+  adapters: readonly ProviderAdapter[],
+): (href: string, input: FetchInput, init: RequestInit | undefined) => KnownTarget | null {
+  const resolve = (href: string, headers: () => Headers): KnownTarget | null => {
+    const url = parseUrl(href);
+    if (!url) return null;
+    const detection = detect(adapters, url, 'POST', headers);
+    return detection ? { url, detection } : null;
+  };
+  if (!adapters.every(urlOnly)) {
+    return (href, input, init) => resolve(href, () => requestHeaders(input, init));
+  }
+  const noHeaders = () => new Headers();
+  const cache = new Map<string, KnownTarget | null>();
+  return (href) => {
+    let found = cache.get(href);
+    if (found === undefined) {
+      found = resolve(href, noHeaders);
+      if (href.length <= MAX_KNOWN_URL_LENGTH) {
+        if (cache.size >= MAX_KNOWN_TARGETS) cache.clear();
+        cache.set(href, found);
+      }
+    }
+    return found;
   };
 }
 
@@ -107,7 +161,10 @@ function unparsedInfo(detection: Detection): RequestInfo {
   };
 }
 
-async function meter(
+const UNREADABLE: BodyRead = { kind: 'unparsed', reason: 'unreadable' };
+
+/** Reads the request body (synchronously unless it is a `Request`'s), then meters the call. */
+function meter(
   base: FetchLike,
   engine: Engine,
   detection: Detection,
@@ -115,15 +172,31 @@ async function meter(
   input: FetchInput,
   init: RequestInit | undefined,
 ): Promise<Response> {
-  let read: BodyRead;
+  let read: BodyRead | null;
   try {
-    read = await readJsonBody(input, init, engine.maxRequestBodyBytes);
+    read = readInitBody(input, init, engine.maxRequestBodyBytes);
   } catch {
-    read = { kind: 'unparsed', reason: 'unreadable' };
+    read = UNREADABLE;
   }
+  if (read) return send(base, engine, detection, target, input, init, read);
+  return readJsonBody(input, init, engine.maxRequestBodyBytes).then(
+    (body) => send(base, engine, detection, target, input, init, body),
+    () => send(base, engine, detection, target, input, init, UNREADABLE),
+  );
+}
+
+async function send(
+  base: FetchLike,
+  engine: Engine,
+  detection: Detection,
+  target: Target,
+  input: FetchInput,
+  init: RequestInit | undefined,
+  read: BodyRead,
+): Promise<Response> {
   if (detection.requiresJsonBody && read.kind !== 'json') return base(input, init);
   const adapter = detection.adapter;
-  let info: RequestInfo = unparsedInfo(detection);
+  let info: RequestInfo;
   if (read.kind === 'json') {
     try {
       info = adapter.parseRequest(read.value, detection);
@@ -133,6 +206,8 @@ async function meter(
     }
     // A JSON body that names no model on a URL that names none is not an LLM call after all.
     if (info.parsed && info.model === null) return base(input, init);
+  } else {
+    info = unparsedInfo(detection);
   }
 
   const state: CallState = {

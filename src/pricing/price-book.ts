@@ -111,6 +111,16 @@ function resolveCatalog(match: CatalogMatch, nowMs: number, inputTokens: number)
   };
 }
 
+/** One price whatever the date and the input size: it can be resolved once and kept. */
+function isStatic(match: CatalogMatch): boolean {
+  const prices = match.model.prices;
+  if (Array.isArray(prices)) return false;
+  for (const key in prices) {
+    if (typeof prices[key] === 'object' && prices[key] !== null) return false;
+  }
+  return true;
+}
+
 function isCount(n: number): boolean {
   return Number.isFinite(n) && n >= 0;
 }
@@ -142,7 +152,11 @@ export function createPriceBook(
         break;
       }
     }
-    result ??= findModel(routeForProvider(provider), candidates);
+    if (!result) {
+      const match = findModel(routeForProvider(provider), candidates);
+      // A catalog price with no dates and no tiers is resolved now rather than on every call.
+      result = match && isStatic(match) ? resolveCatalog(match, 0, 0) : match;
+    }
     if (found.size >= cacheSize) found.clear();
     found.set(key, result);
     return result;

@@ -15,14 +15,33 @@ export const DEFAULT_ADAPTERS: readonly ProviderAdapter[] = [
   openaiAdapter,
 ];
 
+type UrlOnly = { detect(url: URL, method: string): Detection | null };
+
+/** An adapter whose `detect` does not take the headers: it decides from URL and method alone. */
+export function urlOnly(adapter: ProviderAdapter): boolean {
+  return adapter.detect.length < 3;
+}
+
+/**
+ * The first adapter's detection. `headers` may be given lazily: the request's headers are copied
+ * only for an adapter whose `detect` declares the parameter (none of the built-in ones does;
+ * they go by URL and method), which saves a header copy on every call.
+ */
 export function detect(
   adapters: readonly ProviderAdapter[],
   url: URL,
   method: string,
-  headers: Headers,
+  headers: Headers | (() => Headers),
 ): Detection | null {
+  let copied: Headers | null = typeof headers === 'function' ? null : headers;
   for (const adapter of adapters) {
-    const detection = adapter.detect(url, method, headers);
+    let detection: Detection | null;
+    if (urlOnly(adapter)) {
+      detection = (adapter as unknown as UrlOnly).detect(url, method);
+    } else {
+      copied ??= (headers as () => Headers)();
+      detection = adapter.detect(url, method, copied);
+    }
     if (detection) return detection;
   }
   return null;

@@ -16,7 +16,8 @@ import {
   ATTR_SERVER_PORT,
 } from '@opentelemetry/semantic-conventions';
 import type { CallRecord, Operation, RequestInfo, TimingComponent } from '../record.js';
-import { nanosToUsd } from '../record.js';
+import { NANOS_PER_USD } from '../record.js';
+import { createDeferred } from './deferred.js';
 import * as sc from './semconv.js';
 
 export interface SpanStart {
@@ -42,7 +43,13 @@ export interface SpanSink {
   start(init: SpanStart): SpanHandle;
   /** Run `fn` with the call's span active, so the upstream HTTP request nests under it. */
   within<T>(handle: SpanHandle, fn: () => T): T;
+  /**
+   * Ends the span with the record's figures and its own end time, on the next `setImmediate`
+   * (./deferred.ts): the exported span is the same, and the caller is not kept waiting for it.
+   */
   end(handle: SpanHandle, record: CallRecord): void;
+  /** Ends every span handed to `end` so far, now. */
+  flush(): void;
 }
 
 export function spanName(operation: string, model: string | null): string {
@@ -53,9 +60,15 @@ function set(attrs: Attributes, key: string, value: string | number | boolean | 
   if (value !== null && value !== undefined) attrs[key] = value;
 }
 
+function put(span: Span, key: string, value: string | number | boolean | null | undefined) {
+  if (value !== null && value !== undefined) span.setAttribute(key, value);
+}
+
 export function createSpanSink(options: {
   tracerProvider?: TracerProvider;
   captureContent: boolean;
+  /** Failures while ending spans (the caller never sees them). */
+  onError?: (error: unknown) => void;
 }): SpanSink {
   let tracer: Tracer | null = null;
   // Resolved lazily so a global provider registered after createMeter() is still used.
@@ -63,6 +76,30 @@ export function createSpanSink(options: {
     tracer ??= (options.tracerProvider ?? trace.getTracerProvider()).getTracer('llm-meter', '0.1.0');
     return tracer;
   };
+
+  function end({ handle, record }: { handle: SpanHandle; record: CallRecord }): void {
+    const { span } = handle;
+    if (!span.isRecording()) {
+      span.end(record.timing.endMs);
+      return;
+    }
+    setEndAttributes(span, record, options.captureContent);
+    if (record.outcome === 'error' || record.outcome === 'blocked') {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: record.errorType ?? record.outcome });
+    }
+    emitPhases(getTracer(), handle, record);
+    span.end(record.timing.endMs);
+  }
+
+  const ending = createDeferred<{ handle: SpanHandle; record: CallRecord }>((items) => {
+    for (const item of items) {
+      try {
+        end(item);
+      } catch (error) {
+        options.onError?.(error);
+      }
+    }
+  }, options.onError);
 
   return {
     start(init) {
@@ -94,97 +131,104 @@ export function createSpanSink(options: {
       return context.with(handle.context, fn);
     },
     end(handle, record) {
-      const { span } = handle;
-      if (!span.isRecording()) {
-        span.end(record.timing.endMs);
-        return;
-      }
-      span.setAttributes(endAttributes(record, options.captureContent));
-      if (record.outcome === 'error' || record.outcome === 'blocked') {
-        span.setStatus({ code: SpanStatusCode.ERROR, message: record.errorType ?? record.outcome });
-      }
-      emitPhases(getTracer(), handle, record);
-      span.end(record.timing.endMs);
+      ending.push({ handle, record });
+    },
+    flush() {
+      ending.flush();
     },
   };
 }
 
-function endAttributes(r: CallRecord, captureContent: boolean): Attributes {
-  const a: Attributes = {};
-  set(a, sc.GEN_AI_RESPONSE_MODEL, r.responseModel);
-  set(a, sc.GEN_AI_RESPONSE_ID, r.responseId);
-  if (r.finishReasons.length > 0) a[sc.GEN_AI_RESPONSE_FINISH_REASONS] = r.finishReasons;
-  if (r.request.model === null && r.requestModel) set(a, sc.GEN_AI_REQUEST_MODEL, r.requestModel);
-  if (r.usage) {
-    a[sc.GEN_AI_USAGE_INPUT_TOKENS] = r.usage.inputTokens;
-    a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = r.usage.outputTokens;
-    a[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = r.usage.cacheReadTokens;
-    a[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = r.usage.cacheWriteTokens;
-    a[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = r.usage.reasoningTokens;
-    a[sc.LLM_METER.usageSource] = r.usage.source;
+/**
+ * Straight onto the span, one `setAttribute` each: no intermediate object of some forty keys
+ * for `setAttributes` to walk. Absent figures (null) are left off.
+ */
+function setEndAttributes(span: Span, r: CallRecord, captureContent: boolean): void {
+  put(span, sc.GEN_AI_RESPONSE_MODEL, r.responseModel);
+  put(span, sc.GEN_AI_RESPONSE_ID, r.responseId);
+  if (r.finishReasons.length > 0) span.setAttribute(sc.GEN_AI_RESPONSE_FINISH_REASONS, r.finishReasons);
+  if (r.request.model === null && r.requestModel) span.setAttribute(sc.GEN_AI_REQUEST_MODEL, r.requestModel);
+  const usage = r.usage;
+  if (usage) {
+    span.setAttribute(sc.GEN_AI_USAGE_INPUT_TOKENS, usage.inputTokens);
+    span.setAttribute(sc.GEN_AI_USAGE_OUTPUT_TOKENS, usage.outputTokens);
+    span.setAttribute(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cacheReadTokens);
+    span.setAttribute(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cacheWriteTokens);
+    span.setAttribute(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoningTokens);
+    span.setAttribute(sc.LLM_METER.usageSource, usage.source);
   }
-  if (r.timing.timeToFirstTokenMs !== null) {
+  const t = r.timing;
+  if (t.timeToFirstTokenMs !== null) {
     // Seconds, per the conventions.
-    a[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = r.timing.timeToFirstTokenMs / 1000;
-    a[sc.LLM_METER.ttftMs] = r.timing.timeToFirstTokenMs;
+    span.setAttribute(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, t.timeToFirstTokenMs / 1000);
+    span.setAttribute(sc.LLM_METER.ttftMs, t.timeToFirstTokenMs);
   }
   const cost = r.cost;
-  set(a, sc.GEN_AI_USAGE_COST, nanosToUsd(cost.totalNanos));
-  a[sc.LLM_METER.unpriced] = cost.totalNanos === null;
-  set(a, sc.LLM_METER.costInput, nanosToUsd(cost.inputNanos));
-  set(a, sc.LLM_METER.costCacheRead, nanosToUsd(cost.cacheReadNanos));
-  set(a, sc.LLM_METER.costCacheWrite, nanosToUsd(cost.cacheWriteNanos));
-  set(a, sc.LLM_METER.costOutput, nanosToUsd(cost.outputNanos));
-  set(a, sc.LLM_METER.costSource, cost.source);
-  set(a, sc.LLM_METER.pricedAs, cost.pricedAs);
-  a[sc.LLM_METER.outcome] = r.outcome;
-  a[sc.LLM_METER.callId] = r.id;
-  a[sc.LLM_METER.requestParsed] = r.request.parsed;
-  if (r.request.toolCount) a[sc.LLM_METER.toolCount] = r.request.toolCount;
-  if (r.toolCalls) a[sc.LLM_METER.toolCalls] = r.toolCalls;
-  if (r.chunks) a[sc.LLM_METER.chunks] = r.chunks;
-  set(a, ATTR_HTTP_RESPONSE_STATUS_CODE, r.httpStatus);
-  if (r.errorType) {
-    a[ATTR_ERROR_TYPE] = r.errorType;
-    set(a, sc.LLM_METER.retryable, r.retryable);
-    set(a, sc.LLM_METER.errorCode, r.errorCode);
+  if (cost.totalNanos !== null) span.setAttribute(sc.GEN_AI_USAGE_COST, cost.totalNanos / NANOS_PER_USD);
+  span.setAttribute(sc.LLM_METER.unpriced, cost.totalNanos === null);
+  if (cost.inputNanos !== null) span.setAttribute(sc.LLM_METER.costInput, cost.inputNanos / NANOS_PER_USD);
+  if (cost.cacheReadNanos !== null) {
+    span.setAttribute(sc.LLM_METER.costCacheRead, cost.cacheReadNanos / NANOS_PER_USD);
   }
-  set(a, sc.LLM_METER.retryAfterMs, r.retryAfterMs);
-  if (r.rateLimit) {
-    set(a, sc.LLM_METER.remainingRequests, r.rateLimit.remainingRequests);
-    set(a, sc.LLM_METER.remainingTokens, r.rateLimit.remainingTokens);
-    set(a, sc.LLM_METER.resetTokensMs, r.rateLimit.resetTokensMs);
+  if (cost.cacheWriteNanos !== null) {
+    span.setAttribute(sc.LLM_METER.costCacheWrite, cost.cacheWriteNanos / NANOS_PER_USD);
+  }
+  if (cost.outputNanos !== null) span.setAttribute(sc.LLM_METER.costOutput, cost.outputNanos / NANOS_PER_USD);
+  put(span, sc.LLM_METER.costSource, cost.source);
+  put(span, sc.LLM_METER.pricedAs, cost.pricedAs);
+  span.setAttribute(sc.LLM_METER.outcome, r.outcome);
+  span.setAttribute(sc.LLM_METER.callId, r.id);
+  span.setAttribute(sc.LLM_METER.requestParsed, r.request.parsed);
+  if (r.request.toolCount) span.setAttribute(sc.LLM_METER.toolCount, r.request.toolCount);
+  if (r.toolCalls) span.setAttribute(sc.LLM_METER.toolCalls, r.toolCalls);
+  if (r.chunks) span.setAttribute(sc.LLM_METER.chunks, r.chunks);
+  put(span, ATTR_HTTP_RESPONSE_STATUS_CODE, r.httpStatus);
+  if (r.errorType) {
+    span.setAttribute(ATTR_ERROR_TYPE, r.errorType);
+    put(span, sc.LLM_METER.retryable, r.retryable);
+    put(span, sc.LLM_METER.errorCode, r.errorCode);
+  }
+  put(span, sc.LLM_METER.retryAfterMs, r.retryAfterMs);
+  const rateLimit = r.rateLimit;
+  if (rateLimit) {
+    put(span, sc.LLM_METER.remainingRequests, rateLimit.remainingRequests);
+    put(span, sc.LLM_METER.remainingTokens, rateLimit.remainingTokens);
+    put(span, sc.LLM_METER.resetTokensMs, rateLimit.resetTokensMs);
   }
   const p = r.preflight;
-  set(a, sc.LLM_METER.inputEstimate, p.inputTokensEstimate);
-  set(a, sc.LLM_METER.projectedCost, nanosToUsd(p.projectedMaxCostNanos));
-  set(a, sc.LLM_METER.contextWindow, p.contextWindow);
-  set(a, sc.LLM_METER.contextExceeded, p.contextExceeded);
-  const t = r.timing;
-  set(a, sc.LLM_METER.generationMs, t.generationMs);
-  set(a, sc.LLM_METER.tokensPerSecond, t.outputTokensPerSecond);
-  set(a, sc.LLM_METER.serverProcessingMs, t.serverProcessingMs);
-  setComponent(a, sc.LLM_METER.queueMs, sc.LLM_METER.queueSource, t.queue);
-  setComponent(a, sc.LLM_METER.prefillMs, sc.LLM_METER.prefillSource, t.prefill);
-  set(a, sc.LLM_METER.generationSource, t.generation?.source);
-  const who = r.attribution;
-  set(a, sc.LLM_METER.user, who.user);
-  set(a, sc.LLM_METER.project, who.project);
-  set(a, sc.LLM_METER.feature, who.feature);
-  set(a, sc.LLM_METER.apiKeyHash, who.apiKeyHash);
-  for (const [k, v] of Object.entries(who.tags)) a[sc.LLM_METER.tagPrefix + k] = v;
-  if (captureContent && r.content?.output !== undefined) {
-    a[sc.GEN_AI_OUTPUT_MESSAGES] = safeStringify([
-      { role: 'assistant', parts: [{ type: 'text', content: r.content.output }] },
-    ]);
+  put(span, sc.LLM_METER.inputEstimate, p.inputTokensEstimate);
+  if (p.projectedMaxCostNanos !== null) {
+    span.setAttribute(sc.LLM_METER.projectedCost, p.projectedMaxCostNanos / NANOS_PER_USD);
   }
-  return a;
+  put(span, sc.LLM_METER.contextWindow, p.contextWindow);
+  put(span, sc.LLM_METER.contextExceeded, p.contextExceeded);
+  put(span, sc.LLM_METER.generationMs, t.generationMs);
+  put(span, sc.LLM_METER.tokensPerSecond, t.outputTokensPerSecond);
+  put(span, sc.LLM_METER.serverProcessingMs, t.serverProcessingMs);
+  setComponent(span, sc.LLM_METER.queueMs, sc.LLM_METER.queueSource, t.queue);
+  setComponent(span, sc.LLM_METER.prefillMs, sc.LLM_METER.prefillSource, t.prefill);
+  if (t.generation) span.setAttribute(sc.LLM_METER.generationSource, t.generation.source);
+  const who = r.attribution;
+  put(span, sc.LLM_METER.user, who.user);
+  put(span, sc.LLM_METER.project, who.project);
+  put(span, sc.LLM_METER.feature, who.feature);
+  put(span, sc.LLM_METER.apiKeyHash, who.apiKeyHash);
+  const tags = who.tags;
+  for (const k in tags) {
+    if (Object.hasOwn(tags, k)) put(span, sc.LLM_METER.tagPrefix + k, tags[k]);
+  }
+  if (captureContent && r.content?.output !== undefined) {
+    span.setAttribute(
+      sc.GEN_AI_OUTPUT_MESSAGES,
+      safeStringify([{ role: 'assistant', parts: [{ type: 'text', content: r.content.output }] }]),
+    );
+  }
 }
 
-function setComponent(a: Attributes, msKey: string, sourceKey: string, c: TimingComponent | null) {
+function setComponent(span: Span, msKey: string, sourceKey: string, c: TimingComponent | null) {
   if (!c) return;
-  a[msKey] = c.ms;
-  a[sourceKey] = c.source;
+  span.setAttribute(msKey, c.ms);
+  span.setAttribute(sourceKey, c.source);
 }
 
 /**
