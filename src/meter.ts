@@ -260,6 +260,7 @@ function openSinks(
     })();
   });
   meter.addFlusher('store', () => store.flush());
+  meter.addFlusher('budgets', () => budgets.flush());
   meter.addCloser('budgets', async () => {
     await budgets.stop();
     budgetStore.close();

@@ -1,5 +1,8 @@
 import { type MeterProvider, metrics, type TracerProvider, trace } from '@opentelemetry/api';
 
+/** Longest flush() waits for OpenTelemetry exporters. */
+export const FLUSH_BOUND_MS = 5_000;
+
 interface Flushable {
   forceFlush?: () => Promise<void>;
   getDelegate?: () => unknown;
@@ -26,5 +29,16 @@ export async function forceFlushProviders(
     unwrap(tracerProvider ?? trace.getTracerProvider()),
     unwrap(meterProvider ?? metrics.getMeterProvider()),
   ];
-  await Promise.all(targets.map((t) => t?.forceFlush?.()));
+  // A hanging collector must not hold flush() for the exporter's own timeout (OTLP: 10 s):
+  // what is not exported in time stays queued in the exporter and is counted by the SDK.
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, FLUSH_BOUND_MS);
+    timer.unref();
+  });
+  try {
+    await Promise.race([Promise.all(targets.map((t) => t?.forceFlush?.())), bound]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
