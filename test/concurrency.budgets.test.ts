@@ -152,7 +152,9 @@ describe('two processes, one database, one blocking budget', () => {
     ).toEqual([...blocked].sort());
     for (const host of [a, b]) {
       expect(host.stats).toMatchObject({ calls: CALLS_PER_PROCESS, inFlight: 0, sinkErrors: 0 });
-      expect(host.store).toMatchObject({ written: CALLS_PER_PROCESS, failed: 0, dropped: 0, pending: 0 });
+      // A commit that met the other process's lock past the brief wait is retried (counted in
+      // `failed`); every row is written and none dropped.
+      expect(host.store).toMatchObject({ written: CALLS_PER_PROCESS, dropped: 0, pending: 0 });
     }
   }, 120_000);
 });

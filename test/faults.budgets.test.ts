@@ -95,8 +95,9 @@ describe('budgets when the database refuses writes', () => {
 describe('budgets when another connection holds the write lock', () => {
   it('finished calls queue their spend instead of each waiting for the lock; nothing is lost', async () => {
     const path = newDb();
-    // A short busy timeout keeps the test quick; what matters is how many calls wait it out.
-    const raw = openBudgetStore({ path, busyTimeoutMs: 100 });
+    // A ten-minute busy timeout: were any settle or delivery on the event loop to wait it out
+    // (rather than the brief wait), this test would hang instead of finishing.
+    const raw = openBudgetStore({ path, busyTimeoutMs: 600_000 });
     cleanups.push(() => raw.close());
     const { store, counts } = counted(raw);
     const rejections: unknown[] = [];

@@ -161,6 +161,24 @@ describe('writing', () => {
     await store.close();
   });
 
+  it('never waits the full busy timeout on the event loop: commits wait briefly and retry', async () => {
+    const path = newDb();
+    // Ten minutes: a commit or a flush during the outage that waited it out would hang the test.
+    const store = openSqliteStore({ path, busyTimeoutMs: 600_000 });
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    store.write(makeRecord({ id: 'locked-1' }));
+    await turn();
+    expect(store.stats()).toMatchObject({ failed: 1, pending: 1, written: 0 });
+    // The outage is known: flush probes briefly instead of waiting the full timeout.
+    await expect(store.flush()).rejects.toBeInstanceOf(StoreError);
+    other.exec('ROLLBACK');
+    other.close();
+    await store.flush();
+    expect(store.stats()).toMatchObject({ pending: 0, written: 1 });
+    await store.close();
+  });
+
   it('drops the oldest records beyond maxPending and counts them', async () => {
     const path = newDb();
     const store = openSqliteStore({ path, busyTimeoutMs: 5, maxPending: 5 });

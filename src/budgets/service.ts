@@ -210,9 +210,9 @@ export function createBudgets(options: BudgetsOptions): Budgets {
    * One commit. `fired` learns its thresholds only once they are in the outbox (marked before,
    * a commit that failed would lose the alert for good). True when it fired an alert to deliver.
    */
-  function commit(item: PendingSettle): boolean {
+  function commit(item: PendingSettle, patient = false): boolean {
     const firing: string[] = [];
-    store.settle(item.callId, item.deltas, item.crossed(firing));
+    store.settle(item.callId, item.deltas, item.crossed(firing), patient);
     for (const key of firing) fired.add(key);
     return item.webhook && firing.length > 0;
   }
@@ -220,9 +220,9 @@ export function createBudgets(options: BudgetsOptions): Budgets {
   /**
    * Commit kept spends in order, at most `max` of them (each is its own transaction: a long
    * backlog is committed a turn of the event loop at a time). 'failed' when the database still
-   * refuses, 'more' when some are left.
+   * refuses, 'more' when some are left. `patient` for flush and stop, off the callers' path.
    */
-  function drainSettles(max: number): 'done' | 'more' | 'failed' {
+  function drainSettles(max: number, patient = false): 'done' | 'more' | 'failed' {
     let webhook = false;
     let result: 'done' | 'more' | 'failed' = 'done';
     for (let n = 0; pendingSettles.size > 0; n++) {
@@ -232,7 +232,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       }
       const item = pendingSettles.peek(1)[0]!;
       try {
-        webhook = commit(item) || webhook;
+        webhook = commit(item, patient) || webhook;
         counters.settled++;
       } catch (error) {
         if (!isPermanent(error)) {
@@ -660,7 +660,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       if (settleRetry) clearTimeout(settleRetry);
       settleRetry = null;
       for (;;) {
-        const result = drainSettles(SETTLES_PER_TURN);
+        const result = drainSettles(SETTLES_PER_TURN, true);
         if (result === 'done') return;
         if (result === 'failed') {
           scheduleSettles();
@@ -683,7 +683,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       if (settleRetry) clearTimeout(settleRetry);
       settleRetry = null;
       // A last chance for spend kept during an outage; what still cannot be committed is lost.
-      if (drainSettles(Number.POSITIVE_INFINITY) === 'failed') counters.dropped += pendingSettles.clear();
+      if (drainSettles(Number.POSITIVE_INFINITY, true) === 'failed') counters.dropped += pendingSettles.clear();
       await Promise.allSettled([...inFlight]);
     },
   };

@@ -107,12 +107,15 @@ export interface BudgetStore {
   /**
    * In one immediate transaction: release the call's reservations, add its spend, and for
    * each budget let `crossed` (given the spend before and after) name the alerts to insert;
-   * alerts already present (same budget, period and threshold) are ignored.
+   * alerts already present (same budget, period and threshold) are ignored. `patient` waits
+   * the store's full busy timeout for another process's lock (flush, shutdown); otherwise a
+   * settle on the event loop waits briefly and its failure is retried.
    */
   settle(
     callId: string,
     deltas: SpendDelta[],
     crossed: (budgetId: string, periodKey: string, before: number, after: number) => AlertInsert[],
+    patient?: boolean,
   ): number;
   alerts(budgetId: string | null, limit: number): AlertRow[];
   /** Claim up to `limit` due pending alerts for delivery by pushing their next attempt out by `leaseMs`. */

@@ -13,7 +13,7 @@ import type {
   SpendDelta,
   SpendRow,
 } from '../budgets/types.js';
-import { createBusyProbe, openConnection, type SqliteDatabase } from './connection.js';
+import { createLockWaits, openConnection, type SqliteDatabase } from './connection.js';
 import { migrate } from './migrate.js';
 
 interface BudgetDbRow {
@@ -118,7 +118,7 @@ const RESERVATION_TTL_MS = 60 * 60_000;
 export function openBudgetStore(options: { path: string; busyTimeoutMs?: number }): BudgetStore {
   const db: SqliteDatabase = openConnection(options.path, { busyTimeoutMs: options.busyTimeoutMs });
   migrate(db);
-  const probe = createBusyProbe(db, options.busyTimeoutMs);
+  const waits = createLockWaits(db, options.busyTimeoutMs);
   const q = {
     version: db.prepare<[string], { value: number }>('SELECT value FROM store_meta WHERE key = ?'),
     bump: db.prepare<[string]>(
@@ -258,19 +258,22 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
       const row = q.get.get(id);
       return row ? toBudget(row) : null;
     },
-    insert: (budget, initial) => probe.run(() => insertTx.immediate(budget, initial)),
-    update: (budget) => probe.run(() => updateTx.immediate(budget)),
-    delete: (id) => probe.run(() => deleteTx.immediate(id)),
+    // Edits and reservations answer a waiting caller: patient. Settles and the outbox are
+    // queued and retried by the service: brief (connection.ts, LockWaits).
+    insert: (budget, initial) => waits.patient(() => insertTx.immediate(budget, initial)),
+    update: (budget) => waits.patient(() => updateTx.immediate(budget)),
+    delete: (id) => waits.patient(() => deleteTx.immediate(id)),
     spend: spendOf,
     reservedNanos: reservedOf,
     reserve: (callId, reservations, nowMs) =>
-      reservations.length === 0 ? null : probe.run(() => reserveTx.immediate(callId, reservations, nowMs)),
-    settle: (callId, deltas, crossed) => probe.run(() => settleTx.immediate(callId, deltas, crossed)),
+      reservations.length === 0 ? null : waits.patient(() => reserveTx.immediate(callId, reservations, nowMs)),
+    settle: (callId, deltas, crossed, patient = false) =>
+      (patient ? waits.patient : waits.brief)(() => settleTx.immediate(callId, deltas, crossed)),
     alerts: (budgetId, limit) =>
       (budgetId === null ? q.alertsAll.all(limit) : q.alertsFor.all(budgetId, limit)).map(toAlert),
-    claimDue: (nowMs, leaseMs, limit) => probe.run(() => claimTx.immediate(nowMs, leaseMs, limit)),
+    claimDue: (nowMs, leaseMs, limit) => waits.brief(() => claimTx.immediate(nowMs, leaseMs, limit)),
     recordAttempt(id, result) {
-      probe.run(() => q.attempt.run({ id, ...result }));
+      waits.brief(() => q.attempt.run({ id, ...result }));
     },
     close() {
       db.close();

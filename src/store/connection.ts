@@ -11,8 +11,8 @@ export interface ConnectionOptions {
 }
 
 export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
-/** How long a write waits for the lock while the database is known to be unavailable. */
-export const PROBE_BUSY_TIMEOUT_MS = 50;
+/** How long a retryable write waits for the lock (see LockWaits). */
+export const BRIEF_BUSY_TIMEOUT_MS = 50;
 
 /**
  * WAL lets readers (the reporting server, another worker) run while a writer commits.
@@ -55,54 +55,55 @@ function setWal(db: SqliteDatabase, busyTimeoutMs: number): void {
 }
 
 /**
- * Writes on a connection whose writes are failing. Waiting out the busy timeout blocks the
- * host's event loop (better-sqlite3 is synchronous), so once a write has failed (after waiting
- * the whole timeout for a lock another process holds, or on a full disk), the next attempts
- * only probe, with a short timeout, until one succeeds: a database locked for minutes makes
- * the host wait once, not on every call or retry (DESIGN.md: never delay a chunk).
+ * How long a write waits for another process's lock. better-sqlite3 is synchronous, so a
+ * write waiting out SQLite's busy handler blocks the host's event loop, and with it every
+ * caller's response and stream (DESIGN.md: never delay a chunk). Two kinds of write:
+ *
+ * - brief: work that can be retried later (usage commits, budget settles, the webhook outbox).
+ *   It waits at most BRIEF_BUSY_TIMEOUT_MS; past that it fails, and its owner keeps the work
+ *   queued and retries with backoff. Another llm-meter process holds the write lock for well
+ *   under a millisecond per commit, so a brief wait fails only when the lock is held
+ *   abnormally long (an exclusive lock, a stuck process, a long report written by hand).
+ * - patient: work whose caller is waiting for its answer (a blocking budget's reservation, a
+ *   budget edit, a flush at shutdown). It waits the full busy timeout, except while an outage
+ *   is known (the last write of either kind failed): then it only probes with the brief wait,
+ *   so a database locked for minutes costs one full wait per outage, not one per call.
  */
-export interface BusyProbe {
-  /** Runs one write; its failure switches to probing, its success back to the full timeout. */
-  run<T>(write: () => T): T;
-  failed(): void;
-  succeeded(): void;
+export interface LockWaits {
+  brief<T>(write: () => T): T;
+  patient<T>(write: () => T): T;
+  /** The full busy timeout, outage or not: the last attempt at shutdown, off every caller's path. */
+  full<T>(write: () => T): T;
 }
 
-export function createBusyProbe(db: SqliteDatabase, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS): BusyProbe {
+export function createLockWaits(db: SqliteDatabase, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS): LockWaits {
   const full = Math.max(0, Math.floor(busyTimeoutMs));
-  const probe = Math.min(full, PROBE_BUSY_TIMEOUT_MS);
-  let probing = false;
-  const set = (ms: number) => {
-    try {
-      if (db.open) db.pragma(`busy_timeout = ${ms}`);
-    } catch {
-      // A setting, not a write: nothing to do if even this fails.
+  const brief = Math.min(full, BRIEF_BUSY_TIMEOUT_MS);
+  let current = full;
+  let outage = false;
+  const run = <T>(ms: number, write: () => T): T => {
+    if (ms !== current && db.open) {
+      try {
+        db.pragma(`busy_timeout = ${ms}`);
+        current = ms;
+      } catch {
+        // A setting, not a write: the write below reports whatever is wrong.
+      }
     }
-  };
-  const failed = () => {
-    if (probing) return;
-    probing = true;
-    set(probe);
-  };
-  const succeeded = () => {
-    if (!probing) return;
-    probing = false;
-    set(full);
+    let result: T;
+    try {
+      result = write();
+    } catch (error) {
+      outage = true;
+      throw error;
+    }
+    outage = false;
+    return result;
   };
   return {
-    run(write) {
-      let result: ReturnType<typeof write>;
-      try {
-        result = write();
-      } catch (error) {
-        failed();
-        throw error;
-      }
-      succeeded();
-      return result;
-    },
-    failed,
-    succeeded,
+    brief: (write) => run(brief, write),
+    patient: (write) => run(outage ? brief : full, write),
+    full: (write) => run(full, write),
   };
 }
 

@@ -19,17 +19,18 @@
  * Failures (SQLITE_BUSY past the busy timeout, disk full, a read-only file) never reach the
  * caller: the batch stays queued (at most `maxPending` records, oldest dropped first and
  * counted), the failure is counted, and the commit is retried with backoff; while backing off,
- * writes only queue, and the retries only probe the lock (connection.ts, createBusyProbe), so
- * a database locked by another process stalls the caller's event loop for one busy timeout
- * per outage, not per retry.
+ * writes only queue. Commits on the caller's event loop wait at most 50 ms for another
+ * process's lock (connection.ts, LockWaits.brief); only flush() and close() wait the full busy
+ * timeout.
  */
 import type { Statement } from 'better-sqlite3';
 import type { CallRecord } from '../record.js';
 import { HOUR_MS } from './buckets.js';
 import { type Checkpointer, startCheckpointer } from './checkpointer.js';
 import {
-  createBusyProbe,
+  createLockWaits,
   DEFAULT_BUSY_TIMEOUT_MS,
+  type LockWaits,
   openConnection,
   type SqliteDatabase,
 } from './connection.js';
@@ -48,7 +49,10 @@ import type { EventsPage, EventsQuery, StoreStats, UsageEvent, UsageStore } from
 export interface SqliteStoreOptions {
   /** Database file; ':memory:' for a private in-memory database. */
   path: string;
-  /** How long a commit waits for another process's write lock. Default 5000. */
+  /**
+   * How long flush() and close() wait for another process's write lock. Default 5000. Commits
+   * on the event loop wait at most 50 ms and are retried later.
+   */
   busyTimeoutMs?: number | undefined;
   now?: (() => number) | undefined;
   /** Records kept while commits fail; beyond it the oldest are dropped. Default 100 000. */
@@ -118,7 +122,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   const select1 = db.prepare('SELECT 1').pluck();
 
   const queue = createPendingQueue<CallRecord>(options.maxPending ?? 100_000);
-  const probe = createBusyProbe(db, busyTimeoutMs);
+  const waits = createLockWaits(db, busyTimeoutMs);
   const counters = { written: 0, duplicates: 0, failed: 0, dropped: 0, invalid: 0 };
   let lastError: StoreStats['lastError'] = null;
   let lastErrorCause: unknown = null;
@@ -181,23 +185,21 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   });
 
   /** One transaction of up to maxBatch records; false when it failed (the records stay queued). */
-  const commitBatch = (): boolean => {
+  const commitBatch = (wait: LockWaits['brief']): boolean => {
     const batch = queue.peek(maxBatch);
     if (batch.length === 0) return true;
     try {
-      const result = writeBatch.immediate(batch);
+      const result = wait(() => writeBatch.immediate(batch));
       queue.consume(batch.length);
       counters.written += result.inserted + result.duplicates;
       counters.duplicates += result.duplicates;
       counters.invalid += result.refused.length;
       for (const error of result.refused) report(error);
       consecutiveFailures = 0;
-      probe.succeeded();
       return true;
     } catch (error) {
       counters.failed++;
       consecutiveFailures++;
-      probe.failed();
       report(error);
       return false;
     }
@@ -217,7 +219,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   function drain() {
     scheduled = false;
     if (closed) return;
-    if (!commitBatch()) {
+    if (!commitBatch(waits.brief)) {
       scheduleRetry();
       return;
     }
@@ -243,9 +245,9 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     }
   };
 
-  const flushAll = async () => {
+  const flushAll = async (wait: LockWaits['brief'] = waits.patient) => {
     while (queue.size > 0) {
-      if (!commitBatch()) {
+      if (!commitBatch(wait)) {
         scheduleRetry();
         throw new StoreError(`Could not commit ${queue.size} usage records: ${lastError?.message}`, {
           cause: lastErrorCause,
@@ -293,13 +295,12 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
 
   return {
     write,
-    flush: flushAll,
+    flush: () => flushAll(),
     async close() {
       if (closed) return;
       try {
         // The last attempt may wait the whole busy timeout: nothing is on the caller's path now.
-        probe.succeeded();
-        await flushAll();
+        await flushAll(waits.full);
       } finally {
         closed = true;
         if (retryTimer) clearTimeout(retryTimer);
