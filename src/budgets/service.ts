@@ -683,7 +683,8 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       if (settleRetry) clearTimeout(settleRetry);
       settleRetry = null;
       // A last chance for spend kept during an outage; what still cannot be committed is lost.
-      if (drainSettles(Number.POSITIVE_INFINITY, true) === 'failed') counters.dropped += pendingSettles.clear();
+      if (drainSettles(Number.POSITIVE_INFINITY, true) === 'failed')
+        counters.dropped += pendingSettles.clear();
       await Promise.allSettled([...inFlight]);
     },
   };

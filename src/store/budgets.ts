@@ -266,7 +266,9 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
     spend: spendOf,
     reservedNanos: reservedOf,
     reserve: (callId, reservations, nowMs) =>
-      reservations.length === 0 ? null : waits.patient(() => reserveTx.immediate(callId, reservations, nowMs)),
+      reservations.length === 0
+        ? null
+        : waits.patient(() => reserveTx.immediate(callId, reservations, nowMs)),
     settle: (callId, deltas, crossed, patient = false) =>
       (patient ? waits.patient : waits.brief)(() => settleTx.immediate(callId, deltas, crossed)),
     alerts: (budgetId, limit) =>
