@@ -1,3 +1,4 @@
+export type { BudgetsStats } from './budgets/service.js';
 export { isRetryable } from './errors/classify.js';
 export {
   ContextWindowExceededError,
@@ -52,4 +53,5 @@ export {
   withRateLimiter,
   withRetry,
 } from './resilience/index.js';
+export type { StoreStats } from './store/types.js';
 export type { AttributionInput, FetchLike, Meter, MeterOptions, MeterStats, ModelPrice } from './types.js';

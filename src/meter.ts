@@ -199,11 +199,26 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
       await flush();
       for (const { name, close } of closers) await safe.runAsync(name, close);
     },
-    stats: () => ({ calls, inFlight: active, sinkErrors: safe.errors() }),
+    stats: () => ({
+      calls,
+      inFlight: active,
+      sinkErrors: safe.errors(),
+      sinkErrorsBy: errorsBy(),
+      store: store?.stats() ?? null,
+      budgets: budgets?.stats() ?? null,
+    }),
     store,
     budgets,
     internals: internals(),
   };
+
+  /** Every place that can fail, at zero until it does: a /metrics series exists from the start. */
+  function errorsBy(): Record<string, number> {
+    const places = ['assemble', 'baggage', 'spans', 'metrics', 'exporters'];
+    if (options.onRecord) places.push('onRecord');
+    for (const list of [sinks, gates, flushers, closers]) for (const { name } of list) places.push(name);
+    return { ...Object.fromEntries(places.map((place) => [place, 0])), ...safe.errorsBy() };
+  }
 
   function internals(): MeterInternals {
     return {

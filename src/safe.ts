@@ -7,12 +7,16 @@ export interface Safe {
   runAsync<T>(label: string, fn: () => Promise<T> | T): Promise<T | undefined>;
   report(label: string, error: unknown): void;
   errors(): number;
+  /** The same failures by label (spans, metrics, store, budgets, onRecord...). */
+  errorsBy(): Record<string, number>;
 }
 
 export function createSafe(logger?: (message: string, error?: unknown) => void): Safe {
   let count = 0;
+  const byLabel = new Map<string, number>();
   const report = (label: string, error: unknown) => {
     count++;
+    byLabel.set(label, (byLabel.get(label) ?? 0) + 1);
     if (!logger) return;
     try {
       logger(`llm-meter: ${label} failed`, error);
@@ -39,5 +43,6 @@ export function createSafe(logger?: (message: string, error?: unknown) => void):
     },
     report,
     errors: () => count,
+    errorsBy: () => Object.fromEntries(byLabel),
   };
 }

@@ -1,9 +1,9 @@
 import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
 import type { AttributionInput } from './attribution.js';
-import type { Budgets } from './budgets/service.js';
+import type { Budgets, BudgetsStats } from './budgets/service.js';
 import type { FetchLike } from './fetch/request.js';
 import type { CallRecord } from './record.js';
-import type { UsageStore } from './store/types.js';
+import type { StoreStats, UsageStore } from './store/types.js';
 
 export type { AttributionInput } from './attribution.js';
 export type { FetchLike } from './fetch/request.js';
@@ -76,7 +76,16 @@ export interface Meter {
 }
 
 export interface MeterStats {
+  /** Calls metered since the meter was created. */
   calls: number;
+  /** Calls started and not yet recorded (streams still flowing). */
   inFlight: number;
+  /** Failures swallowed at the fail-open boundary, in total... */
   sinkErrors: number;
+  /** ...and by where they happened (spans, metrics, store, budgets, onRecord, assemble...). */
+  sinkErrorsBy: Record<string, number>;
+  /** The usage store's own counters (commits retried, records dropped...); null without a database. */
+  store: StoreStats | null;
+  /** Budget spend accounting (settles retried, pending, dropped); null without a database. */
+  budgets: BudgetsStats | null;
 }

@@ -1,9 +1,17 @@
 /**
- * The errors llm-meter itself throws. One hierarchy; guards compare `name` too so that an error
- * from another copy of the library still matches.
+ * The errors llm-meter itself throws. One hierarchy; every instance carries a brand under a
+ * registered symbol, so that an error from another copy of the library (two versions in one
+ * dependency tree) still matches isLlmMeterError().
  */
+const BRAND = Symbol.for('llm-meter.error');
+
 export class LlmMeterError extends Error {
   override name: string = 'LlmMeterError';
+  declare readonly [BRAND]: true;
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message, options);
+    Object.defineProperty(this, BRAND, { value: true });
+  }
 }
 
 /** An option was invalid where it entered. The message names the option. */
@@ -30,7 +38,6 @@ export class ContextWindowExceededError extends LlmMeterError {
 export function isLlmMeterError(error: unknown): error is LlmMeterError {
   return (
     error instanceof LlmMeterError ||
-    (error instanceof Error &&
-      ['LlmMeterError', 'InvalidOptionError', 'ContextWindowExceededError'].includes(error.name))
+    (typeof error === 'object' && error !== null && (error as { [BRAND]?: unknown })[BRAND] === true)
   );
 }

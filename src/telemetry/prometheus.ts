@@ -64,11 +64,20 @@ export interface BudgetSource {
 
 /** The parts of a meter that `observe` reads; `createMeter()`'s result satisfies it. */
 export interface ObservedMeter {
-  readonly budgets?: BudgetSource | null;
+  readonly budgets?: (BudgetSource & { stats?(): SettleStats }) | null;
   readonly store?: {
     stats(): { written: number; failed: number; dropped: number; invalid: number; pending: number };
   } | null;
-  stats?(): { inFlight: number; sinkErrors: number };
+  stats?(): { inFlight: number; sinkErrors: number; sinkErrorsBy?: Record<string, number> };
+}
+
+/** Budget spend accounting: commits retried, spends waiting, given up or refused. */
+interface SettleStats {
+  settled: number;
+  failed: number;
+  dropped: number;
+  invalid: number;
+  pending: number;
 }
 
 export interface PrometheusMetricsOptions {
@@ -220,7 +229,51 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions = {}):
       batch([inFlight, sinkErrors], (result) => {
         const s = stats();
         result.observe(inFlight, s.inFlight);
-        result.observe(sinkErrors, s.sinkErrors);
+        // By place (spans, metrics, store, budgets...) where the meter says; the total otherwise.
+        if (s.sinkErrorsBy) {
+          for (const [sink, count] of Object.entries(s.sinkErrorsBy))
+            result.observe(sinkErrors, count, { sink });
+        } else {
+          result.observe(sinkErrors, s.sinkErrors);
+        }
+      });
+    }
+
+    const budgetStats = source.budgets?.stats?.bind(source.budgets);
+    if (budgetStats) {
+      const counter = (name: string, unit: string, description: string) =>
+        meter.createObservableCounter(name, { unit, description });
+      const settled = counter(
+        'llm_meter.budget.settled',
+        '{call}',
+        'Finished calls whose spend is committed to their budgets.',
+      );
+      const failed = counter(
+        'llm_meter.budget.settle_failed',
+        '{commit}',
+        'Budget spend commits that failed (the spend is kept and retried).',
+      );
+      const dropped = counter(
+        'llm_meter.budget.settle_dropped',
+        '{call}',
+        'Calls whose spend was given up: the retry queue overflowed, or it still waited at shutdown.',
+      );
+      const invalid = counter(
+        'llm_meter.budget.settle_invalid',
+        '{call}',
+        'Calls whose spend the database refused (their budget was deleted meanwhile).',
+      );
+      const pending = meter.createObservableGauge('llm_meter.budget.settle_pending', {
+        unit: '{call}',
+        description: 'Calls whose spend waits for the database.',
+      });
+      batch([settled, failed, dropped, invalid, pending], (result) => {
+        const b = budgetStats();
+        result.observe(settled, b.settled);
+        result.observe(failed, b.failed);
+        result.observe(dropped, b.dropped);
+        result.observe(invalid, b.invalid);
+        result.observe(pending, b.pending);
       });
     }
 
