@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { classifyHttpError, classifyThrown, isContentFilterFinish, isRetryable } from './errors/classify.js';
+import {
+  classifyHttpError,
+  classifyThrown,
+  isContentFilterFinish,
+  isRetryable,
+  safeErrorCode,
+} from './errors/classify.js';
 import type { Target } from './fetch/request.js';
 import { type CallState, portOf } from './fetch/wrap.js';
 import type { PriceBook } from './pricing/index.js';
@@ -114,7 +120,7 @@ export function createAssembler(options: {
     if (status >= 400) {
       const err = state.detection.adapter.parseError(state.errorBody);
       const c = classifyHttpError({ status, ...err });
-      return { outcome: 'error', errorType: c.errorType, errorCode: err.code ?? err.type };
+      return { outcome: 'error', errorType: c.errorType, errorCode: safeErrorCode(err.code ?? err.type) };
     }
     if (parsed.streamError) {
       // An error event after a 200 interrupts the stream, whatever the provider calls it (its
@@ -124,7 +130,7 @@ export function createAssembler(options: {
       return {
         outcome: 'error',
         errorType: specific ? c.errorType : 'stream_interrupted',
-        errorCode: parsed.streamError.code ?? parsed.streamError.type,
+        errorCode: safeErrorCode(parsed.streamError.code ?? parsed.streamError.type),
       };
     }
     if (state.ending === 'error') {

@@ -1,8 +1,10 @@
 /**
  * isLlmMeterError(): true for every error llm-meter throws, including from another copy of
- * the library (two versions in one dependency tree), false for anything else.
+ * the library (two versions in one dependency tree), false for anything else. safeErrorCode():
+ * a provider's error code is kept only when it is an identifier, never a credential echoed back.
  */
 import { describe, expect, it } from 'vitest';
+import { safeErrorCode } from '../src/errors/classify.js';
 import {
   ContextWindowExceededError,
   InvalidOptionError,
@@ -11,6 +13,7 @@ import {
 } from '../src/errors/errors.js';
 import { CircuitOpenError } from '../src/resilience/errors.js';
 import { InvalidQueryError, MigrationError, SchemaTooNewError, StoreError } from '../src/store/errors.js';
+import { createProbe } from './helpers/metered.js';
 
 describe('isLlmMeterError', () => {
   it.each([
@@ -48,5 +51,63 @@ describe('isLlmMeterError', () => {
     ['undefined', undefined],
   ])('rejects %s', (_label, value) => {
     expect(isLlmMeterError(value)).toBe(false);
+  });
+});
+
+describe('safeErrorCode: what of a provider error code is kept', () => {
+  it.each([
+    'rate_limit_exceeded',
+    'insufficient_quota',
+    'context_length_exceeded',
+    'overloaded_error',
+    'RESOURCE_EXHAUSTED',
+    '429',
+    'invalid_request_error',
+    'content_filter',
+    'model_not_found',
+    'InvalidRequest.ModelNotFound',
+  ])('keeps %s', (code) => {
+    expect(safeErrorCode(code)).toBe(code);
+  });
+
+  it.each([
+    ['an old OpenAI key', `sk-${'A1b2C3d4'.repeat(6)}`],
+    ['a project key', `sk-proj-${'Zx9'.repeat(30)}`],
+    ['an Anthropic key', `sk-ant-api03-${'q'.repeat(93)}-AAAAAA`],
+    ['an Azure key (32 hex)', '0123456789abcdef0123456789abcdef'],
+    ['a Gemini key', `AIza${'Sy'.repeat(17)}x`],
+    ['free text', 'Incorrect API key provided'],
+    ['a path', '../../etc/passwd'],
+    ['markup', '<script>'],
+    ['too long', `a_${'b_'.repeat(40)}`],
+    ['empty', ''],
+  ])('drops %s', (_label, code) => {
+    expect(safeErrorCode(code)).toBeNull();
+  });
+
+  it('the record, span and row of a call whose error body echoes the key keep no trace of it', async () => {
+    const key = `sk-proj-${'Kq7'.repeat(30)}`;
+    const echoing: typeof fetch = async () =>
+      new Response(
+        JSON.stringify({
+          error: { message: `Incorrect API key provided: ${key}`, type: key, code: key },
+        }),
+        { status: 401, headers: { 'content-type': 'application/json' } },
+      );
+    const probe = createProbe();
+    const metered = probe.meter.wrapFetch(echoing);
+    const res = await metered('https://api.openai.com/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(401);
+    expect(await res.text(), 'the caller still sees the provider body unchanged').toContain(key);
+    const record = await probe.record();
+    expect(record).toMatchObject({ outcome: 'error', errorType: 'auth', errorCode: null });
+    expect(JSON.stringify(record)).not.toContain(key.slice(8, 40));
+    const spans = JSON.stringify(probe.tel.spans().map((s) => s.attributes));
+    expect(spans).not.toContain(key.slice(8, 40));
+    await probe.close();
   });
 });

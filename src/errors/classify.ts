@@ -31,6 +31,22 @@ const RETRYABLE: Record<ErrorType, boolean> = {
   budget_exceeded: false,
 };
 
+/**
+ * A provider's error code as llm-meter keeps it (record, span, database): an identifier such as
+ * `rate_limit_exceeded`, `overloaded_error`, `RESOURCE_EXHAUSTED` or `429`, or null. Anything
+ * else (free text, a value a proxy echoed back, a long random token that could be a credential)
+ * is dropped rather than stored: every segment between separators must be short, and API keys
+ * (`sk-` followed by 40+ random characters, 32-hex Azure keys, `AIza...` Gemini keys) are not.
+ */
+const ERROR_CODE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+const MAX_SEGMENT = 24;
+
+export function safeErrorCode(value: string | null | undefined): string | null {
+  if (typeof value !== 'string' || !ERROR_CODE.test(value)) return null;
+  for (const segment of value.split(/[_.:-]/)) if (segment.length > MAX_SEGMENT) return null;
+  return value;
+}
+
 export function isRetryable(errorType: ErrorType): boolean {
   return RETRYABLE[errorType];
 }
