@@ -103,7 +103,12 @@ export function createAssembler(options: {
   function outcomeOf(
     state: CallState,
     parsed: ParsedResponse,
-  ): { outcome: Outcome; errorType: ErrorType | null; errorCode: string | null } {
+  ): {
+    outcome: Outcome;
+    errorType: ErrorType | null;
+    errorCode: string | null;
+    retryAfterMs?: number | null;
+  } {
     if (state.ending === 'blocked')
       return { outcome: 'blocked', errorType: 'budget_exceeded', errorCode: null };
     if (state.ending === 'refused') {
@@ -120,7 +125,12 @@ export function createAssembler(options: {
     if (status >= 400) {
       const err = state.detection.adapter.parseError(state.errorBody);
       const c = classifyHttpError({ status, ...err });
-      return { outcome: 'error', errorType: c.errorType, errorCode: safeErrorCode(err.code ?? err.type) };
+      return {
+        outcome: 'error',
+        errorType: c.errorType,
+        errorCode: safeErrorCode(err.code ?? err.type),
+        retryAfterMs: err.retryAfterMs ?? null,
+      };
     }
     if (parsed.streamError) {
       // An error event after a 200 interrupts the stream, whatever the provider calls it (its
@@ -170,7 +180,7 @@ export function createAssembler(options: {
   }
 
   function finish(state: CallState, parsed: ParsedResponse, usage: TokenUsage | null): CallRecord {
-    const { outcome, errorType, errorCode } = outcomeOf(state, parsed);
+    const { outcome, errorType, errorCode, retryAfterMs } = outcomeOf(state, parsed);
     const model = parsed.responseModel ?? state.info.model;
     const price = usage ? options.prices.lookup(state.detection.provider, model, usage.inputTokens) : null;
     const fallback =
@@ -201,7 +211,8 @@ export function createAssembler(options: {
       errorType,
       errorCode,
       retryable: errorType ? (facts?.shouldRetry ?? isRetryable(errorType)) : null,
-      retryAfterMs: facts?.retryAfterMs ?? null,
+      // Headers first (Retry-After); Gemini names the wait only in its error body (RetryInfo).
+      retryAfterMs: facts?.retryAfterMs ?? retryAfterMs ?? null,
       httpStatus: state.status,
       rateLimit: facts?.rateLimit ?? null,
       finishReasons: parsed.finishReasons,

@@ -1,15 +1,14 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { geminiUsage } from '../src/providers/gemini.js';
-import { type Behavior, type Fault, type Simulator, startSimulator } from '../src/sim/index.js';
+import type { Behavior, Fault } from '../src/sim/index.js';
 import {
-  createProbe,
   everythingExported,
   expectCancelledUsage,
   expectedCostNanos,
-  type Probe,
   post,
   readThenCancel,
   toSimulator,
+  useProbe,
 } from './helpers/metered.js';
 import { assertSpan } from './helpers/otel.js';
 
@@ -37,28 +36,11 @@ const request = {
 type Format = 'sse' | 'json-array';
 const STREAM_QUERY: Record<Format, string> = { sse: '?alt=sse', 'json-array': '' };
 
-let sim: Simulator;
-let probe: Probe;
-
-beforeAll(async () => {
-  sim = await startSimulator();
-});
-afterAll(async () => {
-  await sim.close();
-});
-afterEach(async () => {
-  await probe?.close();
-  sim.reset();
-});
-
-function setup(options: Parameters<typeof createProbe>[0] = {}): Probe {
-  probe = createProbe({ prices: PRICES, ...options });
-  return probe;
-}
+const env = useProbe({ prices: PRICES });
 
 function call(method: string, behavior: Partial<Behavior> = {}, body: unknown = request, query = '') {
-  return probe.meter.fetch(
-    `${sim.url}${BASE}:${method}${query}`,
+  return env.probe.meter.fetch(
+    `${env.sim.url}${BASE}:${method}${query}`,
     post(body, behavior, { 'x-goog-api-key': KEY }),
   );
 }
@@ -77,7 +59,7 @@ function streamValues(text: string, format: Format): unknown[] {
 
 describe('generateContent (JSON)', () => {
   it('normalises usageMetadata, reads generationConfig and prices the call exactly', async () => {
-    setup();
+    env.setup();
     const tools = [{ functionDeclarations: [{ name: 'lookup' }, { name: 'weather' }] }, { googleSearch: {} }];
     const res = await call(
       'generateContent',
@@ -85,8 +67,8 @@ describe('generateContent (JSON)', () => {
       { ...request, tools, generationConfig: { ...request.generationConfig, candidateCount: 2 } },
     );
     const json = (await res.json()) as { responseId: string; usageMetadata: Record<string, number> };
-    const record = await probe.record();
-    const truth = sim.calls[0]!;
+    const record = await env.probe.record();
+    const truth = env.sim.calls[0]!;
     // The wire: thoughts outside candidates, cache inside the prompt count.
     expect(json.usageMetadata).toMatchObject({
       promptTokenCount: truth.inputTokens,
@@ -125,7 +107,7 @@ describe('generateContent (JSON)', () => {
     expect(record.cost.cacheReadNanos).toBe(Math.round(3 * 30));
     // Google front ends' `server-timing: gfet4t7; dur=…`.
     expect(record.timing.serverProcessingMs).toBeTypeOf('number');
-    assertSpan(probe.tel.llmSpans()[0], {
+    assertSpan(env.probe.tel.llmSpans()[0], {
       name: `generate_content ${MODEL}`,
       attributes: {
         'gen_ai.operation.name': 'generate_content',
@@ -144,31 +126,31 @@ describe('generateContent (JSON)', () => {
   });
 
   it('function calls count as tool calls and as output', async () => {
-    setup();
+    env.setup();
     const tools = [{ functionDeclarations: [{ name: 'lookup', parameters: { type: 'object' } }] }];
     const res = await call('generateContent', { toolCalls: 2, outputTokens: 6 }, { ...request, tools });
     const json = (await res.json()) as { candidates: { content: { parts: unknown[] } }[] };
     expect(json.candidates[0]!.content.parts).toHaveLength(2);
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record.toolCalls).toBe(2);
     expect(record.request.toolCount).toBe(1);
-    expect(record.usage?.outputTokens).toBe(sim.calls[0]!.outputTokens);
+    expect(record.usage?.outputTokens).toBe(env.sim.calls[0]!.outputTokens);
   });
 
   it('a blocked prompt (promptFeedback.blockReason) is a content_filter error with the usage reported', async () => {
-    setup();
+    env.setup();
     const blocked = {
       promptFeedback: { blockReason: 'PROHIBITED_CONTENT' },
       usageMetadata: { promptTokenCount: 7, totalTokenCount: 7 },
       modelVersion: MODEL,
     };
     const fetchBlocked = async () => Response.json(blocked);
-    const res = await probe.meter.wrapFetch(fetchBlocked)(
+    const res = await env.probe.meter.wrapFetch(fetchBlocked)(
       `https://generativelanguage.googleapis.com${BASE}:generateContent`,
       post(request),
     );
     expect(await res.json()).toEqual(blocked);
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({
       outcome: 'error',
       errorType: 'content_filter',
@@ -183,21 +165,21 @@ describe.each(['sse', 'json-array'] as const)('streamGenerateContent as %s', (fo
     call('streamGenerateContent', behavior, request, STREAM_QUERY[format]);
 
   it('the caller gets the very same stream; usage from the last chunk, never added up', async () => {
-    setup();
+    env.setup();
     const behavior = { outputTokens: 5, msPerToken: 15, cacheReadTokens: 2, reasoningTokens: 3 };
     const plain = await fetch(
-      `${sim.url}${BASE}:streamGenerateContent${STREAM_QUERY[format]}`,
+      `${env.sim.url}${BASE}:streamGenerateContent${STREAM_QUERY[format]}`,
       post(request, behavior),
     );
     const expected = streamValues(await plain.text(), format);
-    sim.reset();
+    env.sim.reset();
     const res = await stream(behavior);
     expect(res.headers.get('content-type')).toContain(
       format === 'sse' ? 'text/event-stream' : 'application/json',
     );
     expect(streamValues(await res.text(), format)).toEqual(expected);
-    const record = await probe.record();
-    const truth = sim.calls[0]!;
+    const record = await env.probe.record();
+    const truth = env.sim.calls[0]!;
     expect(record.usage).toEqual({
       inputTokens: truth.inputTokens,
       outputTokens: truth.outputTokens,
@@ -228,14 +210,14 @@ describe.each(['sse', 'json-array'] as const)('streamGenerateContent as %s', (fo
     { name: 'random network chunks', behavior: { chunking: 'random' } },
     { name: 'noise between events (garbage)', behavior: { fault: 'garbage', chunking: 'random' } },
   ] as const)('$name give the same figures', async ({ behavior }) => {
-    setup();
+    env.setup();
     const res = await stream({ outputTokens: 4, ...behavior });
     await res.text();
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({
       outcome: 'ok',
       finishReasons: ['STOP'],
-      usage: { inputTokens: sim.calls[0]!.inputTokens, outputTokens: 4, source: 'provider' },
+      usage: { inputTokens: env.sim.calls[0]!.inputTokens, outputTokens: 4, source: 'provider' },
     });
     // SSE noise includes two stray events (an unknown one and non-JSON data), counted as events.
     const stray = 'fault' in behavior && format === 'sse' ? 2 : 0;
@@ -243,29 +225,31 @@ describe.each(['sse', 'json-array'] as const)('streamGenerateContent as %s', (fo
   });
 
   it('an HTTP error is classified from the Google error body', async () => {
-    setup();
+    env.setup();
     const res = await stream({ fault: 'rate_limit', retryAfterS: 7 });
     expect(res.status).toBe(429);
     const body = await res.json();
     // Without alt=sse, the refusal is an array too.
     expect(Array.isArray(body)).toBe(format === 'json-array');
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({
       outcome: 'error',
       errorType: 'rate_limited',
       errorCode: 'RESOURCE_EXHAUSTED',
       httpStatus: 429,
       retryable: true,
+      // Gemini sends no Retry-After header: the wait is read from the body's RetryInfo.
+      retryAfterMs: 7_000,
       usage: null,
     });
   });
 
   it('an error inside the stream ends the call as an error, keeping the usage so far', async () => {
-    setup();
+    env.setup();
     const res = await stream({ outputTokens: 8, fault: 'error_event', faultAfterTokens: 2 });
     await res.text();
-    const record = await probe.record();
-    const truth = await sim.waitForCall();
+    const record = await env.probe.record();
+    const truth = await env.sim.waitForCall();
     expect(record).toMatchObject({
       outcome: 'error',
       errorType: 'stream_interrupted',
@@ -276,11 +260,11 @@ describe.each(['sse', 'json-array'] as const)('streamGenerateContent as %s', (fo
   });
 
   it('a cut stream is stream_interrupted with the tokens that arrived', async () => {
-    setup();
+    env.setup();
     const res = await stream({ outputTokens: 8, fault: 'cut_stream', faultAfterTokens: 3 });
     await expect(res.text()).rejects.toThrow();
-    const record = await probe.record();
-    const truth = await sim.waitForCall();
+    const record = await env.probe.record();
+    const truth = await env.sim.waitForCall();
     expect(truth.outcome).toBe('cut');
     expect(record).toMatchObject({ outcome: 'error', errorType: 'stream_interrupted', chunks: 3 });
     expect(record.usage).toMatchObject({ inputTokens: truth.inputTokens, outputTokens: truth.outputTokens });
@@ -289,21 +273,21 @@ describe.each(['sse', 'json-array'] as const)('streamGenerateContent as %s', (fo
   });
 
   it('a caller that goes away is cancelled; the simulator sees the close', async () => {
-    setup();
+    env.setup();
     const res = await stream({ outputTokens: 200, msPerToken: 15 });
     const text = await readThenCancel(res, (t) => (t.match(/"text"/g) ?? []).length >= 3);
     const received = (text.match(/"text"/g) ?? []).length;
-    const truth = await sim.waitForCall((c) => c.clientClosed);
-    const record = await probe.record();
+    const truth = await env.sim.waitForCall((c) => c.clientClosed);
+    const record = await env.probe.record();
     expectCancelledUsage(record, truth, received);
     expect(truth.outputTokens).toBeLessThan(200);
   });
 
   it('a content filter stops the answer with SAFETY: a content_filter error with exact usage', async () => {
-    setup();
+    env.setup();
     const res = await stream({ outputTokens: 8, fault: 'content_filter', faultAfterTokens: 2 });
     await res.text();
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({
       outcome: 'error',
       errorType: 'content_filter',
@@ -330,36 +314,36 @@ describe('HTTP errors of generateContent', () => {
     { fault: 'auth', status: 400, errorType: null, errorCode: 'API_KEY_INVALID' },
   ];
   it.each(cases)('$fault → $status $errorCode', async ({ fault, status, errorType, errorCode }) => {
-    setup();
+    env.setup();
     const res = await call('generateContent', { fault });
     expect(res.status).toBe(status);
     await res.json();
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({ outcome: 'error', httpStatus: status, errorCode, usage: null });
     if (errorType) expect(record.errorType).toBe(errorType);
-    expect(sim.calls[0]).toMatchObject({ outcome: 'fault', inputTokens: 0, outputTokens: 0 });
+    expect(env.sim.calls[0]).toMatchObject({ outcome: 'fault', inputTokens: 0, outputTokens: 0 });
   });
 
   it('a body cut in half is an error; the input is counted from the request', async () => {
-    setup();
+    env.setup();
     const res = await call('generateContent', { fault: 'cut_stream' });
     await expect(res.text()).rejects.toThrow();
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record.outcome).toBe('error');
-    expect(record.usage).toMatchObject({ source: 'estimated', inputTokens: sim.calls[0]!.inputTokens });
+    expect(record.usage).toMatchObject({ source: 'estimated', inputTokens: env.sim.calls[0]!.inputTokens });
   });
 });
 
 describe('embeddings and token counts', () => {
   it('embedContent: no usage on the wire, so the input is counted', async () => {
-    setup();
-    const res = await probe.meter.fetch(
-      `${sim.url}/v1beta/models/text-embedding-004:embedContent`,
+    env.setup();
+    const res = await env.probe.meter.fetch(
+      `${env.sim.url}/v1beta/models/text-embedding-004:embedContent`,
       post({ content: { parts: [{ text: 'the quick brown fox' }] } }),
     );
     expect(((await res.json()) as { embedding: { values: number[] } }).embedding.values).toHaveLength(8);
-    const record = await probe.record();
-    const truth = sim.calls[0]!;
+    const record = await env.probe.record();
+    const truth = env.sim.calls[0]!;
     expect(record).toMatchObject({
       operation: 'embeddings',
       provider: 'gcp.gemini',
@@ -370,32 +354,32 @@ describe('embeddings and token counts', () => {
   });
 
   it('batchEmbedContents counts every request', async () => {
-    setup();
+    env.setup();
     const requests = ['a b c', 'd e'].map((text) => ({
       model: 'models/text-embedding-004',
       content: { parts: [{ text }] },
     }));
-    const res = await probe.meter.fetch(
-      `${sim.url}/v1beta/models/text-embedding-004:batchEmbedContents`,
+    const res = await env.probe.meter.fetch(
+      `${env.sim.url}/v1beta/models/text-embedding-004:batchEmbedContents`,
       post({ requests }),
     );
     expect(((await res.json()) as { embeddings: unknown[] }).embeddings).toHaveLength(2);
-    const record = await probe.record();
-    expect(record.usage?.inputTokens).toBe(sim.calls[0]!.inputTokens);
+    const record = await env.probe.record();
+    expect(record.usage?.inputTokens).toBe(env.sim.calls[0]!.inputTokens);
     expect(record.operation).toBe('embeddings');
   });
 
   it('countTokens: operation count_tokens, the count as input', async () => {
-    setup();
+    env.setup();
     const res = await call('countTokens', {}, { contents: request.contents });
     const json = (await res.json()) as { totalTokens: number };
-    const record = await probe.record();
-    expect(json.totalTokens).toBe(sim.calls[0]!.inputTokens);
+    const record = await env.probe.record();
+    expect(json.totalTokens).toBe(env.sim.calls[0]!.inputTokens);
     expect(record).toMatchObject({
       operation: 'count_tokens',
       usage: { inputTokens: json.totalTokens, outputTokens: 0 },
     });
-    assertSpan(probe.tel.llmSpans()[0], { name: `count_tokens ${MODEL}` });
+    assertSpan(env.probe.tel.llmSpans()[0], { name: `count_tokens ${MODEL}` });
   });
 });
 
@@ -424,10 +408,13 @@ describe('URL shapes, providers and the API key', () => {
     },
   ];
   it.each(cases)('$name → $provider', async ({ url, provider, model }) => {
-    setup();
-    const res = await probe.meter.wrapFetch(toSimulator(sim))(url, post(request, { outputTokens: 3 }));
+    env.setup();
+    const res = await env.probe.meter.wrapFetch(toSimulator(env.sim))(
+      url,
+      post(request, { outputTokens: 3 }),
+    );
     await res.text();
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({
       provider,
       requestModel: model ?? MODEL,
@@ -438,9 +425,9 @@ describe('URL shapes, providers and the API key', () => {
   });
 
   it('a key in ?key= or x-goog-api-key never reaches a span, a metric or a record', async () => {
-    setup({ apiKeyHashSalt: 'salt' });
+    env.setup({ apiKeyHashSalt: 'salt' });
     const secretInQuery = 'AIzaSy-QUERY-secret-9876543210';
-    const metered = probe.meter.wrapFetch(toSimulator(sim));
+    const metered = env.probe.meter.wrapFetch(toSimulator(env.sim));
     const query = `?alt=sse&key=${secretInQuery}`;
     const res1 = await metered(
       `https://generativelanguage.googleapis.com${BASE}:streamGenerateContent${query}`,
@@ -452,26 +439,26 @@ describe('URL shapes, providers and the API key', () => {
       post(request, {}, { 'x-goog-api-key': KEY }),
     );
     await res2.text();
-    await probe.meter.flush();
-    expect(sim.calls[0]!.query.key, 'the key did reach the server').toBe(secretInQuery);
-    expect(probe.records).toHaveLength(2);
-    const exported = await everythingExported(probe);
+    await env.probe.meter.flush();
+    expect(env.sim.calls[0]!.query.key, 'the key did reach the server').toBe(secretInQuery);
+    expect(env.probe.records).toHaveLength(2);
+    const exported = await everythingExported(env.probe);
     expect(exported).not.toContain(secretInQuery);
     expect(exported).not.toContain(KEY);
     expect(exported).not.toContain('key=');
     // The header key is hashed for a per-key breakdown.
-    expect(probe.records[1]!.attribution.apiKeyHash).toMatch(/^[0-9a-f]{12}$/);
+    expect(env.probe.records[1]!.attribution.apiKeyHash).toMatch(/^[0-9a-f]{12}$/);
   });
 
   it('other Google methods and GETs pass through unmetered', async () => {
-    setup();
-    const metered = probe.meter.wrapFetch(toSimulator(sim));
+    env.setup();
+    const metered = env.probe.meter.wrapFetch(toSimulator(env.sim));
     await (
       await metered(`https://aiplatform.googleapis.com/v1/publishers/google/models/x:predict`, post({}))
     ).text();
     await (await metered(`https://generativelanguage.googleapis.com${BASE}`, { method: 'GET' })).text();
-    await probe.meter.flush();
-    expect(probe.records).toHaveLength(0);
+    await env.probe.meter.flush();
+    expect(env.probe.records).toHaveLength(0);
   });
 });
 

@@ -125,17 +125,33 @@ function readError(body: unknown): ProviderError {
   }
   const status = str(error.status);
   // ErrorInfo.reason says more than the status: API_KEY_INVALID inside an INVALID_ARGUMENT.
+  // RetryInfo.retryDelay is the only place Gemini names how long to wait after a 429.
   let reason: string | null = null;
+  let retryAfterMs: number | null = null;
   for (const d of arr(error.details) ?? []) {
     const detail = obj(d);
-    if (detail && /ErrorInfo$/.test(str(detail['@type']) ?? '')) reason = str(detail.reason);
+    const type = str(detail?.['@type']) ?? '';
+    if (detail && /ErrorInfo$/.test(type)) reason = str(detail.reason);
+    if (detail && /RetryInfo$/.test(type)) retryAfterMs = durationMs(detail.retryDelay);
   }
   const code = num(error.code);
   return {
     code: clip(reason ?? status ?? (code === null ? null : String(code))),
     type: clip(status),
     message: clip(str(error.message), 500),
+    retryAfterMs,
   };
+}
+
+/**
+ * A google.protobuf.Duration in its JSON form: decimal seconds with an `s` suffix ("2s",
+ * "0.5s", "1.000340012s"), https://protobuf.dev/reference/protobuf/google.protobuf/#duration.
+ */
+function durationMs(value: unknown): number | null {
+  const match = typeof value === 'string' ? /^(\d+(?:\.\d+)?)s$/.exec(value.trim()) : null;
+  if (!match) return null;
+  const ms = Math.round(Number.parseFloat(match[1]!) * 1000);
+  return Number.isFinite(ms) ? ms : null;
 }
 
 function createGenerateParser(): ResponseParser {

@@ -82,6 +82,8 @@ export interface ProviderError {
   code: string | null;
   type: string | null;
   message: string | null;
+  /** A wait the body names, where a provider says it only there (Gemini's RetryInfo). */
+  retryAfterMs?: number | null;
 }
 
 export interface HeaderFacts {
