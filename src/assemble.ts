@@ -125,8 +125,9 @@ export function createAssembler(options: {
     if (status >= 400) {
       const err = state.detection.adapter.parseError(state.errorBody);
       const c = classifyHttpError({ status, ...err });
+      // A local guard's refusal never reached the provider: blocked, like a budget's.
       return {
-        outcome: 'error',
+        outcome: state.localGuard ? 'blocked' : 'error',
         errorType: c.errorType,
         errorCode: safeErrorCode(err.code ?? err.type),
         retryAfterMs: err.retryAfterMs ?? null,

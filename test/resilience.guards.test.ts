@@ -86,7 +86,7 @@ describe('guards through withGuards(meter)', () => {
     expect(sim.calls).toHaveLength(1);
     await meter.flush();
     expect(records[1]).toMatchObject({
-      outcome: 'error',
+      outcome: 'blocked',
       httpStatus: 400,
       errorType: 'invalid_request',
       errorCode: 'tool_rounds_exceeded',
@@ -117,12 +117,13 @@ describe('guards through withGuards(meter)', () => {
     await call('alice');
     expect(sim.calls).toHaveLength(4);
     await meter.flush();
-    expect(records.map((r) => [r.attribution.user, r.httpStatus, r.errorCode])).toEqual([
-      ['alice', 200, null],
-      ['alice', 200, null],
-      ['alice', 429, 'user_rate_limit_exceeded'],
-      ['bob', 200, null],
-      ['alice', 200, null],
+    expect(records.map((r) => [r.attribution.user, r.httpStatus, r.outcome, r.errorCode])).toEqual([
+      ['alice', 200, 'ok', null],
+      ['alice', 200, 'ok', null],
+      // Answered locally, never sent: blocked, like a budget's refusal, not a provider error.
+      ['alice', 429, 'blocked', 'user_rate_limit_exceeded'],
+      ['bob', 200, 'ok', null],
+      ['alice', 200, 'ok', null],
     ]);
   });
 

@@ -55,6 +55,12 @@ export interface CallState {
   error: unknown;
   /** The parsed body of an error response (status >= 400), or its text. */
   errorBody: unknown;
+  /**
+   * The llm-meter guard that answered instead of the provider (`x-llm-meter-guard` on an error
+   * response: a rate limiter, circuit breaker or tool-round cap beneath this meter, or in an
+   * llm-meter gateway in front of it), or null.
+   */
+  localGuard: string | null;
   callerAborted: boolean;
 }
 
@@ -237,6 +243,7 @@ async function send(
     ending: 'done',
     error: null,
     errorBody: null,
+    localGuard: null,
     callerAborted: false,
   };
 
@@ -326,6 +333,7 @@ async function send(
   state.status = response.status;
   try {
     state.facts = adapter.readHeaders(response.headers);
+    if (!response.ok) state.localGuard = response.headers.get('x-llm-meter-guard');
   } catch {
     state.facts = null;
   }
