@@ -1,16 +1,17 @@
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CallRecord, createMeter } from '../src/index.js';
+import { DEFAULT_ADAPTERS, detect } from '../src/providers/registry.js';
 import { startProxy } from '../src/proxy/index.js';
-import { countToolRounds } from '../src/resilience/body-rules.js';
 import { createGuards, type GuardOptions, withGuards } from '../src/resilience/index.js';
 import { type Simulator, startSimulator } from '../src/sim/index.js';
 import { caught, chatMessages, TEST_PRICES } from './helpers/harness.js';
 
 /**
  * Guards against cost explosions (the seed's section 7), with the official client and the
- * simulator. A refusal is answered beneath the meter in the provider's error shape, so it is
- * recorded like a provider error: its status, and the refusal type as `errorCode`.
+ * simulator. A refusal is answered beneath the meter in the provider's error shape (the SDK
+ * raises its usual class), and recorded as `blocked` with its status and the refusal type as
+ * `errorCode`. What a body's max tokens field and tool rounds are is each adapter's knowledge.
  */
 
 let sim: Simulator;
@@ -156,11 +157,44 @@ describe('guards through withGuards(meter)', () => {
   });
 });
 
-describe('tool-call rounds by wire format', () => {
-  const cases: [string, Record<string, unknown>, number][] = [
-    ['chat: assistant tool_calls', { messages: agentLoop(3) }, 3],
+const URLS = {
+  chat: 'https://api.openai.com/v1/chat/completions',
+  compatibleChat: 'http://127.0.0.1:8000/v1/chat/completions',
+  responses: 'https://api.openai.com/v1/responses',
+  completions: 'http://127.0.0.1:8000/v1/completions',
+  embeddings: 'https://api.openai.com/v1/embeddings',
+  anthropic: 'https://api.anthropic.com/v1/messages',
+  anthropicCount: 'https://api.anthropic.com/v1/messages/count_tokens',
+  gemini: 'https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent',
+  geminiEmbed: 'https://generativelanguage.googleapis.com/v1beta/models/text-embedding-004:embedContent',
+  ollama: 'http://127.0.0.1:11434/api/chat',
+  ollamaEmbed: 'http://127.0.0.1:11434/api/embed',
+};
+
+function detected(url: string) {
+  const detection = detect(DEFAULT_ADAPTERS, new URL(url), 'POST', new Headers());
+  expect(detection, url).not.toBeNull();
+  return detection!;
+}
+
+describe('tool-call rounds by wire format (each adapter counts its own)', () => {
+  const cases: [string, string, Record<string, unknown>, number][] = [
+    ['chat: assistant tool_calls', URLS.chat, { messages: agentLoop(3) }, 3],
+    [
+      'chat: the legacy function_call counts too',
+      URLS.compatibleChat,
+      {
+        messages: [
+          { role: 'user', content: 'go' },
+          { role: 'assistant', content: null, function_call: { name: 'f', arguments: '{}' } },
+          { role: 'function', name: 'f', content: 'x' },
+        ],
+      },
+      1,
+    ],
     [
       'responses: adjacent function_call items are one round',
+      URLS.responses,
       {
         input: [
           { role: 'user', content: 'go' },
@@ -177,6 +211,7 @@ describe('tool-call rounds by wire format', () => {
     ],
     [
       'anthropic: tool_use blocks',
+      URLS.anthropic,
       {
         messages: [
           { role: 'user', content: 'go' },
@@ -188,6 +223,7 @@ describe('tool-call rounds by wire format', () => {
     ],
     [
       'gemini: functionCall parts of model turns',
+      URLS.gemini,
       {
         contents: [
           { role: 'user', parts: [{ text: 'go' }] },
@@ -197,11 +233,64 @@ describe('tool-call rounds by wire format', () => {
       },
       1,
     ],
-    ['no tools', { messages: chatMessages }, 0],
+    [
+      'ollama: assistant tool_calls',
+      URLS.ollama,
+      {
+        messages: [
+          { role: 'user', content: 'go' },
+          { role: 'assistant', content: '', tool_calls: [{ function: { name: 'f', arguments: {} } }] },
+          { role: 'tool', content: 'x' },
+        ],
+      },
+      1,
+    ],
+    ['no tools', URLS.chat, { messages: chatMessages }, 0],
+    ['malformed messages', URLS.anthropic, { messages: [null, 7, { role: 'assistant', content: 'x' }] }, 0],
   ];
-  for (const [name, body, rounds] of cases) {
-    it(name, () => expect(countToolRounds(body)).toBe(rounds));
-  }
+  it.each(cases)('%s', (_name, url, body, rounds) => {
+    const detection = detected(url);
+    expect(detection.adapter.countToolRounds?.(body, detection)).toBe(rounds);
+  });
+});
+
+describe('default max output tokens by wire format (each adapter knows its field)', () => {
+  const cases: [string, string, Record<string, unknown>, Record<string, unknown> | null][] = [
+    [
+      'chat on api.openai.com: max_completion_tokens',
+      URLS.chat,
+      { model: 'o3' },
+      { max_completion_tokens: 7 },
+    ],
+    ['chat on a compatible server: max_tokens', URLS.compatibleChat, { model: 'm' }, { max_tokens: 7 }],
+    ['responses: max_output_tokens', URLS.responses, { model: 'm' }, { max_output_tokens: 7 }],
+    ['completions: max_tokens', URLS.completions, { model: 'm' }, { max_tokens: 7 }],
+    ['anthropic: max_tokens', URLS.anthropic, { model: 'm' }, { max_tokens: 7 }],
+    [
+      'gemini: generationConfig.maxOutputTokens, keeping the rest of the config',
+      URLS.gemini,
+      { generationConfig: { temperature: 0 } },
+      { generationConfig: { temperature: 0, maxOutputTokens: 7 } },
+    ],
+    [
+      'ollama: options.num_predict, keeping the other options',
+      URLS.ollama,
+      { model: 'm', options: { seed: 1 } },
+      { model: 'm', options: { seed: 1, num_predict: 7 } },
+    ],
+    ['embeddings generate nothing', URLS.embeddings, { model: 'm', input: 'x' }, null],
+    ['anthropic token counts generate nothing', URLS.anthropicCount, { model: 'm' }, null],
+    ['gemini embeddings generate nothing', URLS.geminiEmbed, { content: {} }, null],
+    ['ollama embeddings generate nothing', URLS.ollamaEmbed, { model: 'm', input: 'x' }, null],
+    ['a limit already set is kept', URLS.compatibleChat, { model: 'm', max_tokens: 3 }, null],
+    ['gemini: a limit already set is kept', URLS.gemini, { generationConfig: { maxOutputTokens: 3 } }, null],
+  ];
+  it.each(cases)('%s', (_name, url, body, expected) => {
+    const detection = detected(url);
+    const amended = detection.adapter.withMaxOutputTokens?.(body, detection, 7) ?? null;
+    expect(amended).toEqual(expected === null ? null : { ...body, ...expected });
+    expect(body, "the caller's body is not mutated").not.toHaveProperty('max_tokens', 7);
+  });
 });
 
 describe('guards in the gateway', () => {

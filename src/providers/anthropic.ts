@@ -1,6 +1,6 @@
 import type { RequestInfo } from '../record.js';
 import { readRateLimitHeaders } from './headers.js';
-import { appendCapped, arr, clip, int, type Json, num, obj, parseJson, str } from './json.js';
+import { appendCapped, arr, clip, countTurns, int, type Json, num, obj, parseJson, str } from './json.js';
 import type { Detection, ParsedResponse, ParsedUsage, ProviderAdapter, ResponseParser } from './types.js';
 import { emptyParsed } from './types.js';
 
@@ -167,4 +167,13 @@ export const anthropicAdapter: ProviderAdapter = {
   },
   readHeaders: (headers) => readRateLimitHeaders(headers, 'anthropic'),
   bodyShape: () => 'anthropic-messages',
+  withMaxOutputTokens(body, detection, limit) {
+    if ((detection as AnthropicDetection).countTokens || body.max_tokens !== undefined) return null;
+    return { ...body, max_tokens: limit };
+  },
+  // Assistant turns holding `tool_use` content blocks.
+  countToolRounds: (body) =>
+    countTurns(body.messages, 'assistant', (m) =>
+      (arr(m.content) ?? []).some((block) => obj(block)?.type === 'tool_use'),
+    ),
 };

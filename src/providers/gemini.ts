@@ -1,6 +1,6 @@
 import type { Operation, RequestInfo } from '../record.js';
 import { readPlainHeaders } from './headers.js';
-import { appendCapped, arr, clip, int, type Json, num, obj, parseJson, str } from './json.js';
+import { appendCapped, arr, clip, countTurns, int, type Json, num, obj, parseJson, str } from './json.js';
 import type {
   BodyFormat,
   BodyShape,
@@ -307,4 +307,18 @@ export const geminiAdapter: ProviderAdapter = {
     const { method } = detection as GeminiDetection;
     return method === 'embedContent' || method === 'batchEmbedContents' ? 'gemini-embed' : 'gemini-generate';
   },
+  withMaxOutputTokens(body, detection, limit) {
+    const { method } = detection as GeminiDetection;
+    if (method !== 'generateContent' && method !== 'streamGenerateContent') return null;
+    const config = obj(body.generationConfig) ?? {};
+    if (config.maxOutputTokens !== undefined) return null;
+    return { ...body, generationConfig: { ...config, maxOutputTokens: limit } };
+  },
+  // Model turns holding `functionCall` parts.
+  countToolRounds: (body) =>
+    countTurns(body.contents, 'model', (c) =>
+      (arr(c.parts) ?? []).some(
+        (p) => obj(obj(p)?.functionCall) !== null || obj(obj(p)?.function_call) !== null,
+      ),
+    ),
 };

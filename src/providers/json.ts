@@ -50,3 +50,13 @@ export function appendCapped(current: string, piece: string): string {
 export function clip(value: string | null, max = 120): string | null {
   return value === null ? null : value.length > max ? value.slice(0, max) : value;
 }
+
+/** Messages of `role` for which `calledTools` holds: tool-call rounds in a chat conversation. */
+export function countTurns(messages: unknown, role: string, calledTools: (message: Json) => boolean): number {
+  let rounds = 0;
+  for (const m of arr(messages) ?? []) {
+    const message = obj(m);
+    if (message && message.role === role && calledTools(message)) rounds++;
+  }
+  return rounds;
+}

@@ -1,6 +1,6 @@
 import type { Operation, RequestInfo } from '../record.js';
 import { readPlainHeaders } from './headers.js';
-import { appendCapped, arr, clip, type Json, num, obj, parseJson, str } from './json.js';
+import { appendCapped, arr, clip, countTurns, type Json, num, obj, parseJson, str } from './json.js';
 import type {
   BodyFormat,
   BodyShape,
@@ -245,4 +245,14 @@ export const ollamaAdapter: ProviderAdapter = {
     return info.stream ? 'ndjson' : 'json';
   },
   bodyShape: (detection) => SHAPE[(detection as OllamaDetection).kind],
+  withMaxOutputTokens(body, detection, limit) {
+    const { kind } = detection as OllamaDetection;
+    if (kind !== 'chat' && kind !== 'generate') return null;
+    const options = obj(body.options) ?? {};
+    if (options.num_predict !== undefined) return null;
+    return { ...body, options: { ...options, num_predict: limit } };
+  },
+  // Assistant messages with `tool_calls`.
+  countToolRounds: (body) =>
+    countTurns(body.messages, 'assistant', (m) => (arr(m.tool_calls)?.length ?? 0) > 0),
 };

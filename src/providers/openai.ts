@@ -1,6 +1,6 @@
 import type { Operation, RequestInfo } from '../record.js';
 import { readRateLimitHeaders } from './headers.js';
-import { appendCapped, arr, clip, int, type Json, num, obj, parseJson, str } from './json.js';
+import { appendCapped, arr, clip, countTurns, int, type Json, num, obj, parseJson, str } from './json.js';
 import type {
   BodyShape,
   Detection,
@@ -412,6 +412,54 @@ function readError(error: Json): ProviderError {
   };
 }
 
+/** Hosts whose Chat Completions take `max_completion_tokens` (o-series models refuse `max_tokens`). */
+const COMPLETION_TOKENS_PROVIDERS = new Set(['openai', 'azure.ai.openai']);
+
+/**
+ * The max output tokens field per endpoint: Chat Completions `max_completion_tokens` on
+ * api.openai.com and Azure, `max_tokens` on compatible servers; Responses `max_output_tokens`;
+ * Completions `max_tokens`.
+ */
+function withMaxOutputTokens(body: Json, detection: Detection, limit: number): Json | null {
+  const { kind, provider } = detection as OpenAIDetection;
+  switch (kind) {
+    case 'chat':
+      if (body.max_completion_tokens !== undefined || body.max_tokens !== undefined) return null;
+      return COMPLETION_TOKENS_PROVIDERS.has(provider)
+        ? { ...body, max_completion_tokens: limit }
+        : { ...body, max_tokens: limit };
+    case 'responses':
+      return body.max_output_tokens === undefined ? { ...body, max_output_tokens: limit } : null;
+    case 'completions':
+      return body.max_tokens === undefined ? { ...body, max_tokens: limit } : null;
+    default:
+      return null;
+  }
+}
+
+/**
+ * Chat Completions: assistant messages with `tool_calls` (or the legacy `function_call`).
+ * Responses: each run of adjacent `function_call` input items (a round's parallel calls are
+ * adjacent; their outputs follow).
+ */
+function countToolRounds(body: Json, detection: Detection): number {
+  if ((detection as OpenAIDetection).kind !== 'responses') {
+    return countTurns(
+      body.messages,
+      'assistant',
+      (m) => (arr(m.tool_calls)?.length ?? 0) > 0 || obj(m.function_call) !== null,
+    );
+  }
+  let rounds = 0;
+  let previous: unknown = null;
+  for (const item of arr(body.input) ?? []) {
+    const type = obj(item)?.type ?? null;
+    if (type === 'function_call' && previous !== 'function_call') rounds++;
+    previous = type;
+  }
+  return rounds;
+}
+
 export const openaiAdapter: ProviderAdapter = {
   id: 'openai',
   detect(url, method) {
@@ -442,4 +490,6 @@ export const openaiAdapter: ProviderAdapter = {
   },
   readHeaders: (headers) => readRateLimitHeaders(headers, 'openai'),
   bodyShape: (detection) => SHAPE[(detection as OpenAIDetection).kind],
+  withMaxOutputTokens,
+  countToolRounds,
 };

@@ -41,6 +41,18 @@ export interface ProviderAdapter {
   bodyFormat?(detection: Detection, info: RequestInfo, contentType: string): BodyFormat;
   /** Shape of the request body, for the tokenizer's pre-flight estimate. */
   readonly bodyShape: (detection: Detection) => BodyShape;
+  /**
+   * The body with `limit` as its maximum output tokens, in this wire format's own field, or
+   * null when the body sets one already or the call generates nothing (embeddings, token
+   * counts). For the default-max-tokens guard; absent: the guard leaves such calls alone.
+   */
+  withMaxOutputTokens?(
+    body: Record<string, unknown>,
+    detection: Detection,
+    limit: number,
+  ): Record<string, unknown> | null;
+  /** Tool-call rounds already in the conversation: assistant turns that called tools. */
+  countToolRounds?(body: Record<string, unknown>, detection: Detection): number;
 }
 
 export type { BodyShape } from '../tokens/index.js';

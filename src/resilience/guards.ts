@@ -2,7 +2,6 @@ import { currentAttribution } from '../attribution.js';
 import { InvalidOptionError } from '../errors/errors.js';
 import type { MeterInternals } from '../meter.js';
 import { estimateChatInput } from '../tokens/index.js';
-import { countToolRounds, withDefaultMaxTokens } from './body-rules.js';
 import { callFacts, type FetchLike } from './call.js';
 import { localRefusal } from './refusal.js';
 import { createSlidingWindow } from './sliding-window.js';
@@ -43,13 +42,15 @@ export function createGuards(options: GuardOptions = {}): Guards {
     amend(input, init) {
       if (defaultMaxTokens === undefined) return null;
       const facts = callFacts(input, init);
-      return facts ? withDefaultMaxTokens(facts, defaultMaxTokens) : null;
+      // Only a request that names no limit of its own; the field is the wire format's.
+      if (!facts?.body || (facts.info?.maxTokens ?? null) !== null) return null;
+      return facts.adapter.withMaxOutputTokens?.(facts.body, facts.detection, defaultMaxTokens) ?? null;
     },
     async check(input, init, user) {
       const facts = callFacts(input, init);
       if (!facts) return null;
       if (maxToolRounds !== undefined) {
-        const rounds = countToolRounds(facts.body);
+        const rounds = facts.body ? (facts.adapter.countToolRounds?.(facts.body, facts.detection) ?? 0) : 0;
         if (rounds > maxToolRounds) {
           return localRefusal(facts.adapter, {
             guard: 'max_tool_rounds',
