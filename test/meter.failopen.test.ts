@@ -25,7 +25,8 @@ import {
   SSE_SPLITS,
   SSE_USAGE,
 } from './fixtures/fetch-recordings.js';
-import { bodyBytes, type Recording, type ReplayServer, splitAt, startReplay } from './helpers/replay.js';
+import { splitAt } from './helpers/bytes.js';
+import { bodyBytes, type Recording, type ReplayServer, startReplay } from './helpers/replay.js';
 
 /**
  * Fail-open: whatever breaks inside the meter (a sink, a hook, an exporter, the parser on
@@ -339,6 +340,61 @@ describe('the Response behaves like the original', () => {
     expect(b.equals(rawA), 'clone body identical').toBe(true);
     expect(metered.bodyUsed, 'bodyUsed after').toBe(true);
     expect(clone.bodyUsed, 'clone bodyUsed after').toBe(true);
+  });
+
+  // A whole JSON body is observed when a method reads it, without a second stream: every way
+  // of reading gives the raw bytes and exactly one record with the provider's usage.
+  const readers: [string, (res: Response) => Promise<unknown>][] = [
+    ['json()', (res) => res.json()],
+    ['text()', (res) => res.text()],
+    ['arrayBuffer()', async (res) => Buffer.from(await res.arrayBuffer())],
+    ['bytes()', async (res) => Buffer.from(await res.bytes())],
+    [
+      'blob()',
+      async (res) => {
+        const blob = await res.blob();
+        return [blob.type, Buffer.from(await blob.arrayBuffer())];
+      },
+    ],
+    ['body reader', (res) => bodyBytes(res)],
+    ['body touched, then json()', (res) => (res.body ? res.json() : null)],
+    [
+      'clone(), then json() on both',
+      async (res) => {
+        const copy = res.clone();
+        return [await res.json(), await copy.json()];
+      },
+    ],
+  ];
+  it.each(readers)('JSON body read with %s: the raw result, one record with usage', async (_name, read) => {
+    const got: CallRecord[] = [];
+    const meter = meterWith({ onRecord: (r) => got.push(r) });
+    const url = `${replay.url}/json/v1/chat/completions`;
+    const raw = await fetch(url, chatInit(false));
+    const metered = await meter.fetch(url, chatInit(false));
+    expect(await read(metered)).toEqual(await read(raw));
+    expect(metered.bodyUsed, 'bodyUsed after').toBe(raw.bodyUsed);
+    await meter.flush();
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatchObject({ outcome: 'ok', usage: { ...JSON_USAGE, source: 'provider' } });
+  });
+
+  it('a JSON body read twice fails the second time as raw fetch does; one record', async () => {
+    const got: CallRecord[] = [];
+    const meter = meterWith({ onRecord: (r) => got.push(r) });
+    const url = `${replay.url}/json/v1/chat/completions`;
+    const raw = await fetch(url, chatInit(false));
+    const metered = await meter.fetch(url, chatInit(false));
+    await raw.json();
+    await metered.json();
+    const rawError = await raw.text().catch((e: unknown) => e);
+    const meteredError = await metered.text().catch((e: unknown) => e);
+    expect(rawError).toBeInstanceOf(TypeError);
+    expect(meteredError).toBeInstanceOf(TypeError);
+    expect((meteredError as Error).message).toBe((rawError as Error).message);
+    await meter.flush();
+    expect(got).toHaveLength(1);
+    expect(got[0]!.outcome).toBe('ok');
   });
 
   it('text(), json() and the reader work as on the original', async () => {

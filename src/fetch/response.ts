@@ -1,3 +1,5 @@
+import { type BodyObserver, tapBody } from './tap.js';
+
 /**
  * A Response that carries a new body but otherwise behaves exactly like the original: a plain
  * `new Response(stream, init)` would lose `url`, `redirected` and `type`, which SDKs read.
@@ -42,6 +44,138 @@ class TappedResponse extends Response {
   override clone(): Response {
     return adopt(super.clone(), this.#original, this.#headers);
   }
+}
+
+/**
+ * A whole (non-streamed) body, observed without a second stream. Most callers of a JSON
+ * response call `json()` or `text()`: those read the original body in one piece (undici's own
+ * fast path) and show it to the observer as a single chunk, so a call costs no extra
+ * ReadableStream, reader or per-chunk promise. Only a caller that asks for `body` (or clones)
+ * gets the pull-based tap, made then; methods called after that read through it.
+ */
+class ObservedResponse extends Response {
+  readonly #original: Response;
+  readonly #observer: BodyObserver;
+  readonly #now: () => number;
+  #stream: ReadableStream<Uint8Array> | null = null;
+  #started = false;
+
+  constructor(original: Response, observer: BodyObserver, now: () => number) {
+    const contentType = original.headers.get('content-type');
+    super(null, {
+      status: original.status,
+      statusText: original.statusText,
+      headers: contentType === null ? undefined : { 'content-type': contentType },
+    });
+    this.#original = original;
+    this.#observer = observer;
+    this.#now = now;
+  }
+
+  override get url(): string {
+    return this.#original.url;
+  }
+
+  override get redirected(): boolean {
+    return this.#original.redirected;
+  }
+
+  override get type(): ResponseType {
+    return this.#original.type;
+  }
+
+  override get headers(): Headers {
+    return this.#original.headers;
+  }
+
+  override get body(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    // After a method began reading, the original (disturbed) stream, as raw fetch would give.
+    if (this.#started) return this.#original.body!;
+    this.#stream ??= tapBody(this.#original.body!, this.#observer, this.#now);
+    return this.#stream as ReadableStream<Uint8Array<ArrayBuffer>>;
+  }
+
+  override get bodyUsed(): boolean {
+    return this.#original.bodyUsed;
+  }
+
+  override async arrayBuffer(): Promise<ArrayBuffer> {
+    // After `body` was handed out, read through it (or fail as raw fetch does if it is locked).
+    if (this.#stream) return new Response(this.#stream).arrayBuffer();
+    // A second read fails as raw fetch's does (the body is unusable); the first one observes.
+    if (this.#started) return this.#original.arrayBuffer();
+    this.#started = true;
+    let buffer: ArrayBuffer;
+    try {
+      buffer = await this.#original.arrayBuffer();
+    } catch (error) {
+      finishObserver(this.#observer, 'error', error);
+      throw error;
+    }
+    try {
+      this.#observer.chunk(new Uint8Array(buffer), this.#now());
+    } catch {
+      // Fail-open: the observer never changes what the caller reads.
+    }
+    finishObserver(this.#observer, 'done');
+    return buffer;
+  }
+
+  override async bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    return new Uint8Array(await this.arrayBuffer());
+  }
+
+  override async text(): Promise<string> {
+    return textDecoder.decode(await this.arrayBuffer());
+  }
+
+  override async json(): Promise<unknown> {
+    return JSON.parse(await this.text());
+  }
+
+  override async blob(): Promise<Blob> {
+    return this.#rebuilt(await this.arrayBuffer()).blob();
+  }
+
+  override async formData(): Promise<FormData> {
+    return this.#rebuilt(await this.arrayBuffer()).formData();
+  }
+
+  override clone(): Response {
+    const [mine, theirs] = this.body.tee();
+    this.#stream = mine;
+    return adopt(
+      new Response(theirs, {
+        status: this.#original.status,
+        statusText: this.#original.statusText,
+        headers: this.#original.headers,
+      }),
+      this.#original,
+      this.#original.headers,
+    );
+  }
+
+  /** The same bytes as a plain Response, for the decoders that read a MIME type (blob, formData). */
+  #rebuilt(buffer: ArrayBuffer): Response {
+    const contentType = this.#original.headers.get('content-type');
+    return new Response(buffer, { headers: contentType === null ? undefined : { 'content-type': contentType } });
+  }
+}
+
+const textDecoder = new TextDecoder();
+
+/** Called once per body (ObservedResponse#started); its failures stay here. */
+function finishObserver(observer: BodyObserver, how: 'done' | 'error', error?: unknown): void {
+  try {
+    observer.finish(how, error);
+  } catch {
+    // Fail-open.
+  }
+}
+
+/** A Response whose whole body `observer` sees once the caller has read it. */
+export function withObservedBody(original: Response, observer: BodyObserver, now: () => number): Response {
+  return new ObservedResponse(original, observer, now);
 }
 
 export function withBody(

@@ -23,7 +23,7 @@ import {
   requestHeaders,
   type Target,
 } from './request.js';
-import { withBody } from './response.js';
+import { withBody, withObservedBody } from './response.js';
 import { createSseParser, type SseEvent } from './sse.js';
 import { createSseFramer, parseSseBlock } from './sse-framer.js';
 import { type BodyObserver, tapBody } from './tap.js';
@@ -344,8 +344,9 @@ async function send(
   }
   const contentType = response.headers.get('content-type') ?? '';
   let observer: BodyObserver;
+  let format: BodyFormat;
   try {
-    const format: BodyFormat = !response.ok
+    format = !response.ok
       ? 'json'
       : adapter.bodyFormat
         ? adapter.bodyFormat(detection, info, contentType)
@@ -365,6 +366,8 @@ async function send(
     settle(engine, state);
     return response;
   }
+  // A whole JSON body is observed when the caller reads it; streams go through the tap.
+  if (format === 'json') return withObservedBody(response, observer, engine.now);
   return withBody(response, tapBody(body, observer, engine.now), filter !== null);
 }
 
