@@ -50,20 +50,28 @@
 // on stdout instead ({ markdown, meta, approaches, summary, rounds }). Progress goes to stderr.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { fmt, nowNs, parseArgs, quantile, range, settleGc, summarize, table } from './lib/stats.mjs';
+import { CHAT, CHAT_INIT, drain, readStamped, streamChat } from './lib/chat.mjs';
+import { jsonChild } from './lib/child.mjs';
+import { streamMemory } from './lib/memory.mjs';
+import { countingSpanExporter, sdkProviders } from './lib/otel.mjs';
+import { concurrently } from './lib/rounds.mjs';
+import {
+  PIECE_BYTES,
+  serveUntilStdinEnds,
+  startStreamServer,
+  writeBulk,
+  writeStamped,
+} from './lib/server.mjs';
+import { fmt, nowNs, parseArgs, quantile, range, summarize, table } from './lib/stats.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
 const args = parseArgs();
 const ROLE = args.role ?? 'main';
 const log = (...a) => console.error(...a);
-const MiB = 1024 * 1024;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function version(name) {
   try {
@@ -121,156 +129,39 @@ async function serve() {
     sim.calls.length = 0;
   }, 500).unref();
 
-  const chunk = (fields) =>
-    `data: ${JSON.stringify({
-      id: 'chatcmpl-bench',
-      object: 'chat.completion.chunk',
-      created: 1_700_000_000,
-      model: 'gpt-4o-mini',
-      ...fields,
-    })}\n\n`;
-  const delta = (content, extra = {}) =>
-    chunk({ choices: [{ index: 0, delta: { content }, logprobs: null, finish_reason: null }], ...extra });
-  const tail = (withUsage, outputTokens) =>
-    chunk({ choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] }) +
-    (withUsage
-      ? chunk({
-          choices: [],
-          usage: { prompt_tokens: 20, completion_tokens: outputTokens, total_tokens: 20 + outputTokens },
-        })
-      : '') +
-    'data: [DONE]\n\n';
-  const piece = delta(' lorem'.repeat(160));
-  const HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
-
-  const server = createServer((req, res) => {
-    res.on('error', () => {});
-    const parts = [];
-    req.on('data', (c) => parts.push(c));
-    req.on('end', async () => {
-      let body = {};
-      try {
-        body = JSON.parse(Buffer.concat(parts).toString());
-      } catch {}
-      const withUsage = body.stream_options?.include_usage === true;
+  const { server, url } = await startStreamServer(
+    async (req, res, _body, withUsage) => {
       const [mode, a, b] = String(req.headers['x-bench'] ?? '').split(':');
+      // stream:<chunks>:<intervalMs> | bulk:<megabytes>
       if (mode === 'stream') {
-        // `a` chunks, one every `b` ms on a fixed schedule, each stamped with its send time.
-        const chunks = Number(a);
-        const intervalMs = Number(b);
-        res.writeHead(200, HEADERS);
-        const start = performance.now();
-        for (let i = 0; i < chunks; i++) {
-          const wait = start + (i + 1) * intervalMs - performance.now();
-          if (wait > 0) await sleep(wait);
-          if (res.destroyed) return;
-          res.write(delta(' tok', { i, t: nowNs() }));
-        }
-        res.end(tail(withUsage, chunks));
+        await writeStamped([res], { chunks: Number(a), intervalMs: Number(b), withUsage });
       } else if (mode === 'bulk') {
-        // `a` MB as fast as the client reads (backpressure honoured).
-        res.writeHead(200, HEADERS);
-        const total = Number(a) * MiB;
-        let sent = 0;
-        let n = 0;
-        while (sent < total) {
-          sent += piece.length;
-          n++;
-          if (!res.write(piece)) await new Promise((resolve) => res.once('drain', resolve));
-          if (res.destroyed) return;
-        }
-        res.end(tail(withUsage, n * 160));
+        await writeBulk(res, Number(a), withUsage);
       } else {
         res.writeHead(404).end();
       }
-    });
-  });
-  server.keepAliveTimeout = 120_000;
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  process.stdout.write(
-    `${JSON.stringify({
-      sim: sim.url,
-      streams: `http://127.0.0.1:${server.address().port}`,
-      pieceBytes: Buffer.byteLength(piece),
-    })}\n`,
+    },
+    { keepAliveTimeout: 120_000 },
   );
-  process.stdin.resume();
-  process.stdin.on('end', async () => {
-    server.closeAllConnections();
-    server.close();
-    await sim.close();
-    process.exit(0);
-  });
+  process.stdout.write(`${JSON.stringify({ sim: sim.url, streams: url, pieceBytes: PIECE_BYTES })}\n`);
+  serveUntilStdinEnds(server, sim);
 }
 
 // ============================================================================= worker process
-
-function countingSpanExporter() {
-  const exporter = {
-    spans: 0,
-    export(spans, done) {
-      exporter.spans += spans.length;
-      done({ code: 0 });
-    },
-    shutdown: async () => {},
-    forceFlush: async () => {},
-  };
-  return exporter;
-}
 
 async function globalOtel() {
   const { context, metrics, propagation, trace } = await import('@opentelemetry/api');
   const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
   const { W3CTraceContextPropagator } = await import('@opentelemetry/core');
-  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
-  const { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader } = await import(
-    '@opentelemetry/sdk-metrics'
-  );
-  const exporter = countingSpanExporter();
-  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] });
-  const meterProvider = new MeterProvider({
-    readers: [
-      new PeriodicExportingMetricReader({
-        exporter: {
-          export: (_metrics, done) => done({ code: 0 }),
-          selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
-          forceFlush: async () => {},
-          shutdown: async () => {},
-        },
-        exportIntervalMillis: 10_000,
-      }),
-    ],
-  });
+  const otel = await sdkProviders();
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  trace.setGlobalTracerProvider(tracerProvider);
-  metrics.setGlobalMeterProvider(meterProvider);
-  return {
-    exporter,
-    tracerProvider,
-    meterProvider,
-    flush: async () => {
-      await tracerProvider.forceFlush();
-      await meterProvider.forceFlush();
-    },
-  };
+  trace.setGlobalTracerProvider(otel.tracerProvider);
+  metrics.setGlobalMeterProvider(otel.meterProvider);
+  return otel;
 }
 
-const CHAT = {
-  model: 'gpt-4o-mini',
-  messages: [
-    { role: 'system', content: 'You are a helpful assistant. Answer in one short paragraph.' },
-    { role: 'user', content: 'What does the quick brown fox do over the lazy dog, and why does it matter?' },
-  ],
-  max_tokens: 64,
-  temperature: 0.2,
-};
-const STREAM_CHAT = {
-  model: 'gpt-4o-mini',
-  messages: [{ role: 'user', content: 'stream please' }],
-  stream: true,
-  stream_options: { include_usage: true },
-};
+const STREAM_CHAT = streamChat('stream please', true);
 
 /** { call(), stream(header, onChunk(index, stampNs, arrivalNs)), bulk(header, onBytes(n)), flush(), stats() } */
 async function setupApproach(id, urls) {
@@ -303,21 +194,13 @@ async function setupApproach(id, urls) {
     });
     if (dir) process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
     if (id === 'meter-full') {
-      await meter.budgets.create({
-        name: 'bench alert',
+      for (const [name, scope, action] of [
         // The simulator is on loopback, so llm-meter calls its provider openai_compatible.
-        scope: { provider: 'openai_compatible' },
-        period: 'month',
-        limit_usd: 1_000_000,
-        action: 'alert',
-      });
-      await meter.budgets.create({
-        name: 'bench block',
-        scope: { model: 'gpt-4o-mini' },
-        period: 'month',
-        limit_usd: 1_000_000,
-        action: 'block',
-      });
+        ['bench alert', { provider: 'openai_compatible' }, 'alert'],
+        ['bench block', { model: 'gpt-4o-mini' }, 'block'],
+      ]) {
+        await meter.budgets.create({ name, scope, period: 'month', limit_usd: 1_000_000, action });
+      }
     }
     if (id === 'openai-meter') openaiFetch = meter.fetch;
     else fetchFn = meter.fetch;
@@ -352,11 +235,6 @@ async function setupApproach(id, urls) {
 
   if (approach.kind === 'fetch') {
     const f = fetchFn;
-    const chatInit = {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' },
-      body: JSON.stringify(CHAT),
-    };
     const streamBody = JSON.stringify(STREAM_CHAT);
     const post = (header) =>
       f(`${urls.streams}/v1/chat/completions`, {
@@ -368,38 +246,12 @@ async function setupApproach(id, urls) {
       flush,
       stats,
       async call() {
-        const res = await f(`${urls.sim}/v1/chat/completions`, chatInit);
+        const res = await f(`${urls.sim}/v1/chat/completions`, CHAT_INIT);
         const json = await res.json();
         if (!json.usage) throw new Error(`no usage in the response (status ${res.status})`);
       },
-      async stream(header, onChunk) {
-        const res = await post(header);
-        const reader = res.body.getReader();
-        const decoder = new TextDecoder();
-        let carry = '';
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          const at = nowNs();
-          carry += decoder.decode(value, { stream: true });
-          const re = /"i":(\d+),"t":(\d+)/g;
-          let last = 0;
-          for (let m = re.exec(carry); m; m = re.exec(carry)) {
-            onChunk(Number(m[1]), Number(m[2]), at);
-            last = re.lastIndex;
-          }
-          carry = carry.slice(last);
-        }
-      },
-      async bulk(header, onBytes) {
-        const res = await post(header);
-        const reader = res.body.getReader();
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          onBytes(value.byteLength);
-        }
-      },
+      stream: async (header, onChunk) => readStamped(await post(header), onChunk),
+      bulk: async (header, onBytes) => drain(await post(header), onBytes),
     };
   }
 
@@ -447,16 +299,7 @@ async function work(id) {
     async calls({ requests, concurrency, sequential }) {
       // Reopen keep-alive connections that timed out while the other approaches ran.
       await Promise.all(Array.from({ length: concurrency }, () => a.call()));
-      let next = 0;
-      const cpu0 = process.cpuUsage();
-      const t0 = performance.now();
-      await Promise.all(
-        Array.from({ length: concurrency }, async () => {
-          while (next++ < requests) await a.call();
-        }),
-      );
-      const ms = performance.now() - t0;
-      const cpu = process.cpuUsage(cpu0);
+      const { ms, cpuUs } = await concurrently(requests, concurrency, () => a.call());
       const latencies = [];
       for (let i = 0; i < sequential; i++) {
         const s = nowNs();
@@ -466,7 +309,7 @@ async function work(id) {
       calls += concurrency + requests + sequential;
       return {
         rate: (requests * 1000) / ms,
-        cpuUsPerCall: (cpu.user + cpu.system) / requests,
+        cpuUsPerCall: cpuUs / requests,
         latencyUs: quantile(latencies, 0.5),
         latencyP99Us: quantile(latencies, 0.99),
       };
@@ -489,49 +332,14 @@ async function work(id) {
     },
 
     async memory({ mb }) {
-      settleGc();
-      await sleep(50);
-      settleGc();
-      const zero = process.memoryUsage();
-      const buffersOf = (m) => m.external + m.arrayBuffers;
-      let retainedHeap = 0;
-      let retainedBuffers = 0;
-      let peakRss = 0;
-      let bytes = 0;
-      let reads = 0;
-      let nextGc = 2 * MiB;
-      let gcMs = 0;
-      const t0 = performance.now();
-      let lastAt = t0;
-      await a.bulk(`bulk:${mb}`, (n) => {
-        bytes += n;
-        if (++reads % 100 === 0) peakRss = Math.max(peakRss, process.memoryUsage.rss() - zero.rss);
-        if (bytes >= nextGc) {
-          nextGc += 2 * MiB;
-          const g = performance.now();
-          settleGc();
-          gcMs += performance.now() - g;
-          const m = process.memoryUsage();
-          retainedHeap = Math.max(retainedHeap, m.heapUsed - zero.heapUsed);
-          retainedBuffers = Math.max(retainedBuffers, buffersOf(m) - buffersOf(zero));
-          peakRss = Math.max(peakRss, m.rss - zero.rss);
-        }
-        lastAt = performance.now();
+      const m = await streamMemory(async () => (onBytes) => a.bulk(`bulk:${mb}`, onBytes), {
+        gcEveryMiB: 2,
+        sampleEvery: 100,
+        flush: a.flush,
       });
-      const endMs = performance.now() - lastAt;
-      const seconds = (performance.now() - t0 - gcMs) / 1000;
       calls++;
-      await a.flush();
-      settleGc();
-      const after = process.memoryUsage();
-      return {
-        mbPerSecond: bytes / MiB / seconds,
-        retainedHeap: retainedHeap / MiB,
-        retainedBuffers: retainedBuffers / MiB,
-        peakRss: peakRss / MiB,
-        afterHeap: (after.heapUsed - zero.heapUsed) / MiB,
-        endMs,
-      };
+      const { mbPerSecond, retainedHeap, retainedBuffers, peakRss, afterHeap, endMs } = m;
+      return { mbPerSecond, retainedHeap, retainedBuffers, peakRss, afterHeap, endMs };
     },
 
     async stats() {
@@ -555,14 +363,9 @@ async function work(id) {
 
 // ============================================================================= orchestrator
 
-function startServer() {
-  const child = spawn(process.execPath, [SELF, '--role=server'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-    createInterface({ input: child.stdout }).once('line', (line) =>
-      resolve({ child, urls: JSON.parse(line) }),
-    );
-  });
+async function startServer() {
+  const child = jsonChild(process.execPath, [SELF, '--role=server']);
+  return { child: child.proc, urls: await child.next() };
 }
 
 function startWorker(approach, urls) {

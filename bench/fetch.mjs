@@ -24,28 +24,22 @@
 // MeterProvider with a no-op exporter, `database: false`. The servers run in a child process
 // (bench/fetch-server.mjs). Figures are printed as a Markdown table and written to
 // bench/out/fetch.md. Never assertions: this machine's numbers, for the README.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import {
-  AggregationTemporality,
-  MeterProvider,
-  PeriodicExportingMetricReader,
-} from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { createMeter } from '../dist/index.js';
+import { CHAT_INIT, drain, readStamped, streamChat } from './lib/chat.mjs';
+import { jsonChild } from './lib/child.mjs';
+import { streamMemory } from './lib/memory.mjs';
+import { sdkProviders } from './lib/otel.mjs';
+import { alternate, concurrently } from './lib/rounds.mjs';
+import { fmt, median, parseArgs, quantile, range } from './lib/stats.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const args = Object.fromEntries(
-  process.argv.slice(2).map((arg) => {
-    const [key, value = 'true'] = arg.replace(/^--/, '').split('=');
-    return [key, value];
-  }),
-);
+const args = parseArgs();
 const ROUNDS = Number(args.rounds ?? 5);
 const REQUESTS = Number(args.requests ?? 2000);
 const CONCURRENCY = Number(args.concurrency ?? 16);
@@ -64,48 +58,17 @@ if (typeof global.gc !== 'function') {
 }
 
 const now = () => performance.timeOrigin + performance.now();
-const median = (xs) => quantile(xs, 0.5);
-function quantile(xs, q) {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  const at = (s.length - 1) * q;
-  const lo = Math.floor(at);
-  const hi = Math.ceil(at);
-  return s[lo] + (s[hi] - s[lo]) * (at - lo);
-}
-const fmt = (n, digits = 0) =>
-  Number.isFinite(n)
-    ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
-    : '–';
 const log = (...a) => console.error(...a);
 
 // --- servers ---------------------------------------------------------------------------------
-const child = spawn(process.execPath, [join(ROOT, 'bench', 'fetch-server.mjs')], {
-  stdio: ['pipe', 'pipe', 'inherit'],
-});
-const urls = await new Promise((resolve) => {
-  createInterface({ input: child.stdout }).once('line', (line) => resolve(JSON.parse(line)));
-});
+const servers = jsonChild(process.execPath, [join(ROOT, 'bench', 'fetch-server.mjs')]);
+const urls = await servers.next();
 
 // --- the two fetches -------------------------------------------------------------------------
 const dispatcher = new Agent({ keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, connections: 128 });
 const base = (input, init) => undiciFetch(input, { ...init, dispatcher });
 
-const noopSpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} };
-const noopMetricExporter = {
-  export: (_metrics, done) => done({ code: 0 }),
-  selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
-  forceFlush: async () => {},
-  shutdown: async () => {},
-};
-const tracerProvider = new BasicTracerProvider({
-  spanProcessors: [new BatchSpanProcessor(noopSpanExporter)],
-});
-const meterProvider = new MeterProvider({
-  readers: [
-    new PeriodicExportingMetricReader({ exporter: noopMetricExporter, exportIntervalMillis: 10_000 }),
-  ],
-});
+const { tracerProvider, meterProvider } = await sdkProviders();
 let records = 0;
 const meter = createMeter({
   database: false,
@@ -118,50 +81,27 @@ const meter = createMeter({
 });
 const metered = meter.fetch;
 
-const chatBody = JSON.stringify({
-  model: 'gpt-4o-mini',
-  messages: [
-    { role: 'system', content: 'You are a helpful assistant. Answer in one short paragraph.' },
-    { role: 'user', content: 'What does the quick brown fox do over the lazy dog, and why does it matter?' },
-  ],
-  max_tokens: 64,
-  temperature: 0.2,
-});
-const chatInit = {
-  method: 'POST',
-  headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' },
-  body: chatBody,
-};
 const CHAT_URL = `${urls.sim}/v1/chat/completions`;
 
 /** The chat call, with the simulator told to wait `delayMs` before it answers. */
 const initFor = (delayMs) =>
   delayMs === 0
-    ? chatInit
+    ? CHAT_INIT
     : {
-        ...chatInit,
-        headers: { ...chatInit.headers, 'x-sim-options': JSON.stringify({ queueMs: delayMs }) },
+        ...CHAT_INIT,
+        headers: { ...CHAT_INIT.headers, 'x-sim-options': JSON.stringify({ queueMs: delayMs }) },
       };
 
-async function call(f, init = chatInit) {
+async function call(f, init = CHAT_INIT) {
   const res = await f(CHAT_URL, init);
   const json = await res.json();
   if (!json.usage) throw new Error('no usage in the response');
 }
 
 /** `n` calls at `concurrency`: wall time and this (client) process's CPU time per call. */
-async function batch(f, n, concurrency, init = chatInit) {
-  let next = 0;
-  const start = performance.now();
-  const cpu = process.cpuUsage();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next++ < n) await call(f, init);
-    }),
-  );
-  const ms = performance.now() - start;
-  const used = process.cpuUsage(cpu);
-  return { ms, cpuUs: (used.user + used.system) / n };
+async function batch(f, n, concurrency, init = CHAT_INIT) {
+  const { ms, cpuUs } = await concurrently(n, concurrency, () => call(f, init));
+  return { ms, cpuUs: cpuUs / n };
 }
 
 // --- 1. non-streaming throughput, CPU and added latency ----------------------------------------
@@ -182,9 +122,8 @@ const nonStreaming = DELAYS.map((delayMs) => ({
 for (let round = 0; round < ROUNDS; round++) {
   for (const row of nonStreaming) {
     const init = initFor(row.delayMs);
-    const order = round % 2 === 0 ? ['raw', 'metered'] : ['metered', 'raw'];
     const got = {};
-    for (const side of order) {
+    for (const side of alternate(round, ['raw', 'metered'])) {
       got[side] = await batch(side === 'raw' ? base : metered, row.requests, CONCURRENCY, init);
     }
     const rawRate = (row.requests * 1000) / got.raw.ms;
@@ -199,7 +138,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const diffs = [];
     for (let i = 0; i < row.pairs; i++) {
       const pair = {};
-      for (const side of i % 2 === 0 ? ['raw', 'metered'] : ['metered', 'raw']) {
+      for (const side of alternate(i, ['raw', 'metered'])) {
         const t0 = performance.now();
         await call(side === 'raw' ? base : metered, init);
         pair[side] = performance.now() - t0;
@@ -218,33 +157,16 @@ for (let round = 0; round < ROUNDS; round++) {
 await meter.flush();
 
 // --- 2. streaming: per-chunk added delay --------------------------------------------------------
+/** A streaming chat request asking for usage in the stream or not. */
+const streamInit = (content, includeUsage) => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(streamChat(content, includeUsage)),
+});
+
 async function consume(f, url, includeUsage, arrivals) {
-  const res = await f(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: 'stream please' }],
-      stream: true,
-      ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
-    }),
-  });
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let carry = '';
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    const at = now();
-    carry += decoder.decode(value, { stream: true });
-    const re = /"i":(\d+),"t":([\d.]+)/g;
-    let last = 0;
-    for (let m = re.exec(carry); m; m = re.exec(carry)) {
-      arrivals.set(Number(m[1]), { at, sent: Number(m[2]) });
-      last = re.lastIndex;
-    }
-    carry = carry.slice(last);
-  }
+  const res = await f(url, streamInit('stream please', includeUsage));
+  await readStamped(res, (i, sent, at) => arrivals.set(i, { at, sent }), now);
 }
 
 let streamId = 0;
@@ -275,69 +197,18 @@ for (const includeUsage of [true, false]) {
 await meter.flush();
 
 // --- 3. memory while streaming MB through ----------------------------------------------------------
-const MiB = 1024 * 1024;
-function settleGc() {
-  for (let i = 0; i < 4; i++) global.gc();
-}
-async function streamBulk(f, includeUsage) {
-  settleGc();
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  settleGc();
-  const before = process.memoryUsage();
-  const zero = { heap: before.heapUsed, buffers: before.external + before.arrayBuffers, rss: before.rss };
-  // Peaks as sampled (garbage included) and as retained (after a full gc every 10 MB).
-  const peak = { heap: 0, buffers: 0, rss: 0 };
-  const retained = { heap: 0, buffers: 0 };
-  const sample = (m) => {
-    peak.heap = Math.max(peak.heap, m.heapUsed - zero.heap);
-    peak.buffers = Math.max(peak.buffers, m.external + m.arrayBuffers - zero.buffers);
-    peak.rss = Math.max(peak.rss, m.rss - zero.rss);
-  };
-  const res = await f(`${urls.streams}/bulk/${MB}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: 'a lot' }],
-      stream: true,
-      ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
-    }),
-  });
-  const reader = res.body.getReader();
-  let bytes = 0;
-  let reads = 0;
-  let nextGc = 10 * MiB;
-  let gcMs = 0;
-  const start = performance.now();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    bytes += value.byteLength;
-    if (++reads % 200 === 0) sample(process.memoryUsage());
-    if (bytes >= nextGc) {
-      nextGc += 10 * MiB;
-      const g = performance.now();
-      settleGc();
-      gcMs += performance.now() - g;
-      const m = process.memoryUsage();
-      retained.heap = Math.max(retained.heap, m.heapUsed - zero.heap);
-      retained.buffers = Math.max(retained.buffers, m.external + m.arrayBuffers - zero.buffers);
-    }
-  }
-  const seconds = (performance.now() - start - gcMs) / 1000;
-  await meter.flush();
-  settleGc();
-  const after = process.memoryUsage();
-  return {
-    mbPerSecond: bytes / MiB / seconds,
-    retainedHeap: retained.heap / MiB,
-    retainedBuffers: retained.buffers / MiB,
-    peakHeap: peak.heap / MiB,
-    peakBuffers: peak.buffers / MiB,
-    peakRss: peak.rss / MiB,
-    afterHeap: (after.heapUsed - zero.heap) / MiB,
-  };
-}
+/** `MB` MB streamed through `f`: memory over a gc'd baseline, after a full gc every 10 MiB. */
+const streamBulk = (f, includeUsage) =>
+  streamMemory(
+    async () => {
+      const res = await f(
+        `${urls.streams}/bulk/${MB}/v1/chat/completions`,
+        streamInit('a lot', includeUsage),
+      );
+      return (onBytes) => drain(res, onBytes);
+    },
+    { gcEveryMiB: 10, sampleEvery: 200, flush: () => meter.flush() },
+  );
 
 const memoryRows = [];
 for (const [label, f, includeUsage] of [
@@ -411,14 +282,14 @@ for (const [model, shape] of [
 }
 
 // --- report --------------------------------------------------------------------------------------
-child.stdin.end();
+servers.proc.stdin.end();
 await meter.shutdown();
 await tracerProvider.shutdown();
 await meterProvider.shutdown();
 await dispatcher.close();
 
-const range = (xs, digits) =>
-  `${fmt(median(xs), digits)} (${fmt(Math.min(...xs), digits)}–${fmt(Math.max(...xs), digits)})`;
+// Always the whole "median (min–max)", as this report has always printed it.
+const fullRange = (xs, digits) => range(xs, digits, { full: true });
 const lines = [
   `# meter.fetch vs raw fetch`,
   '',
@@ -436,26 +307,26 @@ const lines = [
   '|---|---|---|',
   ...nonStreaming.map((r) =>
     r.delayMs === 0
-      ? `| throughput ratio (metered / raw) | ${range(r.ratio, 3)} | ≥ 0.98 |`
-      : `| throughput ratio with ${r.delayMs} ms simulated server time | ${range(r.ratio, 3)} | ≥ 0.98 |`,
+      ? `| throughput ratio (metered / raw) | ${fullRange(r.ratio, 3)} | ≥ 0.98 |`
+      : `| throughput ratio with ${r.delayMs} ms simulated server time | ${fullRange(r.ratio, 3)} | ≥ 0.98 |`,
   ),
   ...nonStreaming
     .filter((r) => r.delayMs === 0)
     .flatMap((r) => [
-      `| added per call, median µs | ${range(r.added, 1)} | |`,
-      `| added CPU per call, µs | ${range(r.addedCpu, 1)} | |`,
+      `| added per call, median µs | ${fullRange(r.added, 1)} | |`,
+      `| added CPU per call, µs | ${fullRange(r.addedCpu, 1)} | |`,
     ]),
   '',
   `| figure | ${nonStreaming.map((r) => (r.delayMs === 0 ? '0 ms (zero-latency loopback)' : `${r.delayMs} ms server time`)).join(' | ')} |`,
   `|---|${nonStreaming.map(() => '---|').join('')}`,
   `| calls per batch / sequential pairs per round | ${nonStreaming.map((r) => `${fmt(r.requests)} / ${fmt(r.pairs)}`).join(' | ')} |`,
-  `| raw fetch, calls/s | ${nonStreaming.map((r) => range(r.rate.raw)).join(' | ')} |`,
-  `| meter.fetch, calls/s | ${nonStreaming.map((r) => range(r.rate.metered)).join(' | ')} |`,
-  `| throughput ratio, metered / raw | ${nonStreaming.map((r) => range(r.ratio, 3)).join(' | ')} |`,
-  `| client CPU per call, raw fetch, µs | ${nonStreaming.map((r) => range(r.cpu.raw, 1)).join(' | ')} |`,
-  `| client CPU per call, meter.fetch, µs | ${nonStreaming.map((r) => range(r.cpu.metered, 1)).join(' | ')} |`,
-  `| added client CPU per call, µs | ${nonStreaming.map((r) => range(r.addedCpu, 1)).join(' | ')} |`,
-  `| added latency per call, median µs (sequential pairs) | ${nonStreaming.map((r) => range(r.added, 1)).join(' | ')} |`,
+  `| raw fetch, calls/s | ${nonStreaming.map((r) => fullRange(r.rate.raw)).join(' | ')} |`,
+  `| meter.fetch, calls/s | ${nonStreaming.map((r) => fullRange(r.rate.metered)).join(' | ')} |`,
+  `| throughput ratio, metered / raw | ${nonStreaming.map((r) => fullRange(r.ratio, 3)).join(' | ')} |`,
+  `| client CPU per call, raw fetch, µs | ${nonStreaming.map((r) => fullRange(r.cpu.raw, 1)).join(' | ')} |`,
+  `| client CPU per call, meter.fetch, µs | ${nonStreaming.map((r) => fullRange(r.cpu.metered, 1)).join(' | ')} |`,
+  `| added client CPU per call, µs | ${nonStreaming.map((r) => fullRange(r.addedCpu, 1)).join(' | ')} |`,
+  `| added latency per call, median µs (sequential pairs) | ${nonStreaming.map((r) => fullRange(r.added, 1)).join(' | ')} |`,
   '',
   `## Streaming: added delay per chunk at the consumer (${CHUNKS} chunks every ${INTERVAL} ms per stream)`,
   '',

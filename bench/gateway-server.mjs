@@ -5,15 +5,10 @@
 //   node bench/gateway-server.mjs sim
 //   node bench/gateway-server.mjs gateway <upstream base URL> <sqlite path | none>
 import { createInterface } from 'node:readline';
-import {
-  AggregationTemporality,
-  MeterProvider,
-  PeriodicExportingMetricReader,
-} from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createMeter } from '../dist/index.js';
 import { startProxy } from '../dist/proxy/index.js';
 import { startSimulator } from '../dist/sim/index.js';
+import { sdkProviders } from './lib/otel.mjs';
 
 const [role, upstream, database] = process.argv.slice(2);
 let close;
@@ -29,21 +24,7 @@ if (role === 'sim') {
 } else if (role === 'gateway') {
   // A production-like meter: a SQLite store, spans through a batch processor and metrics through
   // a periodic reader (both to no-op exporters: the export itself is not what is measured).
-  const noopSpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} };
-  const noopMetricExporter = {
-    export: (_metrics, done) => done({ code: 0 }),
-    selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
-    forceFlush: async () => {},
-    shutdown: async () => {},
-  };
-  const tracerProvider = new BasicTracerProvider({
-    spanProcessors: [new BatchSpanProcessor(noopSpanExporter)],
-  });
-  const meterProvider = new MeterProvider({
-    readers: [
-      new PeriodicExportingMetricReader({ exporter: noopMetricExporter, exportIntervalMillis: 10_000 }),
-    ],
-  });
+  const { tracerProvider, meterProvider } = await sdkProviders();
   let records = 0;
   const meter = createMeter({
     database: database === 'none' ? false : database,

@@ -29,17 +29,14 @@ import {
 } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { jsonChild } from './lib/child.mjs';
+import { alternate } from './lib/rounds.mjs';
+import { fmt, parseArgs, sortedQuantile as quantile } from './lib/stats.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const args = Object.fromEntries(
-  process.argv.slice(2).map((arg) => {
-    const [key, ...rest] = arg.replace(/^--/, '').split('=');
-    return [key, rest.length > 0 ? rest.join('=') : 'true'];
-  }),
-);
+const args = parseArgs();
 const RATES = (args.rates ?? '100,1000').split(',').map(Number);
 const DURATION_MS = Number(args.duration ?? 8) * 1000;
 const WARMUP_MS = Number(args.warmup ?? 1.5) * 1000;
@@ -47,28 +44,16 @@ const ROUNDS = Number(args.rounds ?? 2);
 const MAX_IN_FLIGHT = 512;
 const log = (...a) => console.error(...a);
 
-const quantile = (sorted, q) => {
-  if (sorted.length === 0) return Number.NaN;
-  const at = (sorted.length - 1) * q;
-  const lo = Math.floor(at);
-  const hi = Math.ceil(at);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo);
-};
-const fmt = (n, digits = 0) =>
-  Number.isFinite(n)
-    ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
-    : '–';
+// Not fmtSigned: a difference that rounds to zero keeps its sign (+0.00), as this table has always shown.
 const signed = (n, digits) =>
   Number.isFinite(n) ? (n >= 0 ? `+${fmt(n, digits)}` : `−${fmt(-n, digits)}`) : '–';
 
 // --- processes --------------------------------------------------------------------------------
 const children = [];
-function child(command, argv, options = {}) {
-  const proc = spawn(command, argv, { stdio: ['pipe', 'pipe', 'inherit'], ...options });
-  children.push(proc);
-  const lines = createInterface({ input: proc.stdout });
-  const next = () => new Promise((resolve) => lines.once('line', (line) => resolve(JSON.parse(line))));
-  return { proc, next };
+function child(command, argv) {
+  const c = jsonChild(command, argv);
+  children.push(c.proc);
+  return c;
 }
 process.on('exit', () => {
   for (const c of children) if (c.exitCode === null) c.kill();
@@ -296,8 +281,7 @@ const idleRss = Object.fromEntries(targets.map((t) => [t.name, rssMb(t.pid)]));
 const results = new Map();
 for (const rate of RATES) {
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? targets : [...targets].reverse();
-    for (const t of order) {
+    for (const t of alternate(round, targets)) {
       log(`rate ${rate}/s, round ${round + 1}/${ROUNDS}: ${t.name}`);
       const r = await phase(t, rate);
       const key = `${rate}\u0000${t.name}`;

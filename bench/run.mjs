@@ -16,7 +16,8 @@
 //   bench/compare.mjs    per-call overhead: raw fetch, undici instrumentation, OpenLLMetry on
 //                        the openai client, llm-meter (JSON via --json)
 //   bench/fetch.mjs      meter.fetch vs raw fetch in one process (Markdown)
-//   bench/tokenizer.mjs  gpt-tokenizer vs js-tiktoken vs Python tiktoken (Markdown)
+//   bench/tokenizer.mjs  gpt-tokenizer vs js-tiktoken vs the WASM tiktoken vs Python tiktoken
+//                        (Markdown)
 //   bench/store.mjs      rows/s, hot-path cost, report latency at 1M (10M with --full) (text)
 //   bench/gateway.mjs    direct vs gateway vs LiteLLM, when it exists
 import { spawn, spawnSync } from 'node:child_process';
@@ -268,29 +269,30 @@ function sh(cmd, cmdArgs) {
 const want = (id) => !ONLY || ONLY.has(id);
 const results = {};
 
-if (want('compare')) {
+/** A script whose report is its section: JSON where it can give it, with `quickArgs` under --quick. */
+async function runReport(script, quickArgs, timeoutMs) {
   const r = await runScript(
-    'bench/compare.mjs',
-    [
-      '--json',
-      ...(QUICK ? ['--rounds=2', '--requests=300', '--sequential=60', '--chunks=150', '--mb=5'] : []),
-    ],
-    { timeoutMs: 25 * 60_000 },
+    script,
+    [...(supportsJson(script) ? ['--json'] : []), ...(QUICK ? quickArgs : [])],
+    { timeoutMs },
   );
-  results.compare = { run: r, ...(r.code === 0 ? reportOf(r) : {}) };
+  return { run: r, ...(r.code === 0 ? reportOf(r) : {}) };
+}
+
+if (want('compare')) {
+  results.compare = await runReport(
+    'bench/compare.mjs',
+    ['--rounds=2', '--requests=300', '--sequential=60', '--chunks=150', '--mb=5'],
+    25 * 60_000,
+  );
 }
 
 if (want('fetch')) {
-  const json = supportsJson('bench/fetch.mjs');
-  const r = await runScript(
+  results.fetch = await runReport(
     'bench/fetch.mjs',
-    [
-      ...(json ? ['--json'] : []),
-      ...(QUICK ? ['--rounds=2', '--requests=300', '--pairs=100', '--mb=10'] : []),
-    ],
-    { timeoutMs: 20 * 60_000 },
+    ['--rounds=2', '--requests=300', '--pairs=100', '--mb=10'],
+    20 * 60_000,
   );
-  results.fetch = { run: r, ...(r.code === 0 ? reportOf(r) : {}) };
 }
 
 if (want('tokenizer')) {
@@ -324,16 +326,11 @@ if (want('store')) {
 }
 
 if (want('gateway') && existsSync(join(ROOT, 'bench', 'gateway.mjs'))) {
-  const json = supportsJson('bench/gateway.mjs');
-  const r = await runScript(
+  results.gateway = await runReport(
     'bench/gateway.mjs',
-    [
-      ...(json ? ['--json'] : []),
-      ...(QUICK ? ['--rates=100', '--duration=3', '--warmup=1', '--rounds=1'] : []),
-    ],
-    { timeoutMs: 20 * 60_000 },
+    ['--rates=100', '--duration=3', '--warmup=1', '--rounds=1'],
+    20 * 60_000,
   );
-  results.gateway = { run: r, ...(r.code === 0 ? reportOf(r) : {}) };
 }
 sampleLoad();
 const endedAt = new Date();
@@ -392,29 +389,64 @@ function tokenizerReading(markdown) {
       .slice(1, -1)
       .map((c) => c.trim());
   const lines = markdown.split('\n');
-  const rows = lines.filter((l) => /^\| (prose|code|json|cjk|emoji|base64) \|/.test(l));
+  const rows = lines.filter((l) => /^\| (prose|code|json|cjk|emoji|base64) \|/.test(l)).map(cellsOf);
   const first = lines
-    .filter((l) => /^\| (gpt-tokenizer|llm-meter|js-tiktoken|tiktoken)/.test(l) && !l.includes(' × '))
+    .filter(
+      (l) =>
+        /^\| (gpt-tokenizer|llm-meter|js-tiktoken|tiktoken WASM|Python tiktoken)/.test(l) &&
+        !l.includes(' × '),
+    )
     .map((l) => cellsOf(l))
     .filter((c) => c.length === 3)
-    .map(
-      ([name, inProcess]) =>
-        `${name.startsWith('tiktoken') ? 'Python ' : ''}${name.replace(/ \(.*$/, '')} ${inProcess}`,
-    );
+    .map(([name, inProcess]) => `${name.replace(/ \(.*$/, '')} ${inProcess}`);
   const longHeader = lines.find((l) => l.startsWith('| input |'));
   const longRow = lines.filter((l) => /^\| [\d,]+ × "a" \|/.test(l)).pop();
-  const idsDiffer = rows.filter((l) => l.includes('| NO |')).length;
-  const pyCells = rows.map((l) => l.split('|').slice(-2, -1)[0]?.trim() ?? '');
+  const header = cellsOf(lines.find((l) => l.startsWith('| text |')) ?? '');
+  const column = (name) => header.indexOf(name);
+  const n = rows.length;
+
+  // Token ids against gpt-tokenizer's, one column per other tokenizer.
+  const SAME = 'ids gpt-tokenizer = ';
+  const ids = header
+    .filter((h) => h.startsWith(SAME))
+    .map((h) => ({ name: h.slice(SAME.length), differ: rows.filter((c) => /NO/.test(c[column(h)])).length }));
+  const agree = ['gpt-tokenizer', ...ids.filter((x) => x.differ === 0).map((x) => x.name)];
+  const differ = ids.filter((x) => x.differ > 0);
+  const pyCells = rows.map((c) => c[column('Python tiktoken')] ?? 'n/a');
   const pySame = pyCells.filter((c) => c.includes('same count')).length;
-  const throughputHeader = cellsOf(lines.find((l) => l.startsWith('| text |')) ?? '');
-  const meterCol = throughputHeader.findIndex((h) => h.startsWith('llm-meter'));
+  const meterCol = header.findIndex((h) => h.startsWith('llm-meter'));
   const off = rows
-    .map(cellsOf)
     .filter((c) => meterCol > 0 && /\(([+−-]?\d+)\)/.test(c[meterCol] ?? ''))
     .map((c) => `${c[0]} (${/\(([+−-]?\d+)\)/.exec(c[meterCol])[1]})`);
   const out = [
-    `- Counts: gpt-tokenizer and js-tiktoken produce ${idsDiffer === 0 ? 'identical token ids' : `different ids on ${idsDiffer} of ${rows.length} texts`} on ${rows.length} texts (prose, code, JSON, CJK, emoji, base64)${pyCells.some((c) => c !== 'n/a') ? `; Python tiktoken's counts match on ${pySame} of ${rows.length}` : '; Python tiktoken was not available'}. llm-meter's bounded count ${off.length ? `differs from the exact one on ${off.join(', ')} tokens, out of hundreds of thousands` : 'equals the exact one on every text'}.`,
+    `- Counts, on ${n} texts (prose, code, JSON, CJK, emoji, base64): ${agree.length > 1 ? `${agree.slice(0, -1).join(', ')} and ${agree.at(-1)} produce identical token ids` : 'gpt-tokenizer is the reference'}${differ.map((x) => `; ${x.name}'s ids differ from gpt-tokenizer's on ${x.differ} of ${n}`).join('')}${pyCells.some((c) => c !== 'n/a') ? `; Python tiktoken's counts match gpt-tokenizer's on ${pySame} of ${n}` : '; Python tiktoken was not available'}. llm-meter's bounded count ${off.length ? `differs from the exact one on ${off.join(', ')} tokens, out of hundreds of thousands` : 'equals the exact one on every text'}.`,
   ];
+
+  // Throughput: each tokenizer's lowest and highest MB/s over the texts, and which is fastest where.
+  const rate = (cell) => (cell && / MB\/s/.test(cell) ? parseCell(cell)?.value : undefined);
+  const tokenizers = header.filter(
+    (h, i) => i >= 3 && !h.startsWith(SAME) && rows.some((c) => rate(c[i]) !== undefined),
+  );
+  if (tokenizers.length && n) {
+    const rates = (name) => rows.map((c) => rate(c[column(name)])).filter((x) => x !== undefined);
+    const inNode = tokenizers.filter((t) => !t.startsWith('Python'));
+    const wins = new Map();
+    for (const c of rows) {
+      const best = inNode.reduce((a, b) => ((rate(c[column(b)]) ?? 0) > (rate(c[column(a)]) ?? 0) ? b : a));
+      wins.set(best, [...(wins.get(best) ?? []), c[0]]);
+    }
+    out.push(
+      `- Throughput, MB/s from the slowest to the fastest text (each text encoded once): ${tokenizers
+        .map((t) => {
+          const xs = rates(t);
+          return `${t} ${fmt(Math.min(...xs), 1)}–${fmt(Math.max(...xs), 1)}`;
+        })
+        .join('; ')}. Fastest in Node: ${[...wins]
+        .sort((a, b) => b[1].length - a[1].length)
+        .map(([t, texts]) => `${t} on ${texts.length} of ${n} (${texts.join(', ')})`)
+        .join('; ')}.`,
+    );
+  }
   if (first.length) {
     out.push(
       `- First count in a fresh process (import + encoder load + encode, in process): ${first.join('; ')}. A process pays this once, on its first pre-flight count.`,
@@ -424,7 +456,7 @@ function tokenizerReading(markdown) {
     const names = cellsOf(longHeader).slice(1);
     const cells = cellsOf(longRow);
     out.push(
-      `- Hostile input (${cells[0]} without a break, 10 s limit): ${names.map((n, i) => `${n} ${cells[i + 1]}`).join('; ')}. This is the case llm-meter's bounded splitting exists for: a pre-flight count must not stall the event loop on a pathological prompt.`,
+      `- Hostile input (${cells[0]} without a break, 10 s limit): ${names.map((name, i) => `${name} ${cells[i + 1]}`).join('; ')}. This is the case llm-meter's bounded splitting exists for: a pre-flight count must not stall the event loop on a pathological prompt.`,
     );
   }
   return out;
@@ -509,6 +541,7 @@ const PACKAGES = [
   'better-sqlite3',
   'gpt-tokenizer',
   'js-tiktoken',
+  'tiktoken',
   '@pydantic/genai-prices',
   'express',
 ];
@@ -594,13 +627,18 @@ if (results.compare?.markdown) {
 } else if (results.compare) md.push(failure(results.compare.run), '');
 else md.push('Not run (`--only`).', '');
 
+/** A section that is a script's own report, headings pushed down, then a reading of it. */
+function reportSection(result, reading) {
+  if (result?.markdown) {
+    md.push(`\`${result.run.command}\`, ${sectionTime(result.run)}.`, '');
+    md.push(demote(result.markdown), '');
+    md.push('**What this means.**', '', ...reading(result.markdown), '');
+  } else if (result) md.push(failure(result.run), '');
+  else md.push('Not run (`--only`).', '');
+}
+
 md.push('## 2. meter.fetch vs raw fetch, one process', '');
-if (results.fetch?.markdown) {
-  md.push(`\`${results.fetch.run.command}\`, ${sectionTime(results.fetch.run)}.`, '');
-  md.push(demote(results.fetch.markdown), '');
-  md.push('**What this means.**', '', ...fetchReading(results.fetch.markdown), '');
-} else if (results.fetch) md.push(failure(results.fetch.run), '');
-else md.push('Not run (`--only`).', '');
+reportSection(results.fetch, fetchReading);
 
 md.push('## 3. Tokenizers (pre-flight counting)', '');
 if (results.tokenizer?.markdown) {
@@ -625,17 +663,12 @@ if (results.store?.markdown) {
 else md.push('Not run (`--only`).', '');
 
 md.push('## 5. Gateway', '');
-if (results.gateway?.markdown) {
-  md.push(`\`${results.gateway.run.command}\`, ${sectionTime(results.gateway.run)}.`, '');
-  md.push(demote(results.gateway.markdown), '');
-  md.push('**What this means.**', '', ...gatewayReading(results.gateway.markdown), '');
-} else if (results.gateway) md.push(failure(results.gateway.run), '');
-else if (want('gateway')) {
+if (!results.gateway && want('gateway')) {
   md.push(
     '**TODO:** `bench/gateway.mjs` (direct vs llm-meter gateway vs LiteLLM at fixed request rates) did not exist when this ran; `bench/run.mjs` runs it automatically once it does.',
     '',
   );
-} else md.push('Not run (`--only`).', '');
+} else reportSection(results.gateway, gatewayReading);
 
 md.push('## Noise', '');
 md.push(

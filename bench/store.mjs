@@ -12,21 +12,15 @@ import Database from 'better-sqlite3';
 import { registerHistogramFunctions } from '../dist/store/histogram.js';
 import { openSqliteStore } from '../dist/store/sqlite.js';
 import { summarySql } from '../dist/store/summary.js';
+import { fmt, parseArgs } from './lib/stats.mjs';
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((arg) => {
-    const [key, value = 'true'] = arg.replace(/^--/, '').split('=');
-    return [key, value];
-  }),
-);
+const args = parseArgs();
 const ROWS = Number(args.rows ?? 1_000_000);
 const BIG = Number(args.big ?? 0);
 const DAYS = Number(args.days ?? 30);
 const HOUR = 3_600_000;
 const dir = args.keep ? tmpdir() : mkdtempSync(join(tmpdir(), 'llm-meter-bench-'));
 const turn = () => new Promise((resolve) => setImmediate(resolve));
-const fmt = (n, digits = 0) =>
-  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 const MODELS = [
   ['gpt-4o-mini', 'openai'],

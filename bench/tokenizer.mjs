@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 /**
- * Tokenizers side by side, in one run: gpt-tokenizer (what llm-meter uses), js-tiktoken, and
- * OpenAI's Python tiktoken where it is installed. All on o200k_base.
+ * Tokenizers side by side, in one run: gpt-tokenizer (what llm-meter uses), js-tiktoken, the npm
+ * `tiktoken` package (WebAssembly bindings to OpenAI's Rust tiktoken), and OpenAI's Python
+ * tiktoken where it is installed. All on o200k_base.
  *
  *   node bench/tokenizer.mjs
  *
  * Measures first-call latency (import + first encode, each in a fresh process), throughput on
- * ~1 MB each of prose, code, JSON, CJK, emoji and base64, whether the token ids agree, and the
- * time for long runs without a break (50,000 and 200,000 × "a", 10 s limit per case).
+ * ~1 MB each of prose, code, JSON, CJK, emoji and base64, whether js-tiktoken's and the WASM
+ * tiktoken's token ids equal gpt-tokenizer's and whether Python tiktoken's counts do, and the time
+ * for long runs without a break (50,000 and 200,000 × "a", 10 s limit per case). Special-token
+ * text in the corpora is encoded as plain text by all of them (tiktoken's encode_ordinary).
  *
  * Plain JavaScript so that it runs on Node 20 without a TypeScript loader; llm-meter's own
  * counting (src/tokens) is compiled into bench/out/ first. Corpora come from files in
@@ -24,6 +27,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { table } from './lib/stats.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OUT = join(ROOT, 'bench', 'out', 'tokenizer');
@@ -31,6 +35,9 @@ const BUILD = join(OUT, 'build');
 const MB = 1_000_000;
 const LIMIT_MS = 10_000;
 const O200K_URL = 'https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken';
+const WASM_VERSION = JSON.parse(
+  readFileSync(join(ROOT, 'node_modules', 'tiktoken', 'package.json'), 'utf8'),
+).version;
 
 mkdirSync(OUT, { recursive: true });
 
@@ -234,6 +241,13 @@ const nodeFirstCall = {
     const [{ Tiktoken }, ranks] = await Promise.all([import('js-tiktoken/lite'), import('js-tiktoken/ranks/o200k_base')]);
     const n = new Tiktoken(ranks.default).encode('hello world').length;
     console.log(JSON.stringify({ ms: performance.now() - t, n }));`,
+  [`tiktoken WASM (npm tiktoken ${WASM_VERSION}, get_encoding)`]: `const t = performance.now();
+    const { get_encoding } = await import('tiktoken');
+    const e = get_encoding('o200k_base');
+    const n = e.encode_ordinary('hello world').length;
+    const ms = performance.now() - t;
+    e.free();
+    console.log(JSON.stringify({ ms, n }));`,
 };
 
 const pythonFirstCall = `import time, json
@@ -251,6 +265,8 @@ function hostileNode(kind, n) {
       const t = performance.now(); const tokens = m.countTokens(${text}, e).tokens;`,
     'js-tiktoken': `const [{ Tiktoken }, ranks] = await Promise.all([import('js-tiktoken/lite'), import('js-tiktoken/ranks/o200k_base')]);
       const e = new Tiktoken(ranks.default); const t = performance.now(); const tokens = e.encode(${text}).length;`,
+    'tiktoken WASM': `const { get_encoding } = await import('tiktoken'); const e = get_encoding('o200k_base');
+      const t = performance.now(); const tokens = e.encode_ordinary(${text}).length;`,
   }[kind];
   return `${body} console.log(JSON.stringify({ ms: performance.now() - t, tokens }));`;
 }
@@ -273,12 +289,6 @@ function cell(result) {
   if (result.timedOut) return '> 10 s';
   if (result.error) return `error: ${result.error.slice(0, 60)}`;
   return fmtMs(result.ms);
-}
-
-function table(header, rows) {
-  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
-  for (const row of rows) lines.push(`| ${row.join(' | ')} |`);
-  return lines.join('\n');
 }
 
 function sameIds(a, b) {
@@ -316,7 +326,7 @@ async function main() {
     const runs = [0, 1, 2].map(() => pythonChild(pythonFirstCall, py.env, 60_000));
     const bad = runs.find((r) => r.error || r.timedOut);
     const m = bad ?? median(runs);
-    firstRows.push([py.label, cell(m), bad ? '' : fmtMs(m.wallMs)]);
+    firstRows.push([`Python ${py.label}`, cell(m), bad ? '' : fmtMs(m.wallMs)]);
   }
 
   progress('throughput');
@@ -330,11 +340,14 @@ async function main() {
     import('js-tiktoken/ranks/o200k_base'),
   ]);
   const tiktokenJs = new Tiktoken(ranks.default);
+  const { get_encoding } = await import('tiktoken');
+  const tiktokenWasm = get_encoding('o200k_base');
   const plain = { disallowedSpecial: new Set() };
   const warm = 'Warm up the tokenizers on something else first. '.repeat(2000);
   gpt.encode(warm, plain);
   meter.countTokens(warm, meterEncoder);
   tiktokenJs.encode(warm, [], []);
+  tiktokenWasm.encode_ordinary(warm);
 
   const time = (fn) => {
     const t = performance.now();
@@ -372,6 +385,7 @@ print(json.dumps(out))`,
     const a = time(() => gpt.encode(text, plain));
     const c = time(() => meter.countTokens(text, meterEncoder).tokens);
     const d = time(() => tiktokenJs.encode(text, [], []));
+    const w = time(() => tiktokenWasm.encode_ordinary(text));
     const p = pyResults[name];
     const off = c.value - a.value.length;
     throughputRows.push([
@@ -381,19 +395,22 @@ print(json.dumps(out))`,
       fmtRate(bytes, a.ms),
       `${fmtRate(bytes, c.ms)}${off === 0 ? '' : ` (${off > 0 ? '+' : ''}${off})`}`,
       fmtRate(bytes, d.ms),
+      fmtRate(bytes, w.ms),
       sameIds(a.value, d.value) ? 'yes' : 'NO',
+      sameIds(a.value, w.value) ? 'yes' : 'NO',
       p
         ? `${fmtRate(bytes, p.ms)}, ${p.tokens === a.value.length ? 'same count' : `count ${p.tokens}`}`
         : 'n/a',
     ]);
   }
+  tiktokenWasm.free();
 
   progress('long runs');
   // Long runs without a break, each in a fresh process, 10 s each.
   const hostileRows = [];
   for (const n of [50_000, 200_000]) {
     const row = [`${n.toLocaleString('en-US')} × "a"`];
-    for (const kind of ['gpt-tokenizer', 'llm-meter', 'js-tiktoken'])
+    for (const kind of ['gpt-tokenizer', 'llm-meter', 'js-tiktoken', 'tiktoken WASM'])
       row.push(cell(nodeChild(hostileNode(kind, n))));
     row.push(py.env ? cell(pythonChild(hostilePython(n), py.env)) : 'n/a');
     hostileRows.push(row);
@@ -413,7 +430,9 @@ print(json.dumps(out))`,
         'gpt-tokenizer',
         'llm-meter countTokens',
         'js-tiktoken',
+        'tiktoken WASM',
         'ids gpt-tokenizer = js-tiktoken',
+        'ids gpt-tokenizer = tiktoken WASM',
         'Python tiktoken',
       ],
       throughputRows,
@@ -423,11 +442,16 @@ print(json.dumps(out))`,
     '\nllm-meter countTokens is gpt-tokenizer behind its bounded splitting, with the merge cache ' +
       'cleared every 32 Ki characters (src/tokens); a count that differs from the exact one is ' +
       'shown in brackets. cjk is 0.69 MB of unique text repeated to 1 MB; emoji draws on 12 emoji ' +
-      'and 10 words; base64 is random bytes.',
+      'and 10 words; base64 is random bytes. tiktoken WASM is the npm tiktoken package ' +
+      `${WASM_VERSION} (WebAssembly bindings to OpenAI's Rust tiktoken), called through ` +
+      "encode_ordinary; Python tiktoken's count is compared with gpt-tokenizer's.",
   );
   console.log('\n## Long runs without a break, fresh process, 10 s limit\n');
   console.log(
-    table(['input', 'gpt-tokenizer', 'llm-meter countTokens', 'js-tiktoken', 'Python tiktoken'], hostileRows),
+    table(
+      ['input', 'gpt-tokenizer', 'llm-meter countTokens', 'js-tiktoken', 'tiktoken WASM', 'Python tiktoken'],
+      hostileRows,
+    ),
   );
 }
 

@@ -53,14 +53,18 @@ export function fmtSigned(n, digits = 0) {
   return n < 0 ? `−${body}` : `+${body}`;
 }
 
-/** "median (min–max)" of xs (or of a summary object): the form every benchmark figure takes. */
-export function range(xsOrSummary, digits = 0, { signed = false, suffix = '' } = {}) {
+/**
+ * "median (min–max)" of xs (or of a summary object): the form every benchmark figure takes.
+ * `full`: always the whole form with an en dash, even where min and max print the same or min is
+ * negative (bench/fetch.mjs's tables have always read that way).
+ */
+export function range(xsOrSummary, digits = 0, { signed = false, suffix = '', full = false } = {}) {
   const s = Array.isArray(xsOrSummary) ? summarize(xsOrSummary) : xsOrSummary;
   if (!s || s.n === 0) return '–';
   const f = signed ? fmtSigned : fmt;
-  if (s.n === 1 || f(s.min, digits) === f(s.max, digits)) return `${f(s.median, digits)}${suffix}`;
+  if (!full && (s.n === 1 || f(s.min, digits) === f(s.max, digits))) return `${f(s.median, digits)}${suffix}`;
   // An en dash between unsigned figures; "to" where a minus sign could be mistaken for it.
-  const between = signed || s.min < 0 ? ' to ' : '–';
+  const between = !full && (signed || s.min < 0) ? ' to ' : '–';
   return `${f(s.median, digits)}${suffix} (${f(s.min, digits)}${between}${f(s.max, digits)})`;
 }
 
