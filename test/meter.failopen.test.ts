@@ -357,7 +357,7 @@ describe('the Response behaves like the original', () => {
       },
     ],
     ['body reader', (res) => bodyBytes(res)],
-    ['body touched, then json()', (res) => (res.body ? res.json() : null)],
+    ['body touched, then json()', async (res) => (res.body ? res.json() : null)],
     [
       'clone(), then json() on both',
       async (res) => {
