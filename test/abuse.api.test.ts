@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMeter } from '../src/index.js';
 import { createServer } from '../src/server/index.js';
+import { DIMENSIONS } from '../src/store/types.js';
 import { useTempDir } from './fixtures/store-tmp.js';
 import { makeErrorRecord, makeRecord } from './helpers/records.js';
 
@@ -497,13 +498,7 @@ describe('property: any query string on the usage routes', () => {
     'format',
     'interval',
     'metric',
-    'model',
-    'provider',
-    'user',
-    'project',
-    'feature',
-    'operation',
-    'outcome',
+    ...DIMENSIONS,
     '__proto__',
     'constructor',
     'hasOwnProperty',

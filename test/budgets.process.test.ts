@@ -1,13 +1,11 @@
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createBudgets } from '../src/budgets/service.js';
 import { openBudgetStore } from '../src/store/budgets.js';
-import { buildOnce } from './fixtures/build.js';
+import { buildOnce, DIST } from './fixtures/build.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 
 const newDb = useTempDb();
-const DIST = join(process.cwd(), 'dist');
 
 function worker(path: string, calls: number, cost: number, id: number): Promise<number | null> {
   return new Promise((resolve) => {

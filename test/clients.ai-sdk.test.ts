@@ -1,10 +1,9 @@
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, type LanguageModel, streamText } from 'ai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { CallRecord } from '../src/index.js';
-import { type Behavior, type SimCall, type Simulator, startSimulator } from '../src/sim/index.js';
-import { createProbe, expectTruth, type Probe } from './helpers/metered.js';
+import { describe, expect, it } from 'vitest';
+import type { Behavior } from '../src/sim/index.js';
+import { expectTruth, useProbe } from './helpers/metered.js';
 
 /**
  * The Vercel AI SDK (`ai` with `@ai-sdk/openai` and `@ai-sdk/anthropic`, each given
@@ -19,26 +18,14 @@ const PRICES = {
 const prompt = 'Tell me about the quick brown fox.';
 const system = 'You are terse.';
 
-let sim: Simulator;
-let probe: Probe;
-
-beforeAll(async () => {
-  sim = await startSimulator();
-});
-afterAll(async () => {
-  await sim.close();
-});
-afterEach(async () => {
-  await probe?.close();
-  sim.reset();
-});
+const env = useProbe({ prices: PRICES });
 
 type Fetch = typeof globalThis.fetch;
 const MODELS: { name: string; model: (fetch?: Fetch) => LanguageModel; price: keyof typeof PRICES }[] = [
   {
     name: 'openai.chat (chat completions)',
     model: (fetch) =>
-      createOpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'sk-test', ...(fetch ? { fetch } : {}) }).chat(
+      createOpenAI({ baseURL: `${env.sim.url}/v1`, apiKey: 'sk-test', ...(fetch ? { fetch } : {}) }).chat(
         'gpt-4o-mini',
       ),
     price: 'gpt-4o-mini',
@@ -46,7 +33,7 @@ const MODELS: { name: string; model: (fetch?: Fetch) => LanguageModel; price: ke
   {
     name: 'openai (responses)',
     model: (fetch) =>
-      createOpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'sk-test', ...(fetch ? { fetch } : {}) })(
+      createOpenAI({ baseURL: `${env.sim.url}/v1`, apiKey: 'sk-test', ...(fetch ? { fetch } : {}) })(
         'gpt-4o-mini',
       ),
     price: 'gpt-4o-mini',
@@ -54,7 +41,7 @@ const MODELS: { name: string; model: (fetch?: Fetch) => LanguageModel; price: ke
   {
     name: 'anthropic (messages)',
     model: (fetch) =>
-      createAnthropic({ baseURL: `${sim.url}/v1`, apiKey: 'sk-ant-test', ...(fetch ? { fetch } : {}) })(
+      createAnthropic({ baseURL: `${env.sim.url}/v1`, apiKey: 'sk-ant-test', ...(fetch ? { fetch } : {}) })(
         'claude-haiku-4-5',
       ),
     price: 'claude-haiku-4-5',
@@ -68,19 +55,16 @@ const view = (r: { text: string; usage: unknown; finishReason: string }) => ({
   finishReason: r.finishReason,
 });
 
-async function both(
+const both = (
   behavior: Partial<Behavior>,
   run: (model: LanguageModel) => Promise<ReturnType<typeof view>>,
   make: (fetch?: Fetch) => LanguageModel,
-): Promise<{ result: ReturnType<typeof view>; record: CallRecord; truth: SimCall }> {
-  probe = createProbe({ prices: PRICES });
-  sim.enqueue(behavior, behavior);
-  const plain = await run(make());
-  const result = await run(make(probe.meter.fetch));
-  const record = await probe.record();
-  expect(result, 'the caller sees the same text and usage').toEqual(plain);
-  return { result, record, truth: sim.calls[1]! };
-}
+) =>
+  env.both(
+    behavior,
+    (fetch) => run(make(fetch)),
+    (plain, result) => expect(result, 'the caller sees the same text and usage').toEqual(plain),
+  );
 
 describe.each(MODELS)('$name', ({ model, price }) => {
   it('generateText', async () => {

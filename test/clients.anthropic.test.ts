@@ -1,8 +1,7 @@
 import Anthropic from '@anthropic-ai/sdk';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { CallRecord } from '../src/index.js';
-import { type Behavior, type SimCall, type Simulator, startSimulator } from '../src/sim/index.js';
-import { createProbe, expectTruth, type Probe, stable } from './helpers/metered.js';
+import { describe, expect, it } from 'vitest';
+import type { Behavior } from '../src/sim/index.js';
+import { expectTruth, useProbe } from './helpers/metered.js';
 
 /**
  * The official `@anthropic-ai/sdk` client with `fetch: meter.fetch`, each call made once without
@@ -21,34 +20,13 @@ const tools = [
   },
 ];
 
-let sim: Simulator;
-let probe: Probe;
+const env = useProbe({ prices: { [MODEL]: PRICE } });
 
-beforeAll(async () => {
-  sim = await startSimulator();
-});
-afterAll(async () => {
-  await sim.close();
-});
-afterEach(async () => {
-  await probe?.close();
-  sim.reset();
-});
+const anthropic = (fetch?: typeof globalThis.fetch) =>
+  new Anthropic({ baseURL: env.sim.url, apiKey: 'sk-ant-test', maxRetries: 0, ...(fetch ? { fetch } : {}) });
 
-async function both<T>(
-  behavior: Partial<Behavior>,
-  run: (client: Anthropic) => Promise<T>,
-): Promise<{ result: T; record: CallRecord; truth: SimCall }> {
-  probe = createProbe({ prices: { [MODEL]: PRICE } });
-  const client = (fetch?: typeof globalThis.fetch) =>
-    new Anthropic({ baseURL: sim.url, apiKey: 'sk-ant-test', maxRetries: 0, ...(fetch ? { fetch } : {}) });
-  sim.enqueue(behavior, behavior);
-  const plain = await run(client());
-  const result = await run(client(probe.meter.fetch));
-  const record = await probe.record();
-  expect(stable(result), 'the client sees the same result').toEqual(stable(plain));
-  return { result, record, truth: sim.calls[1]! };
-}
+const both = <T>(behavior: Partial<Behavior>, run: (client: Anthropic) => Promise<T>) =>
+  env.both(behavior, (fetch) => run(anthropic(fetch)));
 
 describe('messages', () => {
   it('create, with cache reads and writes', async () => {

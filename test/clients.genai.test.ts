@@ -1,8 +1,7 @@
 import { GoogleGenAI } from '@google/genai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { CallRecord } from '../src/index.js';
-import { type Behavior, type SimCall, type Simulator, startSimulator } from '../src/sim/index.js';
-import { createProbe, expectCancelledUsage, expectTruth, type Probe, stable } from './helpers/metered.js';
+import { describe, expect, it } from 'vitest';
+import type { Behavior } from '../src/sim/index.js';
+import { collect, expectCancelledUsage, expectTruth, useProbe } from './helpers/metered.js';
 import { assertSpan } from './helpers/otel.js';
 
 /**
@@ -18,47 +17,21 @@ const PRICES = { [MODEL]: PRICE, 'gemini-embedding-001': EMBED_PRICE };
 const config = { maxOutputTokens: 100, temperature: 0.4, systemInstruction: 'You are terse.' };
 const contents = 'Tell me about the quick brown fox.';
 
-let sim: Simulator;
-let probe: Probe;
-
-beforeAll(async () => {
-  sim = await startSimulator();
-});
-afterAll(async () => {
-  await sim.close();
-});
-afterEach(async () => {
-  await probe?.close();
-  sim.reset();
-});
+const env = useProbe({ prices: PRICES });
 
 type Options = { vertexai?: boolean };
 const genai = (fetch?: typeof globalThis.fetch, options: Options = {}) =>
   new GoogleGenAI({
     apiKey: 'AIzaSy-test-key',
     ...options,
-    httpOptions: { baseUrl: sim.url, ...(fetch ? { fetch } : {}) },
+    httpOptions: { baseUrl: env.sim.url, ...(fetch ? { fetch } : {}) },
   });
 
-async function both<T>(
+const both = <T>(
   behavior: Partial<Behavior>,
   run: (client: GoogleGenAI) => Promise<T>,
   options: Options = {},
-): Promise<{ result: T; record: CallRecord; truth: SimCall }> {
-  probe = createProbe({ prices: PRICES });
-  sim.enqueue(behavior, behavior);
-  const plain = await run(genai(undefined, options));
-  const result = await run(genai(probe.meter.fetch, options));
-  const record = await probe.record();
-  expect(stable(result), 'the client sees the same result').toEqual(stable(plain));
-  return { result, record, truth: sim.calls[1]! };
-}
-
-async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of stream) out.push(item);
-  return out;
-}
+) => env.both(behavior, (fetch) => run(genai(fetch, options)));
 
 describe('models.generateContent', () => {
   it('thoughts and cache reads in usageMetadata, priced exactly', async () => {
@@ -74,7 +47,7 @@ describe('models.generateContent', () => {
       operation: 'generate_content',
       request: { model: MODEL, maxTokens: 100, temperature: 0.4, stream: false },
     });
-    assertSpan(probe.tel.llmSpans()[0], { name: `generate_content ${MODEL}` });
+    assertSpan(env.probe.tel.llmSpans()[0], { name: `generate_content ${MODEL}` });
   });
 
   it('function calls', async () => {
@@ -93,7 +66,7 @@ describe('models.generateContent', () => {
       (c) => c.models.generateContent({ model: MODEL, contents }),
       { vertexai: true },
     );
-    expect(sim.calls[1]!.provider).toBe('vertex');
+    expect(env.sim.calls[1]!.provider).toBe('vertex');
     expect(record.provider).toBe('gcp.vertex_ai');
     expectTruth(record, truth, PRICE);
   });
@@ -112,9 +85,9 @@ describe('models.generateContentStream', () => {
   });
 
   it('a caller that aborts is cancelled; the simulator sees the close', async () => {
-    probe = createProbe({ prices: PRICES });
+    const probe = env.setup();
     const abortSignal = new AbortController();
-    sim.enqueue({ outputTokens: 200, msPerToken: 15 });
+    env.sim.enqueue({ outputTokens: 200, msPerToken: 15 });
     const stream = await genai(probe.meter.fetch).models.generateContentStream({
       model: MODEL,
       contents,
@@ -126,14 +99,14 @@ describe('models.generateContentStream', () => {
         for await (const _ of stream) if (++received === 3) abortSignal.abort();
       })(),
     ).rejects.toThrow();
-    const truth = await sim.waitForCall((c) => c.clientClosed);
+    const truth = await env.sim.waitForCall((c) => c.clientClosed);
     const record = await probe.record();
     expectCancelledUsage(record, truth, received);
   });
 
   it('an HTTP error surfaces as the SDK’s ApiError and a rate_limited record', async () => {
-    probe = createProbe({ prices: PRICES });
-    sim.enqueue({ fault: 'rate_limit' });
+    const probe = env.setup();
+    env.sim.enqueue({ fault: 'rate_limit' });
     const error = await genai(probe.meter.fetch)
       .models.generateContentStream({ model: MODEL, contents })
       .catch((e: unknown) => e);
@@ -169,11 +142,11 @@ describe('token counts and embeddings', () => {
 
 describe('through instrumentGlobalFetch()', () => {
   it('a client without a custom fetch is metered, and restore() undoes it', async () => {
-    probe = createProbe({ prices: PRICES });
+    const probe = env.setup();
     const original = globalThis.fetch;
     const restore = probe.meter.instrumentGlobalFetch();
     try {
-      sim.enqueue({ outputTokens: 4 });
+      env.sim.enqueue({ outputTokens: 4 });
       const result = await genai().models.generateContent({ model: MODEL, contents });
       expect(result.text?.split(' ')).toHaveLength(4);
     } finally {
@@ -181,6 +154,6 @@ describe('through instrumentGlobalFetch()', () => {
     }
     expect(globalThis.fetch).toBe(original);
     const record = await probe.record();
-    expectTruth(record, sim.calls[0]!, PRICE);
+    expectTruth(record, env.sim.calls[0]!, PRICE);
   });
 });

@@ -1,8 +1,7 @@
 import OpenAI, { AzureOpenAI } from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { CallRecord } from '../src/index.js';
-import { type Behavior, type SimCall, type Simulator, startSimulator } from '../src/sim/index.js';
-import { createProbe, expectTruth, type Probe, stable } from './helpers/metered.js';
+import { describe, expect, it } from 'vitest';
+import type { Behavior } from '../src/sim/index.js';
+import { collect, expectTruth, useProbe } from './helpers/metered.js';
 
 /**
  * The official `openai` client with `fetch: meter.fetch`: each call is made once without the
@@ -27,43 +26,17 @@ const tools = [
   },
 ];
 
-let sim: Simulator;
-let probe: Probe;
+const env = useProbe({ prices: PRICES });
 
-beforeAll(async () => {
-  sim = await startSimulator();
-});
-afterAll(async () => {
-  await sim.close();
-});
-afterEach(async () => {
-  await probe?.close();
-  sim.reset();
-});
-
-/** The same call without and with the meter; returns the metered result, its record and truth. */
-async function both<T>(
+/** The same call without and with the meter, through the client `make` builds. */
+const both = <T>(
   behavior: Partial<Behavior>,
   make: (fetch: typeof globalThis.fetch | undefined) => OpenAI,
   run: (client: OpenAI) => Promise<T>,
-): Promise<{ result: T; record: CallRecord; truth: SimCall }> {
-  probe = createProbe({ prices: PRICES });
-  sim.enqueue(behavior, behavior);
-  const plain = await run(make(undefined));
-  const result = await run(make(probe.meter.fetch));
-  const record = await probe.record();
-  expect(stable(result), 'the client sees the same result').toEqual(stable(plain));
-  return { result, record, truth: sim.calls[1]! };
-}
+) => env.both(behavior, (fetch) => run(make(fetch)));
 
 const openai = (fetch: typeof globalThis.fetch | undefined) =>
-  new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'sk-test', maxRetries: 0, ...(fetch ? { fetch } : {}) });
-
-async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of stream) out.push(item);
-  return out;
-}
+  new OpenAI({ baseURL: `${env.sim.url}/v1`, apiKey: 'sk-test', maxRetries: 0, ...(fetch ? { fetch } : {}) });
 
 describe('chat completions', () => {
   it('create', async () => {
@@ -143,7 +116,7 @@ describe('embeddings', () => {
 describe('AzureOpenAI client (classic deployment, api-key)', () => {
   const azure = (fetch: typeof globalThis.fetch | undefined) =>
     new AzureOpenAI({
-      endpoint: sim.url,
+      endpoint: env.sim.url,
       apiKey: 'azure-test-key',
       apiVersion: '2024-10-21',
       deployment: 'prod-4o',

@@ -9,15 +9,14 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createBudgets } from '../src/budgets/service.js';
-import { type Simulator, startSimulator } from '../src/sim/index.js';
 import { openBudgetStore } from '../src/store/budgets.js';
-import { buildOnce } from './fixtures/build.js';
+import { buildOnce, DIST } from './fixtures/build.js';
 import { useTempDb } from './fixtures/store-tmp.js';
+import { useSimulator } from './helpers/simulator.js';
 
 const CALLER = join(process.cwd(), 'test/fixtures/faults-budget-caller.mjs');
-const DIST = join(process.cwd(), 'dist');
 const CALLS_PER_PROCESS = 500;
 /** USD per 1M tokens, as the fixture prices gpt-4o-mini: nano-dollars per token × 1000. */
 const PRICE = { input: 1, output: 2 };
@@ -25,15 +24,9 @@ const PRICE = { input: 1, output: 2 };
 const LIMIT_USD = 0.018;
 
 const newDb = useTempDb();
-let sim: Simulator;
+const env = useSimulator();
 
-beforeAll(async () => {
-  buildOnce();
-  sim = await startSimulator();
-});
-afterAll(async () => {
-  await sim.close();
-});
+beforeAll(buildOnce);
 
 interface HostResult {
   ok: string[];
@@ -46,7 +39,7 @@ interface HostResult {
 
 /** A host process: `ready` resolves once its meter is open, `go()` starts its calls. */
 function host(path: string, label: string) {
-  const child = spawn(process.execPath, [CALLER, DIST, sim.url, path, String(CALLS_PER_PROCESS), label], {
+  const child = spawn(process.execPath, [CALLER, DIST, env.sim.url, path, String(CALLS_PER_PROCESS), label], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -110,7 +103,7 @@ describe('two processes, one database, one blocking budget', () => {
     store.close();
 
     // Ground truth: what the simulator served, priced by hand.
-    const truthNanos = sim.calls.reduce(
+    const truthNanos = env.sim.calls.reduce(
       (sum, c) => sum + c.inputTokens * PRICE.input * 1000 + c.outputTokens * PRICE.output * 1000,
       0,
     );
@@ -122,7 +115,7 @@ describe('two processes, one database, one blocking budget', () => {
     console.log(
       `2 × ${CALLS_PER_PROCESS} calls: ${ok.length} through (a ${a.ok.length}, b ${b.ok.length}), ` +
         `${blocked.length} refused; spent ${spentNanos} of ${limitNanos} nano-USD ` +
-        `(one reservation ${oneReservation}); simulator served ${sim.calls.length}; ` +
+        `(one reservation ${oneReservation}); simulator served ${env.sim.calls.length}; ` +
         `most calls in flight at once: a ${a.maxInFlight}, b ${b.maxInFlight}`,
     );
 
@@ -131,7 +124,7 @@ describe('two processes, one database, one blocking budget', () => {
     expect(ok.length, 'some went through').toBeGreaterThan(100);
     expect(blocked.length, 'some were refused').toBeGreaterThan(100);
     expect(Math.min(a.ok.length, b.ok.length), 'both processes got calls through').toBeGreaterThan(0);
-    expect(sim.calls.length, 'a refused call never reaches the provider').toBe(ok.length);
+    expect(env.sim.calls.length, 'a refused call never reaches the provider').toBe(ok.length);
 
     expect(view.requests, 'the budget counts exactly the calls that went through').toBe(ok.length);
     expect(spentNanos, 'spend = the sum of their costs, from the simulator truth').toBe(truthNanos);

@@ -10,11 +10,10 @@ import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createBudget,
   EDGE_CALLS,
   type MeteredServer,
   sendTraffic,
-  startMeteredServer,
+  startServerWithTraffic,
   trafficCalls,
 } from './helpers/traffic.js';
 
@@ -67,26 +66,20 @@ const tile = (id: string, key = 'value') => page.getAttribute(`#${id}`, `data-${
 
 beforeAll(async () => {
   if (!available) return;
-  api = await startMeteredServer();
-  await createBudget(api, { name: 'Daily spend', scope: {}, period: 'day', limit_usd: 0.005 });
-  await createBudget(api, {
-    name: 'Triage this month',
-    scope: { feature: 'triage' },
-    period: 'month',
-    limit_usd: 0.02,
-    action: 'alert',
-  });
-  await createBudget(api, {
-    name: 'Search, all time',
-    scope: { feature: 'search' },
-    period: 'total',
-    limit_usd: 1,
-  });
-  await sendTraffic(api.meter, api.sim, [
-    ...trafficCalls(30),
-    ...EDGE_CALLS,
-    { ...trafficCalls(1, 6)[0]!, user: XSS_USER },
-  ]);
+  api = await startServerWithTraffic(
+    [
+      { name: 'Daily spend', scope: {}, period: 'day', limit_usd: 0.005 },
+      {
+        name: 'Triage this month',
+        scope: { feature: 'triage' },
+        period: 'month',
+        limit_usd: 0.02,
+        action: 'alert',
+      },
+      { name: 'Search, all time', scope: { feature: 'search' }, period: 'total', limit_usd: 1 },
+    ],
+    [...trafficCalls(30), ...EDGE_CALLS, { ...trafficCalls(1, 6)[0]!, user: XSS_USER }],
+  );
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,

@@ -8,23 +8,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Simulator, startSimulator } from '../src/sim/index.js';
-import { buildOnce } from './fixtures/build.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildOnce, DIST } from './fixtures/build.js';
 import { useTempDb } from './fixtures/store-tmp.js';
+import { useSimulator } from './helpers/simulator.js';
 
 const CALLER = join(process.cwd(), 'test/fixtures/faults-caller.mjs');
-const DIST = join(process.cwd(), 'dist');
 const newDb = useTempDb();
-let sim: Simulator;
+const env = useSimulator();
 
-beforeAll(async () => {
-  buildOnce();
-  sim = await startSimulator();
-});
-afterAll(async () => {
-  await sim.close();
-});
+beforeAll(buildOnce);
 
 interface Run {
   code: number | null;
@@ -35,7 +28,7 @@ interface Run {
 
 /** Starts the host; `onLine` sees each complete stdout line as it arrives. */
 function host(path: string, onLine: (line: string, child: ChildProcess) => void): Promise<Run> {
-  const child = spawn(process.execPath, [CALLER, DIST, sim.url, path, '24'], {
+  const child = spawn(process.execPath, [CALLER, DIST, env.sim.url, path, '24'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

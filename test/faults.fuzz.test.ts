@@ -12,6 +12,8 @@ import { setImmediate as tick } from 'node:timers/promises';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CallRecord, createMeter } from '../src/index.js';
+import { concatBytes, cut } from './helpers/bytes.js';
+import { JSON_TOKENS, tokens } from './helpers/fuzz.js';
 import { type ReplayServer, startReplay } from './helpers/replay.js';
 
 const NUM_RUNS = 100;
@@ -113,34 +115,11 @@ async function see(fetchLike: typeof fetch, path: string, body: unknown, c: Case
   return { status: response.status, bytes: Buffer.concat(parts), error };
 }
 
-/** Chunks of `bytes` cut at `points` (taken modulo its length). */
-function cut(bytes: Uint8Array, points: number[]): Uint8Array[] {
-  const at = [...new Set(points.map((p) => p % (bytes.length + 1)))].sort((a, b) => a - b);
-  const pieces: Uint8Array[] = [];
-  let prev = 0;
-  for (const p of at) {
-    if (p > prev) pieces.push(bytes.subarray(prev, p));
-    prev = p;
-  }
-  if (bytes.length > prev) pieces.push(bytes.subarray(prev));
-  return pieces;
-}
+/** Pieces of `bytes` cut at `points` (taken modulo its length), none of them empty. */
+const pieces = (bytes: Uint8Array, points: number[]) => cut(bytes, points).filter((p) => p.length > 0);
 
-function join(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-/** Bytes from tokens, so the rare things (CR LF pairs, split UTF-8, BOMs) are common. */
-function tokens(list: (string | number[])[], maxLength = 60): fc.Arbitrary<Uint8Array> {
-  const encoded = list.map((t) => (typeof t === 'string' ? encoder.encode(t) : Uint8Array.from(t)));
-  return fc.array(fc.constantFrom(...encoded), { maxLength }).map(join);
-}
+/** At most this many tokens in a generated body. */
+const TOKENS_PER_BODY = 60;
 
 const NOISE = [
   '\n',
@@ -182,7 +161,10 @@ const chatChunk = fc
 /** Valid-ish SSE: well-formed events (some with usage), comments, [DONE], and noise between them. */
 const SSE = fc.oneof(
   fc.uint8Array({ maxLength: 300 }),
-  tokens(['data:', 'data: ', 'event: ', 'id: ', 'retry: 1', ':', 'x', '[DONE]', '\uFEFF', ...NOISE]),
+  tokens(
+    ['data:', 'data: ', 'event: ', 'id: ', 'retry: 1', ':', 'x', '[DONE]', '\uFEFF', ...NOISE],
+    TOKENS_PER_BODY,
+  ),
   fc
     .array(
       fc.oneof(
@@ -214,7 +196,7 @@ const ollamaLine = fc
 
 const NDJSON = fc.oneof(
   fc.uint8Array({ maxLength: 300 }),
-  tokens(['{"a":1}', '{"done":true}', 'null', '[]', ...NOISE]),
+  tokens(['{"a":1}', '{"done":true}', 'null', '[]', ...NOISE], TOKENS_PER_BODY),
   fc
     .tuple(fc.array(ollamaLine, { maxLength: 10 }), fc.constantFrom('\n', '\r\n'))
     .map(([lines, eol]) => encoder.encode(lines.join(eol) + eol)),
@@ -234,24 +216,7 @@ const geminiElement = fc
 
 const JSON_ARRAY = fc.oneof(
   fc.uint8Array({ maxLength: 300 }),
-  tokens([
-    '[',
-    ']',
-    '{',
-    '}',
-    '"',
-    '\\',
-    '\\"',
-    ',',
-    ':',
-    ' ',
-    '\r\n',
-    '1',
-    'true',
-    'null',
-    '"text"',
-    ...NOISE,
-  ]),
+  tokens([...JSON_TOKENS, 'null', '"text"', ...NOISE], TOKENS_PER_BODY),
   fc
     .tuple(fc.array(geminiElement, { maxLength: 8 }), fc.constantFrom(',', ',\r\n', ',\n'))
     .map(([items, sep]) => encoder.encode(`[${items.join(sep)}]`)),
@@ -315,7 +280,7 @@ async function compare(path: Path, c: Case): Promise<void> {
   expect(metered.status, 'status').toBe(raw.status);
   expect(metered.error, 'the same error, or none').toEqual(raw.error);
   expect(metered.bytes.equals(raw.bytes), 'the same bytes').toBe(true);
-  expect(raw.bytes.equals(Buffer.from(join(c.pieces))), 'the server bytes').toBe(true);
+  expect(raw.bytes.equals(Buffer.from(concatBytes(c.pieces))), 'the server bytes').toBe(true);
   expect(raw.error !== null, 'raw fetch fails exactly when the body is cut').toBe(c.truncate);
   if (raw.error) bodyErrors++;
   await meter.flush();
@@ -341,7 +306,7 @@ describe.each(PATHS)('fuzz through meter.fetch: $name', (path) => {
           await compare(path, {
             contentType: path.contentType,
             status,
-            pieces: cut(bytes, points),
+            pieces: pieces(bytes, points),
             truncate,
           });
         },
@@ -369,7 +334,7 @@ describe('fuzz through meter.fetch: SSE through the usage-hiding rewriter', () =
         await compare(path, {
           contentType: path.contentType,
           status: 200,
-          pieces: cut(bytes, points),
+          pieces: pieces(bytes, points),
           truncate: false,
         });
       }),
@@ -390,7 +355,7 @@ describe('fuzz through meter.fetch: SSE through the usage-hiding rewriter', () =
         await compare(path, {
           contentType: path.contentType,
           status: 200,
-          pieces: cut(whole, points),
+          pieces: pieces(whole, points),
           truncate: true,
         });
       }),

@@ -21,11 +21,10 @@ import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildOnce } from './fixtures/build.js';
+import { buildOnce, DIST } from './fixtures/build.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 
 const FIXTURE = join(process.cwd(), 'test/fixtures/faults-sinks.mjs');
-const DIST = join(process.cwd(), 'dist');
 const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
 const newDb = useTempDb();
 

@@ -15,24 +15,17 @@ import {
   promqlNames,
 } from './helpers/dashboards.js';
 import { type Exposition, parseExposition } from './helpers/exposition.js';
-import {
-  createBudget,
-  EDGE_CALLS,
-  type MeteredServer,
-  sendTraffic,
-  startMeteredServer,
-  trafficCalls,
-} from './helpers/traffic.js';
+import { type MeteredServer, startServerWithTraffic } from './helpers/traffic.js';
 
 const dashboards = loadDashboards();
 let api: MeteredServer;
 let emitted: Exposition;
 
 beforeAll(async () => {
-  api = await startMeteredServer();
-  await createBudget(api, { name: 'Daily spend', scope: {}, period: 'day', limit_usd: 0.01 });
-  await createBudget(api, { name: 'Triage', scope: { feature: 'triage' }, period: 'total', limit_usd: 1 });
-  await sendTraffic(api.meter, api.sim, [...trafficCalls(18), ...EDGE_CALLS]);
+  api = await startServerWithTraffic([
+    { name: 'Daily spend', scope: {}, period: 'day', limit_usd: 0.01 },
+    { name: 'Triage', scope: { feature: 'triage' }, period: 'total', limit_usd: 1 },
+  ]);
   emitted = parseExposition(await (await api.fetch('/metrics')).text());
 });
 

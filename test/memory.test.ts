@@ -14,46 +14,42 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildOnce } from './fixtures/build.js';
+import { buildOnce, DIST } from './fixtures/build.js';
 
 const FIXTURE = join(process.cwd(), 'test/fixtures/faults-memory.mjs');
-const DIST = join(process.cwd(), 'dist');
 const MiB = 1024 * 1024;
 /** The bound on growth between the checkpoint and the end. */
 const MAX_GROWTH = 8 * MiB;
 
-const JSON_BODY = Buffer.from(
-  JSON.stringify({
-    id: 'chatcmpl-mem',
-    object: 'chat.completion',
-    created: 1,
-    model: 'gpt-4o-mini-2024-07-18',
-    choices: [{ index: 0, message: { role: 'assistant', content: 'Hello there.' }, finish_reason: 'stop' }],
-    usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 },
-  }),
-);
-const SSE_BODY = Buffer.from(
-  [
-    ...['Hello', ' there', '.'].map((content) =>
-      JSON.stringify({
-        id: 'chatcmpl-mem',
-        object: 'chat.completion.chunk',
-        model: 'gpt-4o-mini',
-        choices: [{ index: 0, delta: { content }, finish_reason: null }],
-      }),
-    ),
+/** The upstream's answers: a small chat completion, and the same streamed (SSE events). */
+const JSON_TEXT = JSON.stringify({
+  id: 'chatcmpl-mem',
+  object: 'chat.completion',
+  created: 1,
+  model: 'gpt-4o-mini-2024-07-18',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'Hello there.' }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 },
+});
+const SSE_EVENTS = [
+  ...['Hello', ' there', '.'].map((content) =>
     JSON.stringify({
       id: 'chatcmpl-mem',
       object: 'chat.completion.chunk',
       model: 'gpt-4o-mini',
-      choices: [],
-      usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 },
+      choices: [{ index: 0, delta: { content }, finish_reason: null }],
     }),
-    '[DONE]',
-  ]
-    .map((data) => `data: ${data}\n\n`)
-    .join(''),
-);
+  ),
+  JSON.stringify({
+    id: 'chatcmpl-mem',
+    object: 'chat.completion.chunk',
+    model: 'gpt-4o-mini',
+    choices: [],
+    usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 },
+  }),
+  '[DONE]',
+].map((data) => `data: ${data}\n\n`);
+const JSON_BODY = Buffer.from(JSON_TEXT);
+const SSE_BODY = Buffer.from(SSE_EVENTS.join(''));
 
 let server: Server;
 let serverUrl = '';
@@ -96,7 +92,16 @@ interface Measure {
 function measure(upstream: string, database: string, calls: number, checkpoint: number): Promise<Measure> {
   const child = spawn(
     process.execPath,
-    ['--expose-gc', FIXTURE, DIST, upstream, database, String(calls), String(checkpoint)],
+    [
+      '--expose-gc',
+      FIXTURE,
+      DIST,
+      upstream,
+      database,
+      String(calls),
+      String(checkpoint),
+      JSON.stringify({ json: JSON_TEXT, sse: SSE_EVENTS }),
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';

@@ -1,7 +1,7 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CallRecord } from '../src/index.js';
-import { type SimCall, type Simulator, startSimulator } from '../src/sim/index.js';
-import { caught, chatMessages, createHarness, type Harness } from './helpers/harness.js';
+import type { SimCall } from '../src/sim/index.js';
+import { caught, chatMessages, type Harness, useHarness } from './helpers/harness.js';
 import { assertSpan } from './helpers/otel.js';
 
 /**
@@ -10,22 +10,10 @@ import { assertSpan } from './helpers/otel.js';
  * arrived, counted with the tokenizer.
  */
 
-let sim: Simulator;
-let h: Harness;
+const env = useHarness();
 
 // Long enough that no stream ends on its own during a test; the tests never wait for it.
 const PLANNED = 400;
-
-beforeAll(async () => {
-  sim = await startSimulator();
-});
-afterAll(async () => {
-  await sim.close();
-});
-afterEach(async () => {
-  await h?.close();
-  sim.reset();
-});
 
 function chatRequest(stream: boolean, signal?: AbortSignal): RequestInit {
   return {
@@ -50,9 +38,27 @@ async function readDeltas(reader: ReadableStreamDefaultReader<Uint8Array>, count
   return seen;
 }
 
+/** A harness whose simulator streams slowly, and more than any test reads. */
+function slowStreams(): Harness {
+  env.sim.setDefaults({ msPerToken: 15, outputTokens: PLANNED });
+  return env.harness();
+}
+
+const openaiStream = (h: Harness) =>
+  h.openai.chat.completions.create({ model: 'gpt-4o-mini', messages: chatMessages, stream: true });
+
+const anthropicRequest = {
+  model: 'claude-sonnet-4-5',
+  max_tokens: 1000,
+  messages: [{ role: 'user' as const, content: 'Tell me about the quick brown fox.' }],
+};
+
 /** The closed call's truth, and the record checked against it. */
-async function expectCancelled(received: number): Promise<{ truth: SimCall; record: CallRecord }> {
-  const truth = await sim.waitForCall();
+async function expectCancelled(
+  h: Harness,
+  received: number,
+): Promise<{ truth: SimCall; record: CallRecord }> {
+  const truth = await env.sim.waitForCall();
   expect(truth.clientClosed, 'the simulator saw the client close').toBe(true);
   expect(truth.outcome).toBe('client_closed');
   expect(truth.outputTokens, 'generation stopped early').toBeLessThan(PLANNED);
@@ -74,38 +80,42 @@ async function expectCancelled(received: number): Promise<{ truth: SimCall; reco
 
 describe('cancellation through meter.fetch', () => {
   it('AbortController.abort() mid-stream', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ msPerToken: 15, outputTokens: PLANNED });
+    const h = slowStreams();
     const controller = new AbortController();
-    const res = await h.meter.fetch(`${sim.url}/v1/chat/completions`, chatRequest(true, controller.signal));
+    const res = await h.meter.fetch(
+      `${env.sim.url}/v1/chat/completions`,
+      chatRequest(true, controller.signal),
+    );
     const reader = res.body!.getReader();
     const received = await readDeltas(reader, 3);
     controller.abort();
     const error = await caught(() => reader.read());
     expect((error as Error).name, 'the caller sees its own AbortError').toBe('AbortError');
-    await expectCancelled(received);
+    await expectCancelled(h, received);
   });
 
   it('response.body.cancel() mid-stream', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ msPerToken: 15, outputTokens: PLANNED });
-    const res = await h.meter.fetch(`${sim.url}/v1/chat/completions`, chatRequest(true));
+    const h = slowStreams();
+    const res = await h.meter.fetch(`${env.sim.url}/v1/chat/completions`, chatRequest(true));
     const reader = res.body!.getReader();
     const received = await readDeltas(reader, 3);
     await reader.cancel();
-    await expectCancelled(received);
+    await expectCancelled(h, received);
   });
 
   it('abort before the response headers: cancelled, nothing generated, nothing billed', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ queueMs: 5_000 });
+    const h = env.harness();
+    env.sim.setDefaults({ queueMs: 5_000 });
     const controller = new AbortController();
-    const pending = h.meter.fetch(`${sim.url}/v1/chat/completions`, chatRequest(false, controller.signal));
+    const pending = h.meter.fetch(
+      `${env.sim.url}/v1/chat/completions`,
+      chatRequest(false, controller.signal),
+    );
     // Abort once the simulator has the request (it is queueing).
-    while (sim.calls.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (env.sim.calls.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     controller.abort();
     expect(((await caught(() => pending)) as Error).name).toBe('AbortError');
-    const truth = await sim.waitForCall();
+    const truth = await env.sim.waitForCall();
     expect(truth.clientClosed).toBe(true);
     expect(truth.status, 'no answer was sent').toBe(0);
     const record = await h.record();
@@ -116,29 +126,19 @@ describe('cancellation through meter.fetch', () => {
 
 describe('cancellation through the official SDKs', () => {
   it('OpenAI: breaking out of for await', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ msPerToken: 15, outputTokens: PLANNED });
-    const stream = await h.openai.chat.completions.create({
-      model: 'gpt-4o-mini',
-      messages: chatMessages,
-      stream: true,
-    });
+    const h = slowStreams();
+    const stream = await openaiStream(h);
     let received = 0;
     for await (const chunk of stream) {
       if (chunk.choices[0]?.delta.content) received++;
       if (received === 4) break;
     }
-    await expectCancelled(received);
+    await expectCancelled(h, received);
   });
 
   it('OpenAI: stream.controller.abort()', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ msPerToken: 15, outputTokens: PLANNED });
-    const stream = await h.openai.chat.completions.create({
-      model: 'gpt-4o-mini',
-      messages: chatMessages,
-      stream: true,
-    });
+    const h = slowStreams();
+    const stream = await openaiStream(h);
     let received = 0;
     const error = await caught(async () => {
       for await (const chunk of stream) {
@@ -148,37 +148,26 @@ describe('cancellation through the official SDKs', () => {
     });
     // The SDK ends the iteration quietly or with its abort error; either way it is the caller's.
     if (error) expect((error as Error).name).toMatch(/Abort/);
-    await expectCancelled(received);
+    await expectCancelled(h, received);
   });
 
   it('Anthropic: breaking out of for await', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ msPerToken: 15, outputTokens: PLANNED });
-    const stream = await h.anthropic.messages.create({
-      model: 'claude-sonnet-4-5',
-      max_tokens: 1000,
-      messages: [{ role: 'user', content: 'Tell me about the quick brown fox.' }],
-      stream: true,
-    });
+    const h = slowStreams();
+    const stream = await h.anthropic.messages.create({ ...anthropicRequest, stream: true });
     let received = 0;
     for await (const event of stream) {
       if (event.type === 'content_block_delta') received++;
       if (received === 5) break;
     }
-    const truth = await sim.waitForCall();
-    const { record } = await expectCancelled(received);
+    const truth = await env.sim.waitForCall();
+    const { record } = await expectCancelled(h, received);
     // Anthropic said the input in message_start: that figure is kept.
     expect(record.usage?.inputTokens).toBe(truth.inputTokens);
   });
 
   it('Anthropic: MessageStream.abort()', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ msPerToken: 15, outputTokens: PLANNED });
-    const stream = h.anthropic.messages.stream({
-      model: 'claude-sonnet-4-5',
-      max_tokens: 1000,
-      messages: [{ role: 'user', content: 'Tell me about the quick brown fox.' }],
-    });
+    const h = slowStreams();
+    const stream = h.anthropic.messages.stream(anthropicRequest);
     let received = 0;
     await new Promise<void>((resolve) => {
       stream.on('text', () => {
@@ -190,6 +179,6 @@ describe('cancellation through the official SDKs', () => {
       });
     });
     await caught(() => stream.done());
-    await expectCancelled(received);
+    await expectCancelled(h, received);
   });
 });

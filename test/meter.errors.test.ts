@@ -2,31 +2,19 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CallRecord, ErrorType } from '../src/index.js';
-import { type Fault, type Simulator, startSimulator } from '../src/sim/index.js';
-import { caught, chatMessages, createHarness, type Harness, nanosPerToken } from './helpers/harness.js';
+import type { Fault } from '../src/sim/index.js';
+import { caught, chatMessages, nanosPerToken, useHarness } from './helpers/harness.js';
 import { assertSpan } from './helpers/otel.js';
 
-let sim: Simulator;
-let h: Harness;
-
-beforeAll(async () => {
-  sim = await startSimulator();
-});
-afterAll(async () => {
-  await sim.close();
-});
-afterEach(async () => {
-  await h?.close();
-  sim.reset();
-});
+const env = useHarness();
 
 /** The same client without the meter: what the SDK raises on its own. */
 function rawClients() {
   return {
-    openai: new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'sk-raw', maxRetries: 0 }),
-    anthropic: new Anthropic({ baseURL: sim.url, apiKey: 'sk-raw', maxRetries: 0 }),
+    openai: new OpenAI({ baseURL: `${env.sim.url}/v1`, apiKey: 'sk-raw', maxRetries: 0 }),
+    anthropic: new Anthropic({ baseURL: env.sim.url, apiKey: 'sk-raw', maxRetries: 0 }),
   };
 }
 
@@ -102,9 +90,9 @@ const RATE_LIMIT: Record<Provider, { remainingRequests: number | null; remaining
 
 describe('HTTP error responses', () => {
   it.each(HTTP_CASES)('$provider $fault → $status $errorType', async (c) => {
-    h = createHarness(sim);
+    const h = env.harness();
     // 1.2345 s: `retry-after-ms` says 1235, `retry-after` says 1234.5, so the winner shows.
-    sim.setDefaults({ fault: c.fault, retryAfterS: 1.2345 });
+    env.sim.setDefaults({ fault: c.fault, retryAfterS: 1.2345 });
     const raw = await caught(call(rawClients(), c.provider));
     const metered = await caught(call(h, c.provider));
 
@@ -157,8 +145,8 @@ describe('HTTP error responses', () => {
 
 describe('errors after a 200', () => {
   it('Anthropic content filter (stop_reason refusal): the SDK returns, the record is a content_filter error', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ fault: 'content_filter', faultAfterTokens: 2, outputTokens: 10 });
+    const h = env.harness();
+    env.sim.setDefaults({ fault: 'content_filter', faultAfterTokens: 2, outputTokens: 10 });
     const msg = await h.anthropic.messages.create({
       model: 'claude-sonnet-4-5',
       max_tokens: 100,
@@ -166,7 +154,7 @@ describe('errors after a 200', () => {
     });
     expect(msg.stop_reason).toBe('refusal');
     const record = await h.record();
-    const truth = sim.calls[0]!;
+    const truth = env.sim.calls[0]!;
     expect(record).toMatchObject({
       outcome: 'error',
       errorType: 'content_filter',
@@ -180,12 +168,12 @@ describe('errors after a 200', () => {
   it.each<Provider>(['openai', 'anthropic'])(
     '%s streamed content filter: partial output billed, content_filter',
     async (provider) => {
-      h = createHarness(sim);
-      sim.setDefaults({ fault: 'content_filter', faultAfterTokens: 3, outputTokens: 10 });
+      const h = env.harness();
+      env.sim.setDefaults({ fault: 'content_filter', faultAfterTokens: 3, outputTokens: 10 });
       const error = await caught(call(h, provider, true));
       expect(error, 'the SDK reads the filtered stream to its end').toBeUndefined();
       const record = await h.record();
-      const truth = sim.calls[0]!;
+      const truth = env.sim.calls[0]!;
       expect(truth.outputTokens).toBe(3);
       expect(record).toMatchObject({
         outcome: 'error',
@@ -201,8 +189,8 @@ describe('errors after a 200', () => {
   it.each<Provider>(['openai', 'anthropic'])(
     '%s stream cut without its terminal event: stream_interrupted, output received is counted and costed',
     async (provider) => {
-      h = createHarness(sim);
-      sim.setDefaults({ fault: 'cut_stream', faultAfterTokens: 4, outputTokens: 20 });
+      const h = env.harness();
+      env.sim.setDefaults({ fault: 'cut_stream', faultAfterTokens: 4, outputTokens: 20 });
       const raw = await caught(call(rawClients(), provider, true));
       const metered = await caught(call(h, provider, true));
       expect(metered, 'SDK error').toBeInstanceOf(Error);
@@ -210,7 +198,7 @@ describe('errors after a 200', () => {
       expect((metered as Error).message).toBe((raw as Error).message);
 
       const record = await h.record();
-      const truth = sim.calls.at(-1)!;
+      const truth = env.sim.calls.at(-1)!;
       expect(truth.outcome).toBe('cut');
       expect(truth.outputTokens, 'simulator sent 4 tokens').toBe(4);
       expect(record).toMatchObject({
@@ -238,8 +226,8 @@ describe('errors after a 200', () => {
   );
 
   it('OpenAI non-streamed body cut halfway: stream_interrupted, the SDK raises its connection error', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ fault: 'cut_stream' });
+    const h = env.harness();
+    env.sim.setDefaults({ fault: 'cut_stream' });
     const raw = await caught(call(rawClients(), 'openai'));
     const metered = await caught(call(h, 'openai'));
     expect((metered as Error).constructor).toBe((raw as Error).constructor);
@@ -256,14 +244,14 @@ describe('errors after a 200', () => {
   it.each(EVENT_ERRORS)(
     '%s error event mid-stream → %s, output so far counted',
     async (provider, errorType, errorCode) => {
-      h = createHarness(sim);
-      sim.setDefaults({ fault: 'error_event', faultAfterTokens: 2, outputTokens: 20 });
+      const h = env.harness();
+      env.sim.setDefaults({ fault: 'error_event', faultAfterTokens: 2, outputTokens: 20 });
       const raw = await caught(call(rawClients(), provider, true));
       const metered = await caught(call(h, provider, true));
       expect(metered, 'SDK error').toBeInstanceOf(Error);
       expect((metered as Error).constructor, 'same error as unmetered').toBe((raw as Error).constructor);
       const record = await h.record();
-      const truth = sim.calls.at(-1)!;
+      const truth = env.sim.calls.at(-1)!;
       expect(record).toMatchObject({
         outcome: 'error',
         errorType,
@@ -281,10 +269,10 @@ describe('errors after a 200', () => {
 
 describe('errors without a response', () => {
   it('timeout: AbortSignal.timeout against slow headers is a timeout error, not a cancellation', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ fault: 'slow_headers', slowHeadersMs: 2_000 });
+    const h = env.harness();
+    env.sim.setDefaults({ fault: 'slow_headers', slowHeadersMs: 2_000 });
     const error = await caught(() =>
-      h.meter.fetch(`${sim.url}/v1/chat/completions`, {
+      h.meter.fetch(`${env.sim.url}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ model: 'gpt-4o-mini', messages: chatMessages }),
@@ -300,7 +288,7 @@ describe('errors without a response', () => {
       httpStatus: null,
       usage: null,
     });
-    const truth = await sim.waitForCall();
+    const truth = await env.sim.waitForCall();
     expect(truth.clientClosed, 'the upstream request was closed').toBe(true);
     assertSpan(h.tel.llmSpans()[0], { attributes: { 'error.type': 'timeout' } });
   });
@@ -313,13 +301,13 @@ describe('errors without a response', () => {
   ] as const)(
     "the SDK's own timeout (%s): a timeout error, not the caller's cancellation",
     async (name, options) => {
-      h = createHarness(sim);
-      sim.setDefaults({ fault: 'slow_headers', slowHeadersMs: 3_000 });
+      const h = env.harness();
+      env.sim.setDefaults({ fault: 'slow_headers', slowHeadersMs: 3_000 });
       const { client, request } = options();
       const error = await caught(() =>
         name.startsWith('anthropic')
           ? new Anthropic({
-              baseURL: sim.url,
+              baseURL: env.sim.url,
               apiKey: 'sk-t',
               fetch: h.meter.fetch,
               maxRetries: 0,
@@ -329,7 +317,7 @@ describe('errors without a response', () => {
               request,
             )
           : new OpenAI({
-              baseURL: `${sim.url}/v1`,
+              baseURL: `${env.sim.url}/v1`,
               apiKey: 'sk-t',
               fetch: h.meter.fetch,
               maxRetries: 0,
@@ -341,14 +329,14 @@ describe('errors without a response', () => {
       );
       const record = await h.record();
       expect(record).toMatchObject({ outcome: 'error', errorType: 'timeout', retryable: true, usage: null });
-      expect((await sim.waitForCall()).clientClosed).toBe(true);
+      expect((await env.sim.waitForCall()).clientClosed).toBe(true);
     },
   );
 
   it('timeout while streaming: a timeout error with the output received', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ msPerToken: 40, outputTokens: 200 });
-    const res = await h.meter.fetch(`${sim.url}/v1/chat/completions`, {
+    const h = env.harness();
+    env.sim.setDefaults({ msPerToken: 40, outputTokens: 200 });
+    const res = await h.meter.fetch(`${env.sim.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: chatMessages, stream: true }),
@@ -357,7 +345,7 @@ describe('errors without a response', () => {
     const error = await caught(() => res.text());
     expect((error as Error).name).toBe('TimeoutError');
     const record = await h.record();
-    const truth = await sim.waitForCall();
+    const truth = await env.sim.waitForCall();
     expect(truth.clientClosed).toBe(true);
     expect(record).toMatchObject({ outcome: 'error', errorType: 'timeout', httpStatus: 200 });
     // A token written just as the timer fired may still be on its way: at most one short.
@@ -370,7 +358,7 @@ describe('errors without a response', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    h = createHarness(sim);
+    const h = env.harness();
     const options = { baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'sk-x', maxRetries: 0 };
     const raw = await caught(() =>
       new OpenAI(options).chat.completions.create({ model: 'gpt-4o-mini', messages: chatMessages }),

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CallRecord, createMeter, type FetchLike } from '../src/index.js';
 import { type Simulator, startSimulator } from '../src/sim/index.js';
 import { SSE_BYTES, SSE_HEADERS, SSE_USAGE } from './fixtures/fetch-recordings.js';
-import { bodyBytes, type ReplayServer, splitAt, startReplay } from './helpers/replay.js';
+import { splitAt } from './helpers/bytes.js';
+import { bodyBytes, type ReplayServer, startReplay } from './helpers/replay.js';
 
 /**
  * SSE decoding through the whole meter (wrapper, body tap, parser, usage-hiding rewriter,

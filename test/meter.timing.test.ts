@@ -1,27 +1,15 @@
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CallRecord } from '../src/index.js';
-import { type Simulator, startSimulator, type TimingReport, WORDS } from '../src/sim/index.js';
-import { createHarness, type Harness } from './helpers/harness.js';
+import { type TimingReport, WORDS } from '../src/sim/index.js';
+import { type Harness, useHarness } from './helpers/harness.js';
 
 /**
  * Latency split against the simulator's own truth: a provider-reported split is taken as
  * reported (exact), an inferred one comes within 15% of the planned queue and prefill.
  */
 
-let sim: Simulator;
-let h: Harness;
-
-beforeAll(async () => {
-  sim = await startSimulator();
-});
-afterAll(async () => {
-  await sim.close();
-});
-afterEach(async () => {
-  await h?.close();
-  sim.reset();
-});
+const env = useHarness();
 
 /** A prompt of roughly `tokens` input tokens: every simulator word is one o200k token. */
 function promptOf(tokens: number): { role: 'user'; content: string }[] {
@@ -124,14 +112,14 @@ describe('provider-reported split', () => {
   it.each(cases)('$report, stream: $stream → the reported figures exactly, as child spans', async (c) => {
     // Keep a copy of what the simulator sent, read beside the meter (a test-only tee).
     const bodies: Promise<string>[] = [];
-    h = createHarness(sim, {
+    const h = env.harness({
       fetch: async (input, init) => {
         const res = await fetch(input, init);
         bodies.push(res.clone().text());
         return res;
       },
     });
-    sim.setDefaults({
+    env.sim.setDefaults({
       report: c.report,
       queueMs: 23,
       prefillMsPerToken: 0.25,
@@ -141,7 +129,7 @@ describe('provider-reported split', () => {
     });
     await chat(h, 60, c.stream);
     const record = await h.record();
-    const truth = sim.calls[0]!;
+    const truth = env.sim.calls[0]!;
     const want = reported(c.report, await bodies[0]!);
     if (want.queue !== null)
       expect(want.queue, 'reported queue is the planned queue').toBeCloseTo(truth.queueMs, 9);
@@ -189,23 +177,23 @@ describe('provider-reported split', () => {
 
 describe('inferred split (lower envelope of time to first token)', () => {
   it('after a warm-up, queue and prefill are within 15% of the simulator truth', async () => {
-    h = createHarness(sim);
+    const h = env.harness();
     const PER_TOKEN = 0.5;
     // Warm-up: no queueing, several input sizes, each twice (the envelope keeps the fastest).
-    sim.setDefaults({ queueMs: 0, prefillMsPerToken: PER_TOKEN, msPerToken: 1, outputTokens: 4 });
+    env.sim.setDefaults({ queueMs: 0, prefillMsPerToken: PER_TOKEN, msPerToken: 1, outputTokens: 4 });
     for (const tokens of [40, 120, 400, 900, 40, 120, 400, 900]) await chat(h, tokens, true);
     await h.meter.flush();
     const warm = h.records.length;
 
     // Calls with a known queue, at sizes between the warm-up sizes.
-    sim.setDefaults({ queueMs: 200 });
+    env.sim.setDefaults({ queueMs: 200 });
     for (const tokens of [300, 700]) await chat(h, tokens, true);
     await h.meter.flush();
 
     const calls = h.records.slice(warm);
     expect(calls).toHaveLength(2);
     for (const [i, record] of calls.entries()) {
-      const truth = sim.calls[warm + i]!;
+      const truth = env.sim.calls[warm + i]!;
       expect(truth.queueMs).toBe(200);
       expect(truth.prefillMs).toBe(truth.inputTokens * PER_TOKEN);
       const label = `${truth.inputTokens} tokens`;
@@ -227,8 +215,8 @@ describe('inferred split (lower envelope of time to first token)', () => {
   });
 
   it('before there is an envelope, nothing is guessed', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ queueMs: 5, prefillMsPerToken: 0.1, outputTokens: 3 });
+    const h = env.harness();
+    env.sim.setDefaults({ queueMs: 5, prefillMsPerToken: 0.1, outputTokens: 3 });
     await chat(h, 50, true);
     const record = await h.record();
     expect(record.timing.queue).toBeNull();
@@ -239,11 +227,11 @@ describe('inferred split (lower envelope of time to first token)', () => {
   });
 
   it('observed figures are causal against the simulator: the client sees each token after it was sent', async () => {
-    h = createHarness(sim);
-    sim.setDefaults({ queueMs: 20, prefillMsPerToken: 0.2, msPerToken: 8, outputTokens: 12 });
+    const h = env.harness();
+    env.sim.setDefaults({ queueMs: 20, prefillMsPerToken: 0.2, msPerToken: 8, outputTokens: 12 });
     await chat(h, 100, true);
     const record = await h.record();
-    const truth = sim.calls[0]!;
+    const truth = env.sim.calls[0]!;
     const t = record.timing;
     // One process, one clock: the client starts before the simulator receives, and sees the
     // first and last tokens after they were written.

@@ -6,14 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrometheusMetrics, PROMETHEUS_CONTENT_TYPE } from '../src/telemetry/prometheus.js';
 import { type Exposition, parseExposition } from './helpers/exposition.js';
-import {
-  createBudget,
-  EDGE_CALLS,
-  type MeteredServer,
-  sendTraffic,
-  startMeteredServer,
-  trafficCalls,
-} from './helpers/traffic.js';
+import { type MeteredServer, sendTraffic, startServerWithTraffic, trafficCalls } from './helpers/traffic.js';
 
 interface Totals {
   requests: number;
@@ -39,21 +32,11 @@ async function scrape(): Promise<Exposition> {
 }
 
 beforeAll(async () => {
-  api = await startMeteredServer();
-  await createBudget(api, { name: 'Daily spend', scope: {}, period: 'day', limit_usd: 0.01 });
-  await createBudget(api, {
-    name: 'Triage, all time',
-    scope: { feature: 'triage' },
-    period: 'total',
-    limit_usd: 1,
-  });
-  await createBudget(api, {
-    name: 'Nobody "quoted"',
-    scope: { user: 'nobody' },
-    period: 'month',
-    limit_usd: 5,
-  });
-  await sendTraffic(api.meter, api.sim, [...trafficCalls(18), ...EDGE_CALLS]);
+  api = await startServerWithTraffic([
+    { name: 'Daily spend', scope: {}, period: 'day', limit_usd: 0.01 },
+    { name: 'Triage, all time', scope: { feature: 'triage' }, period: 'total', limit_usd: 1 },
+    { name: 'Nobody "quoted"', scope: { user: 'nobody' }, period: 'month', limit_usd: 5 },
+  ]);
   metrics = await scrape();
 });
 

@@ -4,86 +4,48 @@ import { createJsonArrayParser } from '../src/fetch/json-array.js';
 import { createNdjsonParser } from '../src/fetch/ndjson.js';
 import { createSseParser, type SseEvent } from '../src/fetch/sse.js';
 import { createSseFramer } from '../src/fetch/sse-framer.js';
+import { cut } from './helpers/bytes.js';
+import { JSON_TOKENS, tokens } from './helpers/fuzz.js';
 
 const NUM_RUNS = 300;
-const encoder = new TextEncoder();
 
-/** Chunks of `body` cut at `points` (any naturals, taken modulo its length). */
-function cut(body: Uint8Array, points: number[]): Uint8Array[] {
-  const at = [...new Set(points.map((p) => p % (body.length + 1)))].sort((a, b) => a - b);
-  const chunks: Uint8Array[] = [];
-  let prev = 0;
-  for (const p of at) {
-    chunks.push(body.subarray(prev, p));
-    prev = p;
-  }
-  chunks.push(body.subarray(prev));
-  return chunks;
-}
-
-/** Bytes built from tokens, so that the rare cases (CR LF pairs, BOMs, broken UTF-8) are common. */
-function tokens(list: (string | number[])[]): fc.Arbitrary<Uint8Array> {
-  const encoded = list.map((t) => (typeof t === 'string' ? encoder.encode(t) : Uint8Array.from(t)));
-  return fc.array(fc.constantFrom(...encoded), { maxLength: 80 }).map((parts) => {
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
-  });
-}
+/** At most this many tokens in a generated body. */
+const TOKENS_PER_BODY = 80;
 
 const SSE_BYTES = fc.oneof(
   fc.uint8Array({ maxLength: 400 }),
-  tokens([
-    'data:',
-    'data: ',
-    'event: ',
-    'id: ',
-    'id',
-    'retry: ',
-    '12',
-    ':',
-    ' ',
-    'x',
-    '\n',
-    '\r',
-    '\r\n',
-    '\n\n',
-    '\uFEFF',
-    '\u0000',
-    'é',
-    '日本',
-    '👋',
-    [0xff],
-    [0xe6, 0x97],
-    [0xf0, 0x9f],
-  ]),
+  tokens(
+    [
+      'data:',
+      'data: ',
+      'event: ',
+      'id: ',
+      'id',
+      'retry: ',
+      '12',
+      ':',
+      ' ',
+      'x',
+      '\n',
+      '\r',
+      '\r\n',
+      '\n\n',
+      '\uFEFF',
+      '\u0000',
+      'é',
+      '日本',
+      '👋',
+      [0xff],
+      [0xe6, 0x97],
+      [0xf0, 0x9f],
+    ],
+    TOKENS_PER_BODY,
+  ),
 );
 
 const JSON_BYTES = fc.oneof(
   fc.uint8Array({ maxLength: 400 }),
-  tokens([
-    '[',
-    ']',
-    '{',
-    '}',
-    '"',
-    '\\',
-    '\\"',
-    ',',
-    ':',
-    ' ',
-    '\r\n',
-    '1',
-    'true',
-    'é',
-    '👋',
-    [0xe6, 0x97],
-    '\uFEFF',
-  ]),
+  tokens([...JSON_TOKENS, 'é', '👋', [0xe6, 0x97], '\uFEFF'], TOKENS_PER_BODY),
 );
 
 const POINTS = fc.array(fc.nat(), { maxLength: 12 });

@@ -4,6 +4,7 @@ import { createJsonArrayParser, type JsonArrayEndState } from '../src/fetch/json
 import { createNdjsonParser, type NdjsonEndState } from '../src/fetch/ndjson.js';
 import { createSseParser, type SseEndState, type SseEvent } from '../src/fetch/sse.js';
 import { createSseFramer, parseSseBlock } from '../src/fetch/sse-framer.js';
+import { concatBytes, cut } from './helpers/bytes.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -18,19 +19,6 @@ function splits(body: Uint8Array): { name: string; chunks: Uint8Array[] }[] {
   }
   out.push({ name: 'byte by byte', chunks: Array.from(body, (_, i) => body.subarray(i, i + 1)) });
   return out;
-}
-
-/** Chunks of `body` cut at `points` (any naturals, taken modulo its length). */
-function cut(body: Uint8Array, points: number[]): Uint8Array[] {
-  const at = [...new Set(points.map((p) => p % (body.length + 1)))].sort((a, b) => a - b);
-  const chunks: Uint8Array[] = [];
-  let prev = 0;
-  for (const p of at) {
-    chunks.push(body.subarray(prev, p));
-    prev = p;
-  }
-  chunks.push(body.subarray(prev));
-  return chunks;
 }
 
 const LINE_ENDS = [
@@ -351,16 +339,6 @@ function runFramer(chunks: Uint8Array[], maxBlockBytes?: number): FramerRun {
   return run;
 }
 
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** What the streaming parser sees, rebuilt from blocks: the last event ID buffer spans blocks. */
 function eventsFromBlocks(blocks: Uint8Array[]): SseEvent[] {
   const out: SseEvent[] = [];
@@ -373,7 +351,7 @@ function eventsFromBlocks(blocks: Uint8Array[]): SseEvent[] {
       out.push(e);
     }
     // An id line in a block without data still sets the buffer: one more event reads it out.
-    const [probe] = parseSseBlock(concatAll([block, bytes('data\n\n')]));
+    const [probe] = parseSseBlock(concatBytes([block, bytes('data\n\n')]));
     if (probe?.id !== undefined) lastId = probe.id;
   }
   return out;
@@ -467,7 +445,7 @@ describe('createSseFramer', () => {
     fc.assert(
       fc.property(sseStream, fc.array(fc.nat(), { maxLength: 8 }), (body, points) => {
         const run = runFramer(cut(body, points));
-        expect(concatAll(run.all)).toEqual(body);
+        expect(concatBytes(run.all)).toEqual(body);
       }),
       { numRuns: 300 },
     );
@@ -490,7 +468,7 @@ describe('createSseFramer', () => {
     const body = bytes(`data: a\n\ndata: ${'x'.repeat(40)}\n\ndata: b\n\ndata: ${'y'.repeat(40)}`);
     for (const split of splits(body)) {
       const run = runFramer(split.chunks, 20);
-      expect(concatAll(run.all), split.name).toEqual(body);
+      expect(concatBytes(run.all), split.name).toEqual(body);
       const whole = run.blocks.filter((_, i) => !run.oversized[i]);
       expect(whole, split.name).toEqual(['data: a\n\n', 'data: b\n\n']);
     }

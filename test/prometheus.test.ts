@@ -13,14 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelValuesQuery, loadDashboards, promQueries, toPromQL } from './helpers/dashboards.js';
-import {
-  createBudget,
-  EDGE_CALLS,
-  type MeteredServer,
-  sendTraffic,
-  startMeteredServer,
-  trafficCalls,
-} from './helpers/traffic.js';
+import { type MeteredServer, sendTraffic, startServerWithTraffic, trafficCalls } from './helpers/traffic.js';
 
 const PROMETHEUS = process.env['PROMETHEUS_BIN'] ?? '/usr/bin/prometheus';
 const available = existsSync(PROMETHEUS);
@@ -90,10 +83,10 @@ async function until<T>(
 
 beforeAll(async () => {
   if (!available) return;
-  api = await startMeteredServer();
-  await createBudget(api, { name: 'Daily spend', scope: {}, period: 'day', limit_usd: 0.01 });
-  await createBudget(api, { name: 'Triage', scope: { feature: 'triage' }, period: 'total', limit_usd: 1 });
-  await sendTraffic(api.meter, api.sim, [...trafficCalls(18), ...EDGE_CALLS]);
+  api = await startServerWithTraffic([
+    { name: 'Daily spend', scope: {}, period: 'day', limit_usd: 0.01 },
+    { name: 'Triage', scope: { feature: 'triage' }, period: 'total', limit_usd: 1 },
+  ]);
 
   dir = mkdtempSync(join(tmpdir(), 'llm-meter-prometheus-'));
   const config = join(dir, 'prometheus.yml');

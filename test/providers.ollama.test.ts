@@ -1,20 +1,12 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CallRecord } from '../src/index.js';
+import { type Behavior, type Fault, outputWords, type SimCall } from '../src/sim/index.js';
 import {
-  type Behavior,
-  type Fault,
-  outputWords,
-  type SimCall,
-  type Simulator,
-  startSimulator,
-} from '../src/sim/index.js';
-import {
-  createProbe,
   expectCancelledUsage,
   expectedCostNanos,
-  type Probe,
   post,
   readThenCancel,
+  useProbe,
 } from './helpers/metered.js';
 import { assertSpan } from './helpers/otel.js';
 
@@ -34,27 +26,10 @@ const messages = [
   { role: 'user', content: 'Tell me about the quick brown fox.' },
 ];
 
-let sim: Simulator;
-let probe: Probe;
-
-beforeAll(async () => {
-  sim = await startSimulator();
-});
-afterAll(async () => {
-  await sim.close();
-});
-afterEach(async () => {
-  await probe?.close();
-  sim.reset();
-});
-
-function setup(): Probe {
-  probe = createProbe({ prices: PRICES });
-  return probe;
-}
+const env = useProbe({ prices: PRICES });
 
 function call(path: string, body: Record<string, unknown>, behavior: Partial<Behavior> = {}) {
-  return probe.meter.fetch(`${sim.url}${path}`, post({ model: MODEL, ...body }, behavior));
+  return env.probe.meter.fetch(`${env.sim.url}${path}`, post({ model: MODEL, ...body }, behavior));
 }
 
 const lines = (text: string) =>
@@ -78,7 +53,7 @@ const timed = { queueMs: 12, prefillMsPerToken: 0.25, msPerToken: 3, outputToken
 
 describe('/api/chat', () => {
   it('stream: false answers JSON; tokens, split and cost from the final object', async () => {
-    setup();
+    env.setup();
     const res = await call(
       '/api/chat',
       { messages, stream: false, options: { num_predict: 50, temperature: 0.3 } },
@@ -86,8 +61,8 @@ describe('/api/chat', () => {
     );
     expect(res.headers.get('content-type')).toContain('application/json');
     const body = (await res.json()) as { done: boolean; prompt_eval_count: number; eval_count: number };
-    const record = await probe.record();
-    const truth = sim.calls[0]!;
+    const record = await env.probe.record();
+    const truth = env.sim.calls[0]!;
     expect(body).toMatchObject({ done: true, prompt_eval_count: truth.inputTokens, eval_count: 5 });
     expect(record).toMatchObject({
       provider: 'ollama',
@@ -102,7 +77,7 @@ describe('/api/chat', () => {
     });
     expectReportedSplit(record, truth);
     expect(record.cost.totalNanos).toBe(expectedCostNanos(PRICE, record.usage!));
-    assertSpan(probe.tel.llmSpans()[0], {
+    assertSpan(env.probe.tel.llmSpans()[0], {
       name: `chat ${MODEL}`,
       attributes: {
         'gen_ai.provider.name': 'ollama',
@@ -115,12 +90,12 @@ describe('/api/chat', () => {
   });
 
   it('streams NDJSON by default (no `stream` field); the caller gets every line unchanged', async () => {
-    setup();
+    env.setup();
     const res = await call('/api/chat', { messages }, { ...timed, chunking: 'random' });
     expect(res.headers.get('content-type')).toBe('application/x-ndjson');
     const received = lines(await res.text());
-    const record = await probe.record();
-    const truth = sim.calls[0]!;
+    const record = await env.probe.record();
+    const truth = env.sim.calls[0]!;
     expect(received).toHaveLength(6);
     expect(received.at(-1)).toMatchObject({ done: true, eval_count: 5 });
     expect(received.map((l) => (l.message as { content: string }).content).join('')).toBe(
@@ -137,41 +112,41 @@ describe('/api/chat', () => {
   });
 
   it('blank lines between objects (garbage) and byte-sized chunks give the same figures', async () => {
-    setup();
+    env.setup();
     const res = await call('/api/chat', { messages }, { ...timed, fault: 'garbage', chunking: 'byte' });
     await res.text();
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({
       outcome: 'ok',
       chunks: 6,
       usage: { outputTokens: 5, source: 'provider' },
     });
-    expectReportedSplit(record, sim.calls[0]!);
+    expectReportedSplit(record, env.sim.calls[0]!);
   });
 
   it('tool calls: counted, output, and they mark the first token', async () => {
-    setup();
+    env.setup();
     const tools = [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object' } } }];
     const res = await call('/api/chat', { messages, tools }, { toolCalls: 2, outputTokens: 6 });
     const received = lines(await res.text());
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(received.filter((l) => (l.message as { tool_calls?: unknown }).tool_calls)).toHaveLength(2);
     expect(record.toolCalls).toBe(2);
     expect(record.request.toolCount).toBe(1);
     expect(record.timing.firstTokenMs).not.toBeNull();
-    expect(record.usage?.outputTokens).toBe(sim.calls[0]!.outputTokens);
+    expect(record.usage?.outputTokens).toBe(env.sim.calls[0]!.outputTokens);
   });
 
   it('a cut stream: stream_interrupted, tokens counted exactly from the request and the lines read', async () => {
-    setup();
+    env.setup();
     const res = await call(
       '/api/chat',
       { messages },
       { outputTokens: 9, fault: 'cut_stream', faultAfterTokens: 4 },
     );
     await expect(res.text()).rejects.toThrow();
-    const record = await probe.record();
-    const truth = await sim.waitForCall();
+    const record = await env.probe.record();
+    const truth = await env.sim.waitForCall();
     expect(truth).toMatchObject({ outcome: 'cut', outputTokens: 4 });
     expect(record).toMatchObject({
       outcome: 'error',
@@ -185,7 +160,7 @@ describe('/api/chat', () => {
   });
 
   it('an error line inside the stream interrupts it', async () => {
-    setup();
+    env.setup();
     const res = await call(
       '/api/chat',
       { messages },
@@ -193,36 +168,36 @@ describe('/api/chat', () => {
     );
     const received = lines(await res.text());
     expect(received.at(-1)).toHaveProperty('error');
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({
       outcome: 'error',
       errorType: 'stream_interrupted',
-      usage: { inputTokens: sim.calls[0]!.inputTokens, outputTokens: 2 },
+      usage: { inputTokens: env.sim.calls[0]!.inputTokens, outputTokens: 2 },
     });
   });
 
   it('a caller that goes away is cancelled; the simulator sees the close', async () => {
-    setup();
+    env.setup();
     const res = await call('/api/chat', { messages }, { outputTokens: 200, msPerToken: 15 });
     const text = await readThenCancel(res, (t) => t.split('\n').length > 3);
     const received = text.split('\n').filter((l) => l.endsWith('}')).length;
-    const truth = await sim.waitForCall((c) => c.clientClosed);
-    const record = await probe.record();
+    const truth = await env.sim.waitForCall((c) => c.clientClosed);
+    const record = await env.probe.record();
     expectCancelledUsage(record, truth, received);
   });
 });
 
 describe('/api/generate', () => {
   it.each([false, true])('stream: %s — text_completion, tokens and split', async (stream) => {
-    setup();
+    env.setup();
     const res = await call(
       '/api/generate',
       { prompt: 'Why is the sky blue?', system: 'Be brief.', stream },
       timed,
     );
     const text = await res.text();
-    const record = await probe.record();
-    const truth = sim.calls[0]!;
+    const record = await env.probe.record();
+    const truth = env.sim.calls[0]!;
     const last = stream ? lines(text).at(-1) : JSON.parse(text);
     expect(last).toMatchObject({ done: true, done_reason: 'stop' });
     expect(record).toMatchObject({
@@ -232,18 +207,18 @@ describe('/api/generate', () => {
       usage: { inputTokens: truth.inputTokens, outputTokens: 5, source: 'provider' },
     });
     expectReportedSplit(record, truth);
-    assertSpan(probe.tel.llmSpans()[0], { name: `text_completion ${MODEL}` });
+    assertSpan(env.probe.tel.llmSpans()[0], { name: `text_completion ${MODEL}` });
   });
 
   it('num_predict caps the answer: done_reason length', async () => {
-    setup();
+    env.setup();
     const res = await call(
       '/api/generate',
       { prompt: 'Go on', options: { num_predict: 3 } },
       { outputTokens: 10 },
     );
     await res.text();
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({
       finishReasons: ['length'],
       request: { maxTokens: 3 },
@@ -252,7 +227,7 @@ describe('/api/generate', () => {
   });
 
   it('an interrupted generate stream is estimated exactly from the prompt', async () => {
-    setup();
+    env.setup();
     const res = await call(
       '/api/generate',
       { prompt: 'Why is the sky blue?', system: 'Be brief.' },
@@ -263,9 +238,9 @@ describe('/api/generate', () => {
       },
     );
     await expect(res.text()).rejects.toThrow();
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record.usage).toMatchObject({
-      inputTokens: sim.calls[0]!.inputTokens,
+      inputTokens: env.sim.calls[0]!.inputTokens,
       outputTokens: 5,
       source: 'estimated',
     });
@@ -274,14 +249,14 @@ describe('/api/generate', () => {
 
 describe('embeddings', () => {
   it('/api/embed: prompt_eval_count is the input', async () => {
-    setup();
-    const res = await probe.meter.fetch(
-      `${sim.url}/api/embed`,
+    env.setup();
+    const res = await env.probe.meter.fetch(
+      `${env.sim.url}/api/embed`,
       post({ model: 'nomic-embed-text', input: ['the quick brown fox', 'lazy dog'] }, { queueMs: 5 }),
     );
     expect(((await res.json()) as { embeddings: unknown[] }).embeddings).toHaveLength(2);
-    const record = await probe.record();
-    const truth = sim.calls[0]!;
+    const record = await env.probe.record();
+    const truth = env.sim.calls[0]!;
     expect(record).toMatchObject({
       operation: 'embeddings',
       request: { stream: false },
@@ -292,17 +267,17 @@ describe('embeddings', () => {
   });
 
   it('legacy /api/embeddings: no usage on the wire, the prompt is counted', async () => {
-    setup();
-    const res = await probe.meter.fetch(
-      `${sim.url}/api/embeddings`,
+    env.setup();
+    const res = await env.probe.meter.fetch(
+      `${env.sim.url}/api/embeddings`,
       post({ model: 'nomic-embed-text', prompt: 'the quick brown fox' }),
     );
     expect(((await res.json()) as { embedding: unknown[] }).embedding).toHaveLength(8);
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({
       provider: 'ollama',
       operation: 'embeddings',
-      usage: { inputTokens: sim.calls[0]!.inputTokens, source: 'estimated' },
+      usage: { inputTokens: env.sim.calls[0]!.inputTokens, source: 'estimated' },
     });
   });
 });
@@ -317,11 +292,11 @@ describe('HTTP errors', () => {
     { fault: 'auth', status: 401, errorType: 'auth' },
   ];
   it.each(cases)('$fault → $status $errorType, also for a stream', async ({ fault, status, errorType }) => {
-    setup();
+    env.setup();
     const res = await call('/api/chat', { messages }, { fault });
     expect(res.status).toBe(status);
     expect(((await res.json()) as { error: string }).error).toBeTypeOf('string');
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({ outcome: 'error', httpStatus: status, errorType, usage: null });
   });
 });
@@ -356,22 +331,22 @@ describe('detection: only Ollama-shaped bodies are metered', () => {
     { name: 'embed without input', path: '/api/embed', init: post({ model: 'm', text: 'x' }) },
   ];
   it.each(notOllama)('$name passes through untouched', async ({ path, init }) => {
-    setup();
+    env.setup();
     const seen: { input: unknown; init: RequestInit | undefined }[] = [];
     const base = async (input: string | URL | Request, given?: RequestInit) => {
       seen.push({ input, init: given });
       return Response.json(answer);
     };
-    const res = await probe.meter.wrapFetch(base)(`http://localhost:3000${path}`, init);
+    const res = await env.probe.meter.wrapFetch(base)(`http://localhost:3000${path}`, init);
     expect(await res.json()).toEqual(answer);
     expect(seen[0]!.init, 'the very same init').toBe(init);
-    await probe.meter.flush();
-    expect(probe.records).toHaveLength(0);
-    expect(probe.tel.llmSpans()).toHaveLength(0);
+    await env.probe.meter.flush();
+    expect(env.probe.records).toHaveLength(0);
+    expect(env.probe.tel.llmSpans()).toHaveLength(0);
   });
 
   it('an Ollama body on any host and port is metered', async () => {
-    setup();
+    env.setup();
     const base = async () =>
       new Response(
         `${JSON.stringify({ model: MODEL, message: { role: 'assistant', content: 'hi' }, done: true, prompt_eval_count: 4, eval_count: 1 })}\n`,
@@ -379,12 +354,12 @@ describe('detection: only Ollama-shaped bodies are metered', () => {
           headers: { 'content-type': 'application/x-ndjson' },
         },
       );
-    const res = await probe.meter.wrapFetch(base)(
+    const res = await env.probe.meter.wrapFetch(base)(
       'https://gpu-box.internal/api/chat',
       post({ model: MODEL, messages }),
     );
     await res.text();
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({
       provider: 'ollama',
       usage: { inputTokens: 4, outputTokens: 1 },

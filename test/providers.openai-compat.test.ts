@@ -1,21 +1,14 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { CallRecord } from '../src/index.js';
+import { describe, expect, it } from 'vitest';
+import type { CallRecord, MeterOptions } from '../src/index.js';
+import type { Behavior, SimCall, TimingReport } from '../src/sim/index.js';
 import {
-  type Behavior,
-  type SimCall,
-  type Simulator,
-  startSimulator,
-  type TimingReport,
-} from '../src/sim/index.js';
-import {
-  createProbe,
   everythingExported,
   expectCancelledUsage,
   expectedCostNanos,
-  type Probe,
   post,
   readThenCancel,
   toSimulator,
+  useProbe,
 } from './helpers/metered.js';
 
 /**
@@ -35,24 +28,19 @@ const messages = [
   { role: 'user', content: 'Tell me about the quick brown fox.' },
 ];
 
-let sim: Simulator;
-let probe: Probe;
+const env = useProbe({ prices: PRICES }, { azureDeployments: { 'prod-4o': 'gpt-4o-2024-08-06' } });
 let metered: (input: string, init?: RequestInit) => Promise<Response>;
 
-beforeAll(async () => {
-  sim = await startSimulator({ azureDeployments: { 'prod-4o': 'gpt-4o-2024-08-06' } });
-});
-afterAll(async () => {
-  await sim.close();
-});
-afterEach(async () => {
-  await probe?.close();
-  sim.reset();
-});
+function setup(options: MeterOptions = {}): void {
+  metered = env.setup(options).meter.wrapFetch(toSimulator(env.sim));
+}
 
-function setup(options: Parameters<typeof createProbe>[0] = {}): void {
-  probe = createProbe({ prices: PRICES, ...options });
-  metered = probe.meter.wrapFetch(toSimulator(sim));
+/** The JSON objects of a stream's `data:` lines. */
+function dataObjects<T = object>(text: string): T[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('data: {'))
+    .map((l) => JSON.parse(l.slice(6)) as T);
 }
 
 interface Server {
@@ -96,6 +84,21 @@ const SERVERS: Server[] = [
   },
 ];
 
+/** A stream from vLLM that asks for the cumulative usage on every chunk. */
+const vllmContinuousUsage = (behavior: Partial<Behavior>) =>
+  metered(
+    SERVERS[2]!.url,
+    post(
+      {
+        model: MODEL,
+        messages,
+        stream: true,
+        stream_options: { include_usage: true, continuous_usage_stats: true },
+      },
+      { report: 'vllm', ...behavior },
+    ),
+  );
+
 const timed = {
   queueMs: 10,
   prefillMsPerToken: 0.5,
@@ -133,14 +136,11 @@ describe.each(SERVERS)('$report ($provider)', (server) => {
         post({ model: MODEL, messages, stream }, { ...timed, report: server.report }),
       );
       const text = await res.text();
-      const record = await probe.record();
-      const truth = sim.calls[0]!;
+      const record = await env.probe.record();
+      const truth = env.sim.calls[0]!;
       if (stream) {
         // The usage the meter asked for is hidden from the caller (Groq's own x_groq.usage is not).
-        const chunks = text
-          .split('\n')
-          .filter((l) => l.startsWith('data: {'))
-          .map((l) => JSON.parse(l.slice(6)) as object);
+        const chunks = dataObjects(text);
         expect(chunks.every((c) => !('usage' in c))).toBe(true);
         expect(text.trim().endsWith('data: [DONE]')).toBe(true);
       }
@@ -172,7 +172,7 @@ describe('server-reported figures when the call goes wrong', () => {
     );
     expect(res.status).toBe(429);
     await res.text();
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({
       outcome: 'error',
       errorType: 'rate_limited',
@@ -192,8 +192,8 @@ describe('server-reported figures when the call goes wrong', () => {
       ),
     );
     await expect(res.text()).rejects.toThrow();
-    const record = await probe.record();
-    const truth = await sim.waitForCall();
+    const record = await env.probe.record();
+    const truth = await env.sim.waitForCall();
     expect(record).toMatchObject({ outcome: 'error', errorType: 'stream_interrupted' });
     expect(record.usage).toMatchObject({
       inputTokens: truth.inputTokens,
@@ -205,50 +205,25 @@ describe('server-reported figures when the call goes wrong', () => {
 
   it('vllm: a cancelled stream with continuous usage keeps the last cumulative figure', async () => {
     setup();
-    const res = await metered(
-      SERVERS[2]!.url,
-      post(
-        {
-          model: MODEL,
-          messages,
-          stream: true,
-          stream_options: { include_usage: true, continuous_usage_stats: true },
-        },
-        { report: 'vllm', outputTokens: 200, msPerToken: 15 },
-      ),
-    );
+    const res = await vllmContinuousUsage({ outputTokens: 200, msPerToken: 15 });
     const text = await readThenCancel(res, (t) => (t.match(/"content":"[^"]+"/g) ?? []).length >= 3);
     const received = (text.match(/"content":"[^"]+"/g) ?? []).length;
-    const truth = await sim.waitForCall((c) => c.clientClosed);
-    const record = await probe.record();
+    const truth = await env.sim.waitForCall((c) => c.clientClosed);
+    const record = await env.probe.record();
     expectCancelledUsage(record, truth, received);
   });
 
   it('vllm continuous_usage_stats: cumulative usage on every chunk is never added up', async () => {
     setup();
-    const res = await metered(
-      SERVERS[2]!.url,
-      post(
-        {
-          model: MODEL,
-          messages,
-          stream: true,
-          stream_options: { include_usage: true, continuous_usage_stats: true },
-        },
-        { report: 'vllm', outputTokens: 6 },
-      ),
-    );
+    const res = await vllmContinuousUsage({ outputTokens: 6 });
     const text = await res.text();
     // The caller asked for the usage and sees it on every chunk.
-    const usages = text
-      .split('\n')
-      .filter((l) => l.startsWith('data: {'))
-      .map(
-        (l) => (JSON.parse(l.slice(6)) as { usage: { completion_tokens: number } }).usage.completion_tokens,
-      );
+    const usages = dataObjects<{ usage: { completion_tokens: number } }>(text).map(
+      (chunk) => chunk.usage.completion_tokens,
+    );
     expect(usages).toEqual([0, 1, 2, 3, 4, 5, 6, 6, 6]);
-    const record = await probe.record();
-    expect(record.usage).toMatchObject({ inputTokens: sim.calls[0]!.inputTokens, outputTokens: 6 });
+    const record = await env.probe.record();
+    expect(record.usage).toMatchObject({ inputTokens: env.sim.calls[0]!.inputTokens, outputTokens: 6 });
   });
 });
 
@@ -268,8 +243,8 @@ describe('Azure OpenAI', () => {
     const res = await metered(url, azurePost({ ...body, messages }, { outputTokens: 4, cacheReadTokens: 2 }));
     const json = (await res.json()) as { model: string };
     expect(json.model).toBe('gpt-4o-2024-08-06');
-    const record = await probe.record();
-    expect(sim.calls[0]!.provider).toBe('azure');
+    const record = await env.probe.record();
+    expect(env.sim.calls[0]!.provider).toBe('azure');
     expect(record).toMatchObject({
       provider: 'azure.ai.openai',
       requestModel: 'prod-4o',
@@ -282,10 +257,7 @@ describe('Azure OpenAI', () => {
   it('a stream opens with an empty-choices prompt_filter_results chunk that reaches the caller', async () => {
     setup();
     const res = await metered(classic, azurePost({ messages, stream: true }, { outputTokens: 4 }));
-    const events = (await res.text())
-      .split('\n')
-      .filter((l) => l.startsWith('data: {'))
-      .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+    const events = dataObjects<Record<string, unknown>>(await res.text());
     expect(events[0]).toMatchObject({
       choices: [],
       id: '',
@@ -298,8 +270,8 @@ describe('Azure OpenAI', () => {
     ).toBe(true);
     // The usage chunk the meter asked for is not.
     expect(events.every((e) => !('usage' in e))).toBe(true);
-    const record = await probe.record();
-    const truth = sim.calls[0]!;
+    const record = await env.probe.record();
+    const truth = env.sim.calls[0]!;
     expect(record).toMatchObject({
       outcome: 'ok',
       responseModel: 'gpt-4o-2024-08-06',
@@ -314,7 +286,7 @@ describe('Azure OpenAI', () => {
     const res = await metered(classic, azurePost({ messages }, { fault: 'rate_limit', retryAfterS: 3 }));
     expect(res.headers.get('retry-after')).toBeNull();
     await res.text();
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record).toMatchObject({
       outcome: 'error',
       errorType: 'rate_limited',
@@ -337,8 +309,8 @@ describe('Azure OpenAI', () => {
       ),
     );
     await stream.text();
-    await probe.meter.flush();
-    const [prompt, streamed] = probe.records;
+    await env.probe.meter.flush();
+    const [prompt, streamed] = env.probe.records;
     expect(prompt).toMatchObject({
       outcome: 'error',
       errorType: 'content_filter',
@@ -359,29 +331,29 @@ describe('Azure OpenAI', () => {
       azurePost({ messages, stream: true }, { fault: 'cut_stream', faultAfterTokens: 2 }),
     );
     await expect(cut.text()).rejects.toThrow();
-    await probe.meter.flush();
-    expect(probe.records[0]).toMatchObject({
+    await env.probe.meter.flush();
+    expect(env.probe.records[0]).toMatchObject({
       outcome: 'error',
       errorType: 'stream_interrupted',
-      usage: { outputTokens: 2, inputTokens: sim.calls[0]!.inputTokens },
+      usage: { outputTokens: 2, inputTokens: env.sim.calls[0]!.inputTokens },
     });
-    sim.reset();
+    env.sim.reset();
     const res = await metered(
       classic,
       azurePost({ messages, stream: true }, { outputTokens: 200, msPerToken: 15 }),
     );
     const text = await readThenCancel(res, (t) => (t.match(/"content":"[^"]+"/g) ?? []).length >= 2);
     const received = (text.match(/"content":"[^"]+"/g) ?? []).length;
-    const truth = await sim.waitForCall((c) => c.clientClosed);
-    await probe.meter.flush();
-    expectCancelledUsage(probe.records[1]!, truth, received);
+    const truth = await env.sim.waitForCall((c) => c.clientClosed);
+    await env.probe.meter.flush();
+    expectCancelledUsage(env.probe.records[1]!, truth, received);
   });
 
   it('the api-key is hashed, never exported', async () => {
     setup({ apiKeyHashSalt: 'salt' });
     await (await metered(classic, azurePost({ messages }))).text();
-    const record = await probe.record();
+    const record = await env.probe.record();
     expect(record.attribution.apiKeyHash).toMatch(/^[0-9a-f]{12}$/);
-    expect(await everythingExported(probe)).not.toContain(azureKey);
+    expect(await everythingExported(env.probe)).not.toContain(azureKey);
   });
 });

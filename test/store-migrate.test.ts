@@ -6,6 +6,7 @@ import { openConnection } from '../src/store/connection.js';
 import { isMigrationError, isSchemaTooNewError, SchemaTooNewError } from '../src/store/errors.js';
 import { latestVersion, loadMigrations, type Migration, migrate, migrateFile } from '../src/store/migrate.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
+import { DIMENSIONS } from '../src/store/types.js';
 import { useTempDb, useTempDir } from './fixtures/store-tmp.js';
 import { makeRecord } from './helpers/records.js';
 
@@ -63,17 +64,7 @@ describe('migrations', () => {
     expect(s.tables.map((table) => table.name)).toEqual(
       expect.arrayContaining(['store_meta', 'usage', 'usage_daily', 'usage_hourly', 'usage_model_hourly']),
     );
-    for (const column of [
-      'id',
-      'time',
-      'model',
-      'provider',
-      'user',
-      'project',
-      'feature',
-      'operation',
-      'outcome',
-    ]) {
+    for (const column of ['id', 'time', ...DIMENSIONS]) {
       expect(s.indexes, column).toContain(`usage_by_${column}`);
     }
     expect(migrateFile(path), 'a second run has nothing to do').toEqual({

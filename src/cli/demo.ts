@@ -118,16 +118,23 @@ export function workload(count: number): DemoCall[] {
   return calls;
 }
 
+/** Who the demo calls are made as: the project they are attributed to and the fake key they send. */
+export interface DemoCaller {
+  project?: string;
+  apiKey?: string;
+}
+
 /** One demo call through the meter; failures are the point, so nothing is thrown. */
 export async function sendDemoCall(
   meter: Pick<ReturnType<typeof createMeter>, 'fetch' | 'run'>,
   simUrl: string,
   call: DemoCall,
+  { project = 'demo', apiKey = 'sk-demo-not-a-real-key' }: DemoCaller = {},
 ): Promise<void> {
-  await meter.run({ user: call.user, project: 'demo', feature: call.feature }, async () => {
+  await meter.run({ user: call.user, project, feature: call.feature }, async () => {
     const headers: Record<string, string> = {
       'content-type': 'application/json',
-      authorization: 'Bearer sk-demo-not-a-real-key',
+      authorization: `Bearer ${apiKey}`,
       ...call.headers,
     };
     if (call.sim) headers['x-sim-options'] = JSON.stringify(call.sim);
@@ -153,6 +160,21 @@ export async function sendDemoCall(
       // Interrupted streams reject; the record says what happened.
     }
   });
+}
+
+/** Sends every call, `concurrency` at a time, each as soon as a previous one is done. */
+export async function sendDemoCalls(
+  meter: Pick<ReturnType<typeof createMeter>, 'fetch' | 'run'>,
+  simUrl: string,
+  calls: readonly DemoCall[],
+  concurrency: number,
+  caller: DemoCaller = {},
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < calls.length; i = next++) await sendDemoCall(meter, simUrl, calls[i]!, caller);
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
 function pad(value: string, width: number): string {
@@ -199,16 +221,7 @@ export async function runDemo(
     onRecord: (r) => records.push(r),
   });
   write(`llm-meter demo: simulator at ${sim.url}, spans to ${telemetry.destination}`);
-  const calls = workload(options.calls ?? 18);
-  const concurrency = options.concurrency ?? 4;
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < calls.length; i = next++) {
-      const call = calls[i]!;
-      await sendDemoCall(meter, sim.url, call);
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  await sendDemoCalls(meter, sim.url, workload(options.calls ?? 18), options.concurrency ?? 4);
   await meter.flush();
   const summary = await meter.store!.summary({ groupBy: ['provider', 'model'] });
   await meter.shutdown();

@@ -1,8 +1,9 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { type CallRecord, createMeter, type MeterOptions } from '../../src/index.js';
-import type { Simulator } from '../../src/sim/index.js';
+import type { SimOptions, Simulator } from '../../src/sim/index.js';
 import { createTestTelemetry } from './otel.js';
+import { useSimulator } from './simulator.js';
 
 /** USD per 1M tokens, for models the tests call. */
 export const TEST_PRICES = {
@@ -66,6 +67,19 @@ export function createHarness(sim: Simulator, options: MeterOptions = {}) {
 }
 
 export type Harness = ReturnType<typeof createHarness>;
+
+/** The file's simulator (`useSimulator`), and harnesses on it that close when their test ends. */
+export function useHarness(simOptions: SimOptions = {}) {
+  const file = useSimulator(simOptions);
+  return {
+    get sim(): Simulator {
+      return file.sim;
+    },
+    harness(options: MeterOptions = {}): Harness {
+      return file.closeAfterTest(createHarness(file.sim, options));
+    },
+  };
+}
 
 /** Runs `fn` and returns what it threw (undefined when it did not throw). */
 export async function caught(fn: () => Promise<unknown>): Promise<unknown> {

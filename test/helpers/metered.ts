@@ -1,7 +1,8 @@
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { type CallRecord, createMeter, type MeterOptions } from '../../src/index.js';
-import type { Behavior, SimCall, Simulator } from '../../src/sim/index.js';
+import type { Behavior, SimCall, SimOptions, Simulator } from '../../src/sim/index.js';
 import { createTestTelemetry } from './otel.js';
+import { useSimulator } from './simulator.js';
 
 /** Nano-dollars per token for a USD-per-1M price. */
 export const nanos = (usdPerMillion: number): number => usdPerMillion * 1000;
@@ -57,6 +58,57 @@ export function createProbe(options: MeterOptions = {}) {
 
 export type Probe = ReturnType<typeof createProbe>;
 
+/**
+ * The file's simulator (`useSimulator`) and a probe per test with the file's meter options
+ * (`defaults`), closed when the test ends.
+ */
+export function useProbe(defaults: MeterOptions = {}, simOptions: SimOptions = {}) {
+  const file = useSimulator(simOptions);
+  let current: Probe | undefined;
+  afterEach(() => {
+    current = undefined;
+  });
+  const setup = (options: MeterOptions = {}): Probe => {
+    current = file.closeAfterTest(createProbe({ ...defaults, ...options }));
+    return current;
+  };
+  return {
+    get sim(): Simulator {
+      return file.sim;
+    },
+    /** This test's probe: the last one `setup` made. */
+    get probe(): Probe {
+      if (!current) throw new Error('no probe in this test: call setup() first');
+      return current;
+    },
+    /** A probe for this test, with `options` over the file's. */
+    setup,
+    /**
+     * The same call made without and then with the meter, the simulator behaving the same both
+     * times, and `expectSame(plain, metered)`: the metered result, its record and the
+     * simulator's truth for it.
+     */
+    async both<T>(
+      behavior: Partial<Behavior>,
+      run: (fetch: typeof globalThis.fetch | undefined) => Promise<T>,
+      expectSame: (plain: T, result: T) => void = expectSameResult,
+    ): Promise<{ result: T; record: CallRecord; truth: SimCall }> {
+      const probe = setup();
+      file.sim.enqueue(behavior, behavior);
+      const plain = await run(undefined);
+      const result = await run(probe.meter.fetch);
+      const record = await probe.record();
+      expectSame(plain, result);
+      return { result, record, truth: file.sim.calls[1]! };
+    },
+  };
+}
+
+/** A client's result is the same with the meter as without, ids and times aside. */
+export function expectSameResult(plain: unknown, result: unknown): void {
+  expect(stable(result), 'the client sees the same result').toEqual(stable(plain));
+}
+
 /** JSON POST init with the simulator's behaviour header. */
 export function post(body: unknown, behavior: Partial<Behavior> = {}, headers: Record<string, string> = {}) {
   return {
@@ -78,6 +130,13 @@ export async function readThenCancel(response: Response, done: (text: string) =>
   }
   await reader.cancel();
   return text;
+}
+
+/** Every item a client's stream yields, read to its end. */
+export async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of stream) out.push(item);
+  return out;
 }
 
 /**

@@ -77,19 +77,6 @@ export async function startReplay(
   };
 }
 
-/** Cuts `bytes` at the given offsets (sorted, deduplicated, inside the buffer). */
-export function splitAt(bytes: Uint8Array, offsets: number[]): Uint8Array[] {
-  const cuts = [...new Set(offsets)].filter((o) => o > 0 && o < bytes.length).sort((a, b) => a - b);
-  const pieces: Uint8Array[] = [];
-  let from = 0;
-  for (const cut of cuts) {
-    pieces.push(bytes.subarray(from, cut));
-    from = cut;
-  }
-  pieces.push(bytes.subarray(from));
-  return pieces;
-}
-
 /** Every byte of a body, read to its end. */
 export async function bodyBytes(response: Response): Promise<Buffer> {
   return Buffer.from(await response.arrayBuffer());

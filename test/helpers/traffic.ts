@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type DemoCall, sendDemoCalls } from '../../src/cli/demo.js';
 import { createMeter, type MeterOptions } from '../../src/index.js';
 import { createServer } from '../../src/server/index.js';
 import { type Behavior, type Simulator, startSimulator } from '../../src/sim/index.js';
@@ -20,15 +21,9 @@ export const TRAFFIC_PRICES: MeterOptions['prices'] = {
   'text-embedding-3-small': { input: 0.02, output: 0 },
 };
 
-export interface TrafficCall {
-  user: string;
-  feature: string;
-  path: string;
-  body: Record<string, unknown>;
-  headers?: Record<string, string>;
+/** A demo call whose simulator behaviour is typed. */
+export interface TrafficCall extends DemoCall {
   sim?: Partial<Behavior>;
-  /** Read this many bytes, then cancel: the caller going away mid-stream. */
-  cancelAfterBytes?: number;
 }
 
 const USERS = ['alice', 'bob', 'carol', 'dave'];
@@ -153,42 +148,10 @@ type Meter = ReturnType<typeof createMeter>;
 
 /** Sends the calls through the meter, a few at a time; failures are outcomes, not errors. */
 export async function sendTraffic(meter: Meter, sim: Simulator, calls: TrafficCall[], concurrency = 3) {
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < calls.length; i = next++) {
-      const call = calls[i]!;
-      await meter.run({ user: call.user, project: 'support', feature: call.feature }, async () => {
-        const headers: Record<string, string> = {
-          'content-type': 'application/json',
-          authorization: 'Bearer sk-traffic-not-a-real-key',
-          ...call.headers,
-        };
-        if (call.sim) headers['x-sim-options'] = JSON.stringify(call.sim);
-        try {
-          const res = await meter.fetch(`${sim.url}${call.path}`, {
-            method: 'POST',
-            headers,
-            body: JSON.stringify(call.body),
-          });
-          if (call.cancelAfterBytes && res.body) {
-            const reader = res.body.getReader();
-            let seen = 0;
-            while (seen < call.cancelAfterBytes) {
-              const { done, value } = await reader.read();
-              if (done) break;
-              seen += value.byteLength;
-            }
-            await reader.cancel();
-          } else {
-            await res.arrayBuffer();
-          }
-        } catch {
-          // A cut stream rejects the read; the record says what happened.
-        }
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  await sendDemoCalls(meter, sim.url, calls, concurrency, {
+    project: 'support',
+    apiKey: 'sk-traffic-not-a-real-key',
+  });
   await meter.flush();
 }
 
@@ -268,4 +231,23 @@ export async function createBudget(api: MeteredServer, body: Record<string, unkn
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
+}
+
+/**
+ * A metered server with these budgets, after `calls` went through its meter: what the tests of
+ * /metrics, the dashboards and Prometheus look at.
+ */
+export async function startServerWithTraffic(
+  budgets: Record<string, unknown>[],
+  calls: TrafficCall[] = [...trafficCalls(18), ...EDGE_CALLS],
+): Promise<MeteredServer> {
+  const api = await startMeteredServer();
+  try {
+    for (const budget of budgets) await createBudget(api, budget);
+    await sendTraffic(api.meter, api.sim, calls);
+    return api;
+  } catch (error) {
+    await api.close();
+    throw error;
+  }
 }
