@@ -219,6 +219,7 @@ export function createAssembler(options: {
       finishReasons: parsed.finishReasons,
       usage,
       toolCalls: parsed.toolCalls,
+      invalidToolCalls: parsed.invalidToolCalls,
       preflight: state.preflight,
       cost,
       timing: timing(state, parsed, usage),

@@ -65,6 +65,11 @@ export interface RequestInfo {
   /** Number of choices asked for (`n`, `candidateCount`). */
   choices: number | null;
   toolCount: number;
+  /**
+   * Tool-call rounds already in the conversation (assistant turns that called tools): how deep
+   * an agent loop is when it makes this call.
+   */
+  toolRounds: number;
 }
 
 /** A latency component and where its figure came from. */
@@ -162,6 +167,8 @@ export interface CallRecord {
   /** null when no usage is known at all (e.g. a network error before any response). */
   usage: TokenUsage | null;
   toolCalls: number;
+  /** Tool calls whose arguments are not valid JSON (cut short, or formatted unexpectedly). */
+  invalidToolCalls: number;
   preflight: PreflightInfo;
   cost: CallCost;
   timing: CallTiming;

@@ -158,7 +158,9 @@ class ObservedResponse extends Response {
   /** The same bytes as a plain Response, for the decoders that read a MIME type (blob, formData). */
   #rebuilt(buffer: ArrayBuffer): Response {
     const contentType = this.#original.headers.get('content-type');
-    return new Response(buffer, { headers: contentType === null ? undefined : { 'content-type': contentType } });
+    return new Response(buffer, {
+      headers: contentType === null ? undefined : { 'content-type': contentType },
+    });
   }
 }
 

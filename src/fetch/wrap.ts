@@ -164,6 +164,7 @@ function unparsedInfo(detection: Detection): RequestInfo {
     temperature: null,
     choices: null,
     toolCount: 0,
+    toolRounds: 0,
   };
 }
 

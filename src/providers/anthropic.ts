@@ -1,6 +1,18 @@
 import type { RequestInfo } from '../record.js';
 import { readRateLimitHeaders } from './headers.js';
-import { appendCapped, arr, clip, countTurns, int, type Json, num, obj, parseJson, str } from './json.js';
+import {
+  appendCapped,
+  arr,
+  clip,
+  countTurns,
+  createArgumentCheck,
+  int,
+  type Json,
+  num,
+  obj,
+  parseJson,
+  str,
+} from './json.js';
 import type { Detection, ParsedResponse, ParsedUsage, ProviderAdapter, ResponseParser } from './types.js';
 import { emptyParsed } from './types.js';
 
@@ -25,6 +37,7 @@ function parseRequest(body: Json, detection: Detection): RequestInfo {
     temperature: num(body.temperature),
     choices: null,
     toolCount: arr(body.tools)?.length ?? 0,
+    toolRounds: countToolRounds(body),
   };
 }
 
@@ -71,6 +84,8 @@ function readError(body: Json): { code: string | null; type: string | null; mess
 function createMessagesParser(): ResponseParser {
   const out: ParsedResponse = emptyParsed();
   const raw: RawUsage = { input: null, output: 0, cacheRead: 0, cacheWrite: 0 };
+  // A tool_use block's input streams as partial JSON; a non-streamed one is already an object.
+  const argumentCheck = createArgumentCheck();
 
   function takeMessage(message: Json): void {
     out.responseId ??= str(message.id);
@@ -97,7 +112,9 @@ function createMessagesParser(): ResponseParser {
         }
         case 'content_block_delta': {
           const delta = obj(data.delta);
-          const piece = str(delta?.text) ?? str(delta?.partial_json) ?? str(delta?.thinking);
+          const partial = str(delta?.partial_json);
+          if (partial) argumentCheck.fragment(String(int(data.index)), partial);
+          const piece = str(delta?.text) ?? partial ?? str(delta?.thinking);
           if (piece) out.outputText = appendCapped(out.outputText, piece);
           return piece !== null;
         }
@@ -137,6 +154,7 @@ function createMessagesParser(): ResponseParser {
     },
     result() {
       out.usage = normalize(raw);
+      out.invalidToolCalls = argumentCheck.invalid();
       return out;
     },
   };
@@ -171,9 +189,12 @@ export const anthropicAdapter: ProviderAdapter = {
     if ((detection as AnthropicDetection).countTokens || body.max_tokens !== undefined) return null;
     return { ...body, max_tokens: limit };
   },
-  // Assistant turns holding `tool_use` content blocks.
-  countToolRounds: (body) =>
-    countTurns(body.messages, 'assistant', (m) =>
-      (arr(m.content) ?? []).some((block) => obj(block)?.type === 'tool_use'),
-    ),
+  countToolRounds,
 };
+
+/** Assistant turns holding `tool_use` content blocks. */
+function countToolRounds(body: Json): number {
+  return countTurns(body.messages, 'assistant', (m) =>
+    (arr(m.content) ?? []).some((block) => obj(block)?.type === 'tool_use'),
+  );
+}

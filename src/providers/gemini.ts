@@ -91,6 +91,7 @@ function parseRequest(body: Json, detection: Detection): RequestInfo {
     temperature: num(config?.temperature),
     choices: num(field(config, 'candidateCount', 'candidate_count')),
     toolCount: countTools(request.tools),
+    toolRounds: countToolRounds(body),
   };
 }
 
@@ -314,11 +315,14 @@ export const geminiAdapter: ProviderAdapter = {
     if (config.maxOutputTokens !== undefined) return null;
     return { ...body, generationConfig: { ...config, maxOutputTokens: limit } };
   },
-  // Model turns holding `functionCall` parts.
-  countToolRounds: (body) =>
-    countTurns(body.contents, 'model', (c) =>
-      (arr(c.parts) ?? []).some(
-        (p) => obj(obj(p)?.functionCall) !== null || obj(obj(p)?.function_call) !== null,
-      ),
-    ),
+  countToolRounds,
 };
+
+/** Model turns holding `functionCall` parts. */
+function countToolRounds(body: Json): number {
+  return countTurns(body.contents, 'model', (c) =>
+    (arr(c.parts) ?? []).some(
+      (p) => obj(obj(p)?.functionCall) !== null || obj(obj(p)?.function_call) !== null,
+    ),
+  );
+}

@@ -60,3 +60,44 @@ export function countTurns(messages: unknown, role: string, calledTools: (messag
   }
   return rounds;
 }
+
+/** Arguments kept per call at most; a longer one is not judged (it may be valid). */
+const ARGUMENTS_CAP = 1024 * 1024;
+
+/**
+ * Tool-call arguments that should be JSON, judged once the response is complete: whole
+ * strings (a non-streamed response) at once, stream fragments by call once they are all in.
+ * An empty string is a call without arguments, not an invalid one.
+ */
+export interface ArgumentCheck {
+  whole(args: string): void;
+  fragment(call: string, piece: string): void;
+  /** Invalid calls so far (fragments judged now; call once, at the end). */
+  invalid(): number;
+}
+
+export function createArgumentCheck(): ArgumentCheck {
+  let invalid = 0;
+  let pending: Map<string, string> | null = null;
+  const judge = (args: string) => {
+    if (args.length === 0 || args.length > ARGUMENTS_CAP) return;
+    try {
+      JSON.parse(args);
+    } catch {
+      invalid++;
+    }
+  };
+  return {
+    whole: judge,
+    fragment(call, piece) {
+      pending ??= new Map();
+      const sofar = pending.get(call) ?? '';
+      if (sofar.length <= ARGUMENTS_CAP) pending.set(call, sofar + piece);
+    },
+    invalid() {
+      if (pending) for (const args of pending.values()) judge(args);
+      pending = null;
+      return invalid;
+    },
+  };
+}

@@ -98,6 +98,7 @@ function parseRequest(body: Json, detection: Detection): RequestInfo {
     temperature: num(options?.temperature),
     choices: null,
     toolCount: kind === 'chat' ? (arr(body.tools)?.length ?? 0) : 0,
+    toolRounds: kind === 'chat' ? countToolRounds(body) : 0,
   };
 }
 
@@ -252,7 +253,10 @@ export const ollamaAdapter: ProviderAdapter = {
     if (options.num_predict !== undefined) return null;
     return { ...body, options: { ...options, num_predict: limit } };
   },
-  // Assistant messages with `tool_calls`.
-  countToolRounds: (body) =>
-    countTurns(body.messages, 'assistant', (m) => (arr(m.tool_calls)?.length ?? 0) > 0),
+  countToolRounds,
 };
+
+/** Assistant messages with `tool_calls`. */
+function countToolRounds(body: Json): number {
+  return countTurns(body.messages, 'assistant', (m) => (arr(m.tool_calls)?.length ?? 0) > 0);
+}

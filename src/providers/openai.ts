@@ -1,6 +1,18 @@
 import type { Operation, RequestInfo } from '../record.js';
 import { readRateLimitHeaders } from './headers.js';
-import { appendCapped, arr, clip, countTurns, int, type Json, num, obj, parseJson, str } from './json.js';
+import {
+  appendCapped,
+  arr,
+  clip,
+  countTurns,
+  createArgumentCheck,
+  int,
+  type Json,
+  num,
+  obj,
+  parseJson,
+  str,
+} from './json.js';
 import type {
   BodyShape,
   Detection,
@@ -103,6 +115,7 @@ function parseRequest(body: Json, detection: Detection): RequestInfo {
     temperature: num(body.temperature),
     choices: num(body.n),
     toolCount: tools,
+    toolRounds: countToolRounds(body, detection),
   };
 }
 
@@ -204,6 +217,7 @@ function withLlamaCppCache(usage: ParsedUsage | null, cacheN: number | null): Pa
 function createChatParser(): ResponseParser {
   const out: ParsedResponse = emptyParsed();
   const seenToolCalls = new Set<string>();
+  const argumentCheck = createArgumentCheck();
   const finish = new Map<number, string>();
   let cacheN: number | null = null;
 
@@ -250,9 +264,11 @@ function createChatParser(): ResponseParser {
         for (const t of arr(delta?.tool_calls) ?? []) {
           const call = obj(t);
           if (!call) continue;
-          seenToolCalls.add(`${index}:${int(call.index)}`);
+          const key = `${index}:${int(call.index)}`;
+          seenToolCalls.add(key);
           const fn = obj(call.function);
           const args = str(fn?.arguments) ?? '';
+          if (args) argumentCheck.fragment(key, args);
           out.outputText = appendCapped(out.outputText, (str(fn?.name) ?? '') + args);
           output = true;
         }
@@ -272,12 +288,15 @@ function createChatParser(): ResponseParser {
         const message = obj(choice.message);
         const text = str(message?.content) ?? str(choice.text);
         if (text) out.outputText = appendCapped(out.outputText, text);
-        out.toolCalls += arr(message?.tool_calls)?.length ?? 0;
+        const calls = arr(message?.tool_calls) ?? [];
+        out.toolCalls += calls.length;
+        for (const call of calls) argumentCheck.whole(str(obj(obj(call)?.function)?.arguments) ?? '');
       }
     },
     result() {
       out.finishReasons = [...finish.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
       out.toolCalls = Math.max(out.toolCalls, seenToolCalls.size);
+      out.invalidToolCalls = argumentCheck.invalid();
       out.usage = withLlamaCppCache(out.usage, cacheN);
       return out;
     },
@@ -314,11 +333,19 @@ function createResponsesParser(): ResponseParser {
     const error = obj(response.error);
     if (error) out.streamError = readError(error);
     let calls = 0;
+    let invalid = 0;
     for (const item of arr(response.output) ?? []) {
       const it = obj(item);
       if (it && /_call$/.test(str(it.type) ?? '')) calls++;
+      if (it?.type === 'function_call') {
+        const check = createArgumentCheck();
+        check.whole(str(it.arguments) ?? '');
+        invalid += check.invalid();
+      }
     }
     out.toolCalls = Math.max(out.toolCalls, calls);
+    // The final response lists every call with its whole arguments: judged there.
+    out.invalidToolCalls = Math.max(out.invalidToolCalls, invalid);
   }
 
   return {

@@ -140,6 +140,11 @@ export interface ParsedResponse {
   responseId: string | null;
   finishReasons: string[];
   toolCalls: number;
+  /**
+   * Tool calls whose arguments are not valid JSON: cut short, or formatted differently than the
+   * caller's code expects (the seed: "function call argument formatting changes").
+   */
+  invalidToolCalls: number;
   /** The stream's terminal event arrived (`[DONE]`, `message_stop`, `response.completed`...). */
   terminal: boolean;
   /** An error reported inside a 200 response (stream error event, failed response). */
@@ -157,6 +162,7 @@ export function emptyParsed(): ParsedResponse {
     responseId: null,
     finishReasons: [],
     toolCalls: 0,
+    invalidToolCalls: 0,
     terminal: false,
     streamError: null,
     outputText: '',

@@ -111,6 +111,8 @@ export interface UsageEvent {
   max_tokens: number | null;
   temperature: number | null;
   tool_count: number;
+  /** Tool-call rounds already in the conversation when the call was made. */
+  tool_rounds: number;
   outcome: Outcome;
   error_type: string | null;
   error_code: string | null;
@@ -126,6 +128,8 @@ export interface UsageEvent {
   /** `provider` or `estimated`; null when no usage is known. */
   tokens_source: 'provider' | 'estimated' | null;
   tool_calls: number;
+  /** Tool calls whose arguments were not valid JSON. */
+  invalid_tool_calls: number;
   chunks: number;
   cost_usd: number | null;
   input_cost_usd: number | null;

@@ -52,6 +52,10 @@ export function createMetricSink(options: {
         unit: '{call}',
         description: 'LLM calls by outcome, including unpriced ones.',
       }),
+      toolCalls: meter.createCounter(sc.METRIC_TOOL_CALLS, {
+        unit: '{call}',
+        description: 'Tool calls the model made, by whether their arguments were valid JSON.',
+      }),
     };
   };
 
@@ -78,6 +82,11 @@ export function createMetricSink(options: {
         if (r.usage) {
           i.tokens.record(r.usage.inputTokens, set.input);
           i.tokens.record(r.usage.outputTokens, set.output);
+        }
+        if (r.toolCalls > 0) {
+          const invalid = Math.min(r.invalidToolCalls, r.toolCalls);
+          if (r.toolCalls > invalid) i.toolCalls.add(r.toolCalls - invalid, set.toolsValid);
+          if (invalid > 0) i.toolCalls.add(invalid, set.toolsInvalid);
         }
         const t = r.timing;
         if (r.request.stream && t.timeToFirstTokenMs !== null) {
@@ -114,6 +123,8 @@ interface AttributeSets {
   calls: Attributes;
   input: Attributes;
   output: Attributes;
+  toolsValid: Attributes;
+  toolsInvalid: Attributes;
   callCount: number;
   /** Integer nano-dollars: a batch's cost adds up exactly before it becomes USD. */
   costNanos: number;
@@ -172,6 +183,8 @@ function build(r: CallRecord, unpriced: boolean): AttributeSets {
     calls: sorted({ [sc.LLM_METER.unpriced]: unpriced, [sc.LLM_METER.outcome]: r.outcome }, true),
     input: sorted({ [sc.GEN_AI_TOKEN_TYPE]: 'input' }, false),
     output: sorted({ [sc.GEN_AI_TOKEN_TYPE]: 'output' }, false),
+    toolsValid: sorted({ [sc.LLM_METER.toolCallValid]: true }, false),
+    toolsInvalid: sorted({ [sc.LLM_METER.toolCallValid]: false }, false),
     callCount: 0,
     costNanos: 0,
   };

@@ -32,6 +32,7 @@ export const METRIC_TIME_TO_FIRST_CHUNK = 'gen_ai.client.operation.time_to_first
 export const METRIC_TIME_PER_OUTPUT_CHUNK = 'gen_ai.client.operation.time_per_output_chunk';
 export const METRIC_COST = 'llm_meter.cost';
 export const METRIC_CALLS = 'llm_meter.calls';
+export const METRIC_TOOL_CALLS = 'llm_meter.tool_calls';
 
 /** Explicit bucket advice from the GenAI metrics conventions. */
 export const TOKEN_BUCKETS = [
@@ -55,7 +56,10 @@ export const LLM_METER = {
   unpriced: 'llm_meter.cost.unpriced',
   usageSource: 'llm_meter.usage.source',
   toolCalls: 'llm_meter.response.tool_calls',
+  invalidToolCalls: 'llm_meter.response.tool_calls.invalid',
   toolCount: 'llm_meter.request.tools',
+  toolRounds: 'llm_meter.request.tool_rounds',
+  toolCallValid: 'llm_meter.tool_call.valid',
   requestParsed: 'llm_meter.request.parsed',
   inputEstimate: 'llm_meter.preflight.input_tokens',
   projectedCost: 'llm_meter.preflight.projected_max_cost_usd',

@@ -180,7 +180,9 @@ function setEndAttributes(span: Span, r: CallRecord, captureContent: boolean): v
   span.setAttribute(sc.LLM_METER.callId, r.id);
   span.setAttribute(sc.LLM_METER.requestParsed, r.request.parsed);
   if (r.request.toolCount) span.setAttribute(sc.LLM_METER.toolCount, r.request.toolCount);
+  if (r.request.toolRounds) span.setAttribute(sc.LLM_METER.toolRounds, r.request.toolRounds);
   if (r.toolCalls) span.setAttribute(sc.LLM_METER.toolCalls, r.toolCalls);
+  if (r.invalidToolCalls) span.setAttribute(sc.LLM_METER.invalidToolCalls, r.invalidToolCalls);
   if (r.chunks) span.setAttribute(sc.LLM_METER.chunks, r.chunks);
   put(span, ATTR_HTTP_RESPONSE_STATUS_CODE, r.httpStatus);
   if (r.errorType) {

@@ -36,6 +36,13 @@ export function createTestTelemetry() {
       await reader.forceFlush();
       return metricExporter.getMetrics();
     },
+    /** The data points of one metric as last exported (cumulative): attributes and value. */
+    async metricPoints(name: string): Promise<{ attributes: Attributes; value: unknown }[]> {
+      await reader.forceFlush();
+      const last = metricExporter.getMetrics().at(-1);
+      const metric = last?.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name);
+      return (metric?.dataPoints ?? []).map((p) => ({ attributes: p.attributes, value: p.value }));
+    },
     async shutdown() {
       await tracerProvider.shutdown();
       await meterProvider.shutdown();

@@ -70,6 +70,7 @@ export function makeRecord(overrides: RecordOverrides = {}): CallRecord {
       temperature: 0.2,
       choices: 1,
       toolCount: 2,
+      toolRounds: 1,
     },
     attribution: { user, project, feature, tags, apiKeyHash: 'k_3f9a1c' },
     outcome: 'ok',
@@ -88,6 +89,7 @@ export function makeRecord(overrides: RecordOverrides = {}): CallRecord {
     finishReasons: ['stop'],
     usage,
     toolCalls: 0,
+    invalidToolCalls: 0,
     preflight: {
       inputTokensEstimate: 1_180,
       projectedMaxCostNanos: 800_000,
