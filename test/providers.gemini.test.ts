@@ -93,6 +93,7 @@ describe('generateContent (JSON)', () => {
       temperature: 0.2,
       choices: 2,
       toolCount: 3,
+      toolRounds: 0,
     });
     expect(record).toMatchObject({
       provider: 'gcp.gemini',
