@@ -1,8 +1,8 @@
 import { type BodyObserver, tapBody } from './tap.js';
 
 /**
- * A Response that carries a new body but otherwise behaves exactly like the original: a plain
- * `new Response(stream, init)` would lose `url`, `redirected` and `type`, which SDKs read.
+ * A Response that stands for the original with another body: a plain `new Response(body,
+ * init)` would lose `url`, `redirected` and `type`, which SDKs read.
  *
  * It hands out the original's own `Headers` (as raw fetch would) instead of copying them into
  * the new Response: copying a provider's dozen-odd headers costs more than the rest of the
@@ -10,39 +10,42 @@ import { type BodyObserver, tapBody } from './tap.js';
  * from its internal list. The accessors live on the prototype, so no per-call property
  * definitions either.
  */
-class TappedResponse extends Response {
-  readonly #original: Response;
+abstract class StandIn extends Response {
+  protected readonly original: Response;
   readonly #headers: Headers;
 
-  constructor(original: Response, body: ReadableStream<Uint8Array>, headers: Headers) {
+  constructor(original: Response, body: ReadableStream<Uint8Array> | null, headers: Headers) {
     const contentType = headers.get('content-type');
     super(body, {
       status: original.status,
       statusText: original.statusText,
       headers: contentType === null ? undefined : { 'content-type': contentType },
     });
-    this.#original = original;
+    this.original = original;
     this.#headers = headers;
   }
 
   override get url(): string {
-    return this.#original.url;
+    return this.original.url;
   }
 
   override get redirected(): boolean {
-    return this.#original.redirected;
+    return this.original.redirected;
   }
 
   override get type(): ResponseType {
-    return this.#original.type;
+    return this.original.type;
   }
 
   override get headers(): Headers {
     return this.#headers;
   }
+}
 
+/** A streamed body through the tap. */
+class TappedResponse extends StandIn {
   override clone(): Response {
-    return adopt(super.clone(), this.#original, this.#headers);
+    return adopt(super.clone(), this.original, this.headers);
   }
 }
 
@@ -53,61 +56,38 @@ class TappedResponse extends Response {
  * ReadableStream, reader or per-chunk promise. Only a caller that asks for `body` (or clones)
  * gets the pull-based tap, made then; methods called after that read through it.
  */
-class ObservedResponse extends Response {
-  readonly #original: Response;
+class ObservedResponse extends StandIn {
   readonly #observer: BodyObserver;
   readonly #now: () => number;
   #stream: ReadableStream<Uint8Array> | null = null;
   #started = false;
 
   constructor(original: Response, observer: BodyObserver, now: () => number) {
-    const contentType = original.headers.get('content-type');
-    super(null, {
-      status: original.status,
-      statusText: original.statusText,
-      headers: contentType === null ? undefined : { 'content-type': contentType },
-    });
-    this.#original = original;
+    super(original, null, original.headers);
     this.#observer = observer;
     this.#now = now;
   }
 
-  override get url(): string {
-    return this.#original.url;
-  }
-
-  override get redirected(): boolean {
-    return this.#original.redirected;
-  }
-
-  override get type(): ResponseType {
-    return this.#original.type;
-  }
-
-  override get headers(): Headers {
-    return this.#original.headers;
-  }
-
   override get body(): ReadableStream<Uint8Array<ArrayBuffer>> {
     // After a method began reading, the original (disturbed) stream, as raw fetch would give.
-    if (this.#started) return this.#original.body!;
-    this.#stream ??= tapBody(this.#original.body!, this.#observer, this.#now);
+    if (this.#started) return this.original.body!;
+    this.#stream ??= tapBody(this.original.body!, this.#observer, this.#now);
     return this.#stream as ReadableStream<Uint8Array<ArrayBuffer>>;
   }
 
   override get bodyUsed(): boolean {
-    return this.#original.bodyUsed;
+    return this.original.bodyUsed;
   }
 
   override async arrayBuffer(): Promise<ArrayBuffer> {
     // After `body` was handed out, read through it (or fail as raw fetch does if it is locked).
     if (this.#stream) return new Response(this.#stream).arrayBuffer();
     // A second read fails as raw fetch's does (the body is unusable); the first one observes.
-    if (this.#started) return this.#original.arrayBuffer();
+    if (this.#started) return this.original.arrayBuffer();
     this.#started = true;
     let buffer: ArrayBuffer;
     try {
-      buffer = await this.#original.arrayBuffer();
+      buffer = await this.original.arrayBuffer();
     } catch (error) {
       finishObserver(this.#observer, 'error', error);
       throw error;
@@ -146,18 +126,18 @@ class ObservedResponse extends Response {
     this.#stream = mine;
     return adopt(
       new Response(theirs, {
-        status: this.#original.status,
-        statusText: this.#original.statusText,
-        headers: this.#original.headers,
+        status: this.original.status,
+        statusText: this.original.statusText,
+        headers: this.original.headers,
       }),
-      this.#original,
-      this.#original.headers,
+      this.original,
+      this.original.headers,
     );
   }
 
   /** The same bytes as a plain Response, for the decoders that read a MIME type (blob, formData). */
   #rebuilt(buffer: ArrayBuffer): Response {
-    const contentType = this.#original.headers.get('content-type');
+    const contentType = this.original.headers.get('content-type');
     return new Response(buffer, {
       headers: contentType === null ? undefined : { 'content-type': contentType },
     });

@@ -187,33 +187,45 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions = {}):
     }
 
     const store = source.store;
+    /** Counters read from a stats object at each scrape (one callback for all), and its pending gauge. */
+    function observeCounters<K extends string>(
+      counters: readonly [key: K, name: string, unit: string, description: string][],
+      pending: readonly [name: string, unit: string, description: string],
+      read: () => Record<K | 'pending', number>,
+    ): void {
+      const instruments = counters.map(
+        ([key, name, unit, description]) =>
+          [key, meter.createObservableCounter(name, { unit, description })] as const,
+      );
+      const gauge = meter.createObservableGauge(pending[0], { unit: pending[1], description: pending[2] });
+      batch([...instruments.map(([, instrument]) => instrument), gauge], (result) => {
+        const values = read();
+        for (const [key, instrument] of instruments) result.observe(instrument, values[key]);
+        result.observe(gauge, values.pending);
+      });
+    }
+
     if (store) {
-      const counter = (name: string, unit: string, description: string) =>
-        meter.createObservableCounter(name, { unit, description });
-      const written = counter('llm_meter.store.written', '{record}', 'Usage records committed to the store.');
-      const failed = counter('llm_meter.store.failed', '{commit}', 'Store commits that failed (retried).');
-      const dropped = counter(
-        'llm_meter.store.dropped',
-        '{record}',
-        'Usage records discarded: queue overflow or written after close.',
+      observeCounters(
+        [
+          ['written', 'llm_meter.store.written', '{record}', 'Usage records committed to the store.'],
+          ['failed', 'llm_meter.store.failed', '{commit}', 'Store commits that failed (retried).'],
+          [
+            'dropped',
+            'llm_meter.store.dropped',
+            '{record}',
+            'Usage records discarded: queue overflow or written after close.',
+          ],
+          [
+            'invalid',
+            'llm_meter.store.invalid',
+            '{record}',
+            'Usage records the database refused and discarded.',
+          ],
+        ],
+        ['llm_meter.store.pending', '{record}', 'Usage records waiting to be committed.'],
+        () => store.stats(),
       );
-      const invalid = counter(
-        'llm_meter.store.invalid',
-        '{record}',
-        'Usage records the database refused and discarded.',
-      );
-      const pending = meter.createObservableGauge('llm_meter.store.pending', {
-        unit: '{record}',
-        description: 'Usage records waiting to be committed.',
-      });
-      batch([written, failed, dropped, invalid, pending], (result) => {
-        const stats = store.stats();
-        result.observe(written, stats.written);
-        result.observe(failed, stats.failed);
-        result.observe(dropped, stats.dropped);
-        result.observe(invalid, stats.invalid);
-        result.observe(pending, stats.pending);
-      });
     }
 
     const stats = source.stats?.bind(source);
@@ -241,40 +253,36 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions = {}):
 
     const budgetStats = source.budgets?.stats?.bind(source.budgets);
     if (budgetStats) {
-      const counter = (name: string, unit: string, description: string) =>
-        meter.createObservableCounter(name, { unit, description });
-      const settled = counter(
-        'llm_meter.budget.settled',
-        '{call}',
-        'Finished calls whose spend is committed to their budgets.',
+      observeCounters(
+        [
+          [
+            'settled',
+            'llm_meter.budget.settled',
+            '{call}',
+            'Finished calls whose spend is committed to their budgets.',
+          ],
+          [
+            'failed',
+            'llm_meter.budget.settle_failed',
+            '{commit}',
+            'Budget spend commits that failed (the spend is kept and retried).',
+          ],
+          [
+            'dropped',
+            'llm_meter.budget.settle_dropped',
+            '{call}',
+            'Calls whose spend was given up: the retry queue overflowed, or it still waited at shutdown.',
+          ],
+          [
+            'invalid',
+            'llm_meter.budget.settle_invalid',
+            '{call}',
+            'Calls whose spend the database refused (their budget was deleted meanwhile).',
+          ],
+        ],
+        ['llm_meter.budget.settle_pending', '{call}', 'Calls whose spend waits for the database.'],
+        budgetStats,
       );
-      const failed = counter(
-        'llm_meter.budget.settle_failed',
-        '{commit}',
-        'Budget spend commits that failed (the spend is kept and retried).',
-      );
-      const dropped = counter(
-        'llm_meter.budget.settle_dropped',
-        '{call}',
-        'Calls whose spend was given up: the retry queue overflowed, or it still waited at shutdown.',
-      );
-      const invalid = counter(
-        'llm_meter.budget.settle_invalid',
-        '{call}',
-        'Calls whose spend the database refused (their budget was deleted meanwhile).',
-      );
-      const pending = meter.createObservableGauge('llm_meter.budget.settle_pending', {
-        unit: '{call}',
-        description: 'Calls whose spend waits for the database.',
-      });
-      batch([settled, failed, dropped, invalid, pending], (result) => {
-        const b = budgetStats();
-        result.observe(settled, b.settled);
-        result.observe(failed, b.failed);
-        result.observe(dropped, b.dropped);
-        result.observe(invalid, b.invalid);
-        result.observe(pending, b.pending);
-      });
     }
 
     return () => {
