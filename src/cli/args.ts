@@ -40,6 +40,16 @@ export function positiveInt(values: Parsed['values'], name: string, fallback: nu
   return n;
 }
 
+/** A TCP port; 0 asks the system for a free one. */
+export function portNumber(values: Parsed['values'], name: string): number | undefined {
+  const raw = str(values, name);
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new UsageError(`Expected \`--${name}\` to be a port number (0-65535), got "${raw}".`);
+  return n;
+}
+
 export function positiveNumber(values: Parsed['values'], name: string): number | undefined {
   const raw = str(values, name);
   if (raw === undefined) return undefined;

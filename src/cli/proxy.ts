@@ -1,13 +1,17 @@
+import { createServer, type Server } from 'node:http';
+import { createMeter } from '../meter.js';
 import { generateGatewayKey, startProxy } from '../proxy/index.js';
 import type { ProxyOptions } from '../proxy/types.js';
-import { dbPath, parse, positiveInt, str, UsageError } from './args.js';
+import { createPrometheusMetrics, type PrometheusMetrics } from '../telemetry/prometheus.js';
+import { setupTelemetry } from '../telemetry/setup.js';
+import { dbPath, parse, portNumber, positiveInt, str, UsageError } from './args.js';
 
 export const PROXY_HELP = `Usage: llm-meter proxy [--port 8788] [--host 127.0.0.1] --upstream NAME=URL [--upstream ...]
                        [--db PATH] [--require-key --keys FILE] [--capture-content]
                        [--connect-timeout MS] [--headers-timeout MS] [--idle-timeout MS] [--timeout MS]
                        [--shutdown-grace MS] [--connections N] [--max-body BYTES]
                        [--default-max-tokens N] [--max-tool-rounds N] [--user-rpm N] [--user-tpm N]
-                       [--circuit-breaker] [--rate-limit]
+                       [--circuit-breaker] [--rate-limit] [--metrics-port N [--metrics-host HOST]]
        llm-meter proxy keygen
 
 A metering gateway for clients in any language: point their base URL at it. Requests route by
@@ -16,6 +20,10 @@ path prefix (/NAME/...) or by the provider's own path shape (/v1/messages → an
 and checked against budgets like meter.fetch. Attribution comes from x-llm-meter-user,
 -project, -feature and -tags headers, which are removed before forwarding.
 Default upstreams: openai=https://api.openai.com, anthropic=https://api.anthropic.com.
+Spans go over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set. --metrics-port serves
+Prometheus /metrics (GenAI metrics, cost, the gateway's requests, circuits and rate-limit
+budgets, the store's and budgets' own counters) on its own port, 127.0.0.1 unless
+--metrics-host says otherwise, so that clients of the gateway cannot read it.
 `;
 
 function ms(values: Record<string, unknown>, name: string): number | undefined {
@@ -48,6 +56,8 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
     'user-tpm': { type: 'string' },
     'circuit-breaker': { type: 'boolean' },
     'rate-limit': { type: 'boolean' },
+    'metrics-port': { type: 'string' },
+    'metrics-host': { type: 'string' },
   });
   if (values.help) return out(PROXY_HELP);
   const upstreams: Record<string, string> = {};
@@ -88,11 +98,20 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
     if (values['user-rpm']) guards.perUser.requests = positiveInt(values, 'user-rpm', 0);
     if (values['user-tpm']) guards.perUser.tokens = positiveInt(values, 'user-tpm', 0);
   }
+  const telemetry = setupTelemetry({ serviceName: 'llm-meter-gateway', quiet: true });
+  const metricsPort = portNumber(values, 'metrics-port') ?? null;
+  const prometheus = metricsPort === null ? null : createPrometheusMetrics();
+  const meter = createMeter({
+    database: dbPath(values),
+    captureContent: values['capture-content'] === true,
+    tracerProvider: telemetry.tracerProvider,
+    meterProvider: prometheus?.meterProvider ?? telemetry.meterProvider,
+  });
   const options: ProxyOptions = {
-    port: positiveInt(values, 'port', 8788),
+    port: portNumber(values, 'port') ?? 8788,
     host: str(values, 'host') ?? '127.0.0.1',
     upstreams,
-    meterOptions: { database: dbPath(values), captureContent: values['capture-content'] === true },
+    meter,
     requireKey: values['require-key'] === true,
     timeouts,
     guards,
@@ -111,10 +130,48 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
       .map(([n, u]) => `${n}=${u}`)
       .join(', ')}\n`,
   );
+  let metricsServer: Server | null = null;
+  const stopObserving: (() => void)[] = [];
+  if (prometheus && metricsPort !== null) {
+    stopObserving.push(prometheus.observe(meter), prometheus.observe({ gateway: proxy }));
+    const host = str(values, 'metrics-host') ?? '127.0.0.1';
+    metricsServer = await serveMetrics(prometheus, metricsPort, host);
+    const { port } = metricsServer.address() as { port: number };
+    out(`metrics on http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics\n`);
+  }
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());
     process.once('SIGINT', () => resolve());
   });
   out('draining in-flight calls, then flushing the store\n');
   await proxy.close();
+  for (const stop of stopObserving) stop();
+  if (metricsServer) await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
+  await meter.shutdown();
+  await prometheus?.shutdown();
+  await telemetry.shutdown();
+}
+
+/** GET /metrics and nothing else. */
+function serveMetrics(prometheus: PrometheusMetrics, port: number, host: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end('Not found: this port serves GET /metrics only.\n');
+      return;
+    }
+    prometheus.scrape().then(
+      (body) => res.writeHead(200, { 'content-type': prometheus.contentType }).end(body),
+      () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n'),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
 }

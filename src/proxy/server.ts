@@ -175,11 +175,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   // Beneath the meter, so that what they answer is recorded like a provider's answer.
   let below = base;
-  if (options.rateLimiter)
-    below = withRateLimiter(below, createRateLimiter(options.rateLimiter), options.rateLimiter);
-  if (options.circuitBreaker) {
-    below = withCircuitBreaker(below, createCircuitBreaker(options.circuitBreaker), { onOpen: 'respond' });
-  }
+  const limiter = options.rateLimiter ? createRateLimiter(options.rateLimiter) : null;
+  if (limiter) below = withRateLimiter(below, limiter, options.rateLimiter);
+  const breaker = options.circuitBreaker ? createCircuitBreaker(options.circuitBreaker) : null;
+  if (breaker) below = withCircuitBreaker(below, breaker, { onOpen: 'respond' });
   const guards = options.guards ? createGuards(options.guards) : null;
   if (guards) {
     below = guardedBase(guards, below);
@@ -428,6 +427,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       requests: stats.requests,
       inFlight: exchanges.size,
       gatewayErrors: stats.gatewayErrors,
+      circuits: breaker?.snapshot() ?? {},
+      rateLimits: limiter?.snapshot() ?? {},
     }),
     close() {
       closed ??= (async () => {

@@ -1,4 +1,10 @@
-import type { CircuitBreakerOptions, GuardOptions, RateLimiterOptions } from '../resilience/types.js';
+import type {
+  CircuitBreakerOptions,
+  CircuitSnapshot,
+  GuardOptions,
+  RateLimiterOptions,
+  RateLimiterSnapshot,
+} from '../resilience/types.js';
 import type { Meter, MeterOptions } from '../types.js';
 
 export interface ProxyOptions {
@@ -80,4 +86,8 @@ export interface ProxyStats {
   inFlight: number;
   /** Calls answered by the gateway itself: no route, bad key, upstream unreachable, timeouts. */
   gatewayErrors: number;
+  /** Each circuit (`{provider}/{model}`) of the circuit breaker, when it is on. */
+  circuits: Record<string, CircuitSnapshot>;
+  /** The rate limiter's view of each provider budget, when it is on. */
+  rateLimits: Record<string, RateLimiterSnapshot>;
 }

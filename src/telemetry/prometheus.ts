@@ -35,6 +35,7 @@ import {
   MeterProvider,
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
+import type { ProxyStats } from '../proxy/types.js';
 
 /** The same instrumentation scope as metrics.ts, so every llm-meter series shares its labels. */
 const SCOPE = { name: 'llm-meter', version: '0.1.0' };
@@ -64,12 +65,16 @@ export interface BudgetSource {
 
 /** The parts of a meter that `observe` reads; `createMeter()`'s result satisfies it. */
 export interface ObservedMeter {
+  /** A running gateway (`startProxy()`): its requests, circuits and rate-limit budgets. */
+  readonly gateway?: { stats(): ProxyStats } | null;
   readonly budgets?: (BudgetSource & { stats?(): SettleStats }) | null;
   readonly store?: {
     stats(): { written: number; failed: number; dropped: number; invalid: number; pending: number };
   } | null;
   stats?(): { inFlight: number; sinkErrors: number; sinkErrorsBy?: Record<string, number> };
 }
+
+const CIRCUIT_STATE = { closed: 0, half_open: 1, open: 2 } as const;
 
 /** Budget spend accounting: commits retried, spends waiting, given up or refused. */
 interface SettleStats {
@@ -283,6 +288,93 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions = {}):
         ['llm_meter.budget.settle_pending', '{call}', 'Calls whose spend waits for the database.'],
         budgetStats,
       );
+    }
+
+    const gateway = source.gateway;
+    if (gateway) {
+      const counter = (name: string, unit: string, description: string) =>
+        meter.createObservableCounter(name, { unit, description });
+      const gauge = (name: string, unit: string, description: string) =>
+        meter.createObservableGauge(name, { unit, description });
+      const requests = counter('llm_meter.gateway.requests', '{request}', 'Requests the gateway received.');
+      const inFlight = meter.createObservableUpDownCounter('llm_meter.gateway.in_flight', {
+        unit: '{request}',
+        description: 'Requests the gateway is answering now.',
+      });
+      const errors = counter(
+        'llm_meter.gateway.errors',
+        '{request}',
+        'Requests the gateway answered itself: no route, bad key, upstream unreachable, timeouts.',
+      );
+      const circuitState = gauge(
+        'llm_meter.circuit.state',
+        '1',
+        'Each circuit (provider/model): 0 closed, 1 half-open, 2 open (calls refused locally).',
+      );
+      const circuitFailures = gauge(
+        'llm_meter.circuit.failures',
+        '{call}',
+        'Failures inside the circuit breaker window, per circuit.',
+      );
+      const queued = gauge('llm_meter.rate_limiter.queued', '{call}', 'Calls waiting for rate-limit budget.');
+      const limited = gauge(
+        'llm_meter.rate_limiter.in_flight',
+        '{call}',
+        'Calls sent under the rate limiter.',
+      );
+      const remainingRequests = gauge(
+        'llm_meter.rate_limiter.remaining_requests',
+        '{request}',
+        "The provider's remaining request budget, as last reported.",
+      );
+      const remainingTokens = gauge(
+        'llm_meter.rate_limiter.remaining_tokens',
+        '{token}',
+        "The provider's remaining token budget, as last reported.",
+      );
+      const rateLimited = counter(
+        'llm_meter.rate_limiter.rate_limited',
+        '{call}',
+        '429s the provider answered through the rate limiter.',
+      );
+      const refused = counter(
+        'llm_meter.rate_limiter.refused',
+        '{call}',
+        'Calls the rate limiter refused itself.',
+      );
+      const all = [
+        requests,
+        inFlight,
+        errors,
+        circuitState,
+        circuitFailures,
+        queued,
+        limited,
+        remainingRequests,
+        remainingTokens,
+        rateLimited,
+        refused,
+      ];
+      batch(all, (result) => {
+        const s = gateway.stats();
+        result.observe(requests, s.requests);
+        result.observe(inFlight, s.inFlight);
+        result.observe(errors, s.gatewayErrors);
+        for (const [circuit, c] of Object.entries(s.circuits)) {
+          const at = { 'llm_meter.circuit': circuit };
+          result.observe(circuitState, CIRCUIT_STATE[c.state], at);
+          result.observe(circuitFailures, c.failures, at);
+        }
+        for (const [key, r] of Object.entries(s.rateLimits)) {
+          const at = { 'llm_meter.rate_limit.key': key };
+          result.observe(queued, r.queued, at);
+          result.observe(limited, r.inFlight, at);
+          if (r.remainingRequests !== null) result.observe(remainingRequests, r.remainingRequests, at);
+          if (r.remainingTokens !== null) result.observe(remainingTokens, r.remainingTokens, at);
+          result.observe(rateLimited, r.rateLimited, at);
+          result.observe(refused, r.refused, at);
+        }
+      });
     }
 
     return () => {
