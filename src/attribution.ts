@@ -9,6 +9,13 @@ export interface AttributionInput {
   [tag: string]: string | undefined;
 }
 
+/**
+ * Tags withRetry puts on every attempt of one call: the group they share and the attempt's
+ * number. The meter links each attempt's span to the previous attempt's.
+ */
+export const RETRY_GROUP_TAG = 'retry_group';
+export const RETRY_ATTEMPT_TAG = 'retry_attempt';
+
 const storage = new AsyncLocalStorage<Attribution>();
 
 const MAX_TAGS = 32;

@@ -4,6 +4,7 @@ import { type CallRecord, createMeter } from '../src/index.js';
 import { backoffDelay, type RetryPolicy, withRetry } from '../src/resilience/index.js';
 import { type Simulator, startSimulator } from '../src/sim/index.js';
 import { caught, chatMessages, TEST_PRICES } from './helpers/harness.js';
+import { createTestTelemetry } from './helpers/otel.js';
 
 /** Retry timing with an injected clock, randomness and sleep: a table of named cases (ky `test/retry-timing.ts`). */
 
@@ -284,10 +285,16 @@ describe('withRetry with real parts', () => {
     await sim.close();
   });
 
-  it('each attempt through meter.fetch is its own record, linked by retry_group', async () => {
+  it('each attempt through meter.fetch is its own record, linked by retry_group; each span links to the attempt before', async () => {
     sim.reset();
     const records: CallRecord[] = [];
-    const meter = createMeter({ database: false, prices: TEST_PRICES, onRecord: (r) => records.push(r) });
+    const tel = createTestTelemetry();
+    const meter = createMeter({
+      database: false,
+      prices: TEST_PRICES,
+      onRecord: (r) => records.push(r),
+      tracerProvider: tel.tracerProvider,
+    });
     sim.enqueue({ fault: 'rate_limit', retryAfterS: 0.01 }, { fault: 'server_error' }, {});
     const fetch = withRetry(meter.fetch, { meter, random: () => 0, maxAttempts: 4 });
     const openai = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'sk-test', fetch, maxRetries: 0 });
@@ -305,7 +312,16 @@ describe('withRetry with real parts', () => {
     const groups = new Set(records.map((r) => r.attribution.tags.retry_group));
     expect(groups.size, 'one group for the three attempts').toBe(1);
     expect(records.every((r) => r.attribution.user === 'alice')).toBe(true);
+    const spans = tel.llmSpans();
+    expect(spans.map((s) => s.spanContext().spanId)).toEqual(records.map((r) => r.spanId));
+    expect(spans[0]!.links, 'the first attempt links nowhere').toEqual([]);
+    for (const i of [1, 2]) {
+      expect(spans[i]!.links.map((l) => [l.context.spanId, l.attributes?.['llm_meter.link.type']])).toEqual([
+        [spans[i - 1]!.spanContext().spanId, 'previous_attempt'],
+      ]);
+    }
     await meter.shutdown();
+    await tel.shutdown();
   });
 
   it('wraps an SDK call too: its APIError statuses and headers decide', async () => {

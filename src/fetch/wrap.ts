@@ -1,3 +1,4 @@
+import { RETRY_GROUP_TAG } from '../attribution.js';
 import { detect, urlOnly } from '../providers/registry.js';
 import type {
   BodyFormat,
@@ -257,6 +258,7 @@ async function send(
       serverAddress: target.url.hostname || null,
       serverPort: portOf(target.url),
       startMs: state.startMs,
+      retryGroup: state.attribution.tags[RETRY_GROUP_TAG],
       input: state.body
         ? (state.body.messages ?? state.body.input ?? state.body.contents ?? state.body.prompt)
         : undefined,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { RETRY_ATTEMPT_TAG, RETRY_GROUP_TAG } from '../attribution.js';
 import { InvalidOptionError } from '../errors/errors.js';
 import { classifyError, classifyStatus, isResponseLike, type Verdict } from './classify.js';
 import { retryTiming } from './retry-timing.js';
@@ -99,7 +100,8 @@ async function release(response: Response): Promise<void> {
  * `retryTimeouts`. The last failure is returned (a Response) or thrown as it was.
  *
  * Wrap a metered fetch (`withRetry(meter.fetch, { meter })`) so each attempt is its own record,
- * tagged `retry_group` (shared by the attempts of one call) and `retry_attempt` (1, 2, …).
+ * tagged `retry_group` (shared by the attempts of one call) and `retry_attempt` (1, 2, …), and
+ * its span links to the previous attempt's span.
  */
 export function withRetry<A extends unknown[], R>(
   fn: (...args: A) => Promise<R>,
@@ -120,7 +122,7 @@ export function withRetry<A extends unknown[], R>(
       let threw = false;
       try {
         value = await (meter
-          ? meter.run({ retry_group: group, retry_attempt: String(attempt) }, run)
+          ? meter.run({ [RETRY_GROUP_TAG]: group, [RETRY_ATTEMPT_TAG]: String(attempt) }, run)
           : run());
       } catch (e) {
         threw = true;

@@ -3,6 +3,7 @@ import {
   type Context,
   context,
   type Span,
+  type SpanContext,
   SpanKind,
   SpanStatusCode,
   type Tracer,
@@ -28,6 +29,8 @@ export interface SpanStart {
   serverAddress: string | null;
   serverPort: number | null;
   startMs: number;
+  /** The withRetry group of this attempt: its span links to the group's previous attempt. */
+  retryGroup?: string | undefined;
   /** Prompt content, only when captureContent is on. */
   input?: unknown;
 }
@@ -101,6 +104,8 @@ export function createSpanSink(options: {
     }
   }, options.onError);
 
+  const attempts = createAttemptLinks();
+
   return {
     start(init) {
       const attributes: Attributes = {};
@@ -119,12 +124,19 @@ export function createSpanSink(options: {
         set(attributes, sc.GEN_AI_INPUT_MESSAGES, safeStringify(init.input));
       }
       const parent = context.active();
+      const previous = init.retryGroup === undefined ? undefined : attempts.get(init.retryGroup);
       const span = getTracer().startSpan(
         spanName(init.operation, init.requestModel),
-        { kind: SpanKind.CLIENT, startTime: init.startMs, attributes },
+        {
+          kind: SpanKind.CLIENT,
+          startTime: init.startMs,
+          attributes,
+          links: previous ? [{ context: previous, attributes: PREVIOUS_ATTEMPT }] : undefined,
+        },
         parent,
       );
       const sctx = span.spanContext();
+      if (init.retryGroup !== undefined) attempts.remember(init.retryGroup, sctx);
       return { span, context: trace.setSpan(parent, span), traceId: sctx.traceId, spanId: sctx.spanId };
     },
     within(handle, fn) {
@@ -269,4 +281,21 @@ function safeStringify(value: unknown): string {
   } catch {
     return '';
   }
+}
+
+const PREVIOUS_ATTEMPT = { 'llm_meter.link.type': 'previous_attempt' } as const;
+/** Retry groups remembered at once; an older group's next attempt starts without a link. */
+const MAX_RETRY_GROUPS = 1024;
+
+/** The last attempt's span of each recent retry group, oldest evicted first. */
+function createAttemptLinks() {
+  const last = new Map<string, SpanContext>();
+  return {
+    get: (group: string) => last.get(group),
+    remember(group: string, span: SpanContext) {
+      last.delete(group);
+      last.set(group, span);
+      if (last.size > MAX_RETRY_GROUPS) last.delete(last.keys().next().value!);
+    },
+  };
 }
