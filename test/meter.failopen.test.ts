@@ -379,6 +379,36 @@ describe('the Response behaves like the original', () => {
     expect(got[0]).toMatchObject({ outcome: 'ok', usage: { ...JSON_USAGE, source: 'provider' } });
   });
 
+  it('a JSON body: bodyUsed follows raw fetch through clone(), and a read body cannot be cloned', async () => {
+    const got: CallRecord[] = [];
+    const meter = meterWith({ onRecord: (r) => got.push(r) });
+    const url = `${replay.url}/json/v1/chat/completions`;
+    const views: (boolean | string)[][] = [];
+    for (const res of [await fetch(url, chatInit(false)), await meter.fetch(url, chatInit(false))]) {
+      const copy = res.clone();
+      const view: (boolean | string)[] = [res.bodyUsed, copy.bodyUsed];
+      await copy.text();
+      view.push(res.bodyUsed, copy.bodyUsed);
+      await res.json();
+      view.push(res.bodyUsed);
+      const cloneAfterRead = (() => {
+        try {
+          res.clone();
+          return 'cloned';
+        } catch (error) {
+          return (error as Error).name;
+        }
+      })();
+      view.push(cloneAfterRead);
+      views.push(view);
+    }
+    expect(views[1], 'metered as raw').toEqual(views[0]);
+    expect(views[0]).toEqual([false, false, false, true, true, 'TypeError']);
+    await meter.flush();
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatchObject({ outcome: 'ok', usage: { ...JSON_USAGE, source: 'provider' } });
+  });
+
   it('a JSON body read twice fails the second time as raw fetch does; one record', async () => {
     const got: CallRecord[] = [];
     const meter = meterWith({ onRecord: (r) => got.push(r) });

@@ -15,11 +15,10 @@ abstract class StandIn extends Response {
   readonly #headers: Headers;
 
   constructor(original: Response, body: ReadableStream<Uint8Array> | null, headers: Headers) {
-    const contentType = headers.get('content-type');
     super(body, {
       status: original.status,
       statusText: original.statusText,
-      headers: contentType === null ? undefined : { 'content-type': contentType },
+      headers: contentTypeOnly(headers),
     });
     this.original = original;
     this.#headers = headers;
@@ -53,13 +52,14 @@ class TappedResponse extends StandIn {
  * A whole (non-streamed) body, observed without a second stream. Most callers of a JSON
  * response call `json()` or `text()`: those read the original body in one piece (undici's own
  * fast path) and show it to the observer as a single chunk, so a call costs no extra
- * ReadableStream, reader or per-chunk promise. Only a caller that asks for `body` (or clones)
- * gets the pull-based tap, made then; methods called after that read through it.
+ * ReadableStream, reader or per-chunk promise. A caller that asks for `body` or clones gets,
+ * from then on, a plain Response over the pull-based tap (made then), with its exact semantics.
  */
 class ObservedResponse extends StandIn {
   readonly #observer: BodyObserver;
   readonly #now: () => number;
-  #stream: ReadableStream<Uint8Array> | null = null;
+  /** Set once `body` or `clone()` was used: everything goes through it from then on. */
+  #tapped: Response | null = null;
   #started = false;
 
   constructor(original: Response, observer: BodyObserver, now: () => number) {
@@ -68,20 +68,27 @@ class ObservedResponse extends StandIn {
     this.#now = now;
   }
 
+  #tap(): Response {
+    this.#tapped ??= new Response(tapBody(this.original.body!, this.#observer, this.#now), {
+      status: this.original.status,
+      statusText: this.original.statusText,
+      headers: contentTypeOnly(this.original.headers),
+    });
+    return this.#tapped;
+  }
+
   override get body(): ReadableStream<Uint8Array<ArrayBuffer>> {
     // After a method began reading, the original (disturbed) stream, as raw fetch would give.
     if (this.#started) return this.original.body!;
-    this.#stream ??= tapBody(this.original.body!, this.#observer, this.#now);
-    return this.#stream as ReadableStream<Uint8Array<ArrayBuffer>>;
+    return this.#tap().body!;
   }
 
   override get bodyUsed(): boolean {
-    return this.original.bodyUsed;
+    return this.#tapped ? this.#tapped.bodyUsed : this.original.bodyUsed;
   }
 
   override async arrayBuffer(): Promise<ArrayBuffer> {
-    // After `body` was handed out, read through it (or fail as raw fetch does if it is locked).
-    if (this.#stream) return new Response(this.#stream).arrayBuffer();
+    if (this.#tapped) return this.#tapped.arrayBuffer();
     // A second read fails as raw fetch's does (the body is unusable); the first one observes.
     if (this.#started) return this.original.arrayBuffer();
     this.#started = true;
@@ -102,46 +109,45 @@ class ObservedResponse extends StandIn {
   }
 
   override async bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    if (this.#tapped) return this.#tapped.bytes();
     return new Uint8Array(await this.arrayBuffer());
   }
 
   override async text(): Promise<string> {
+    if (this.#tapped) return this.#tapped.text();
     return textDecoder.decode(await this.arrayBuffer());
   }
 
   override async json(): Promise<unknown> {
+    if (this.#tapped) return this.#tapped.json();
     return JSON.parse(await this.text());
   }
 
   override async blob(): Promise<Blob> {
+    if (this.#tapped) return this.#tapped.blob();
     return this.#rebuilt(await this.arrayBuffer()).blob();
   }
 
   override async formData(): Promise<FormData> {
+    if (this.#tapped) return this.#tapped.formData();
     return this.#rebuilt(await this.arrayBuffer()).formData();
   }
 
   override clone(): Response {
-    const [mine, theirs] = this.body.tee();
-    this.#stream = mine;
-    return adopt(
-      new Response(theirs, {
-        status: this.original.status,
-        statusText: this.original.statusText,
-        headers: this.original.headers,
-      }),
-      this.original,
-      this.original.headers,
-    );
+    // Once read, cloning fails as raw fetch's does.
+    if (this.#started) return this.original.clone();
+    return adopt(this.#tap().clone(), this.original, this.original.headers);
   }
 
   /** The same bytes as a plain Response, for the decoders that read a MIME type (blob, formData). */
   #rebuilt(buffer: ArrayBuffer): Response {
-    const contentType = this.original.headers.get('content-type');
-    return new Response(buffer, {
-      headers: contentType === null ? undefined : { 'content-type': contentType },
-    });
+    return new Response(buffer, { headers: contentTypeOnly(this.original.headers) });
   }
+}
+
+function contentTypeOnly(headers: Headers): Record<string, string> | undefined {
+  const contentType = headers.get('content-type');
+  return contentType === null ? undefined : { 'content-type': contentType };
 }
 
 const textDecoder = new TextDecoder();
