@@ -345,10 +345,13 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
       }
       const cutoffMs = Math.floor((now() - olderThanMs) / HOUR_MS) * HOUR_MS;
       // The watermark goes first, so a report running meanwhile reads pruned hours from rollups.
-      raiseWatermark.run(cutoffMs);
+      // An operator's command, waited for: the full busy timeout, like flush().
+      waits.patient(() => raiseWatermark.run(cutoffMs));
       let deleted = 0;
       for (;;) {
-        const changes = db.transaction(() => pruneChunk.run(cutoffMs, PRUNE_CHUNK).changes).immediate();
+        const changes = waits.patient(() =>
+          db.transaction(() => pruneChunk.run(cutoffMs, PRUNE_CHUNK).changes).immediate(),
+        );
         deleted += changes;
         if (changes < PRUNE_CHUNK) break;
         // Let writers (this process's and others') in between chunks.
