@@ -1,6 +1,18 @@
 import type { Operation, RequestInfo } from '../record.js';
 import { readPlainHeaders } from './headers.js';
-import { appendCapped, arr, clip, countTurns, int, type Json, num, obj, parseJson, str } from './json.js';
+import {
+  appendCapped,
+  arr,
+  clip,
+  countTurns,
+  int,
+  type Json,
+  num,
+  obj,
+  parseJson,
+  str,
+  withNestedDefault,
+} from './json.js';
 import type {
   BodyFormat,
   BodyShape,
@@ -311,9 +323,7 @@ export const geminiAdapter: ProviderAdapter = {
   withMaxOutputTokens(body, detection, limit) {
     const { method } = detection as GeminiDetection;
     if (method !== 'generateContent' && method !== 'streamGenerateContent') return null;
-    const config = obj(body.generationConfig) ?? {};
-    if (config.maxOutputTokens !== undefined) return null;
-    return { ...body, generationConfig: { ...config, maxOutputTokens: limit } };
+    return withNestedDefault(body, 'generationConfig', 'maxOutputTokens', limit);
   },
   countToolRounds,
 };

@@ -51,6 +51,16 @@ export function clip(value: string | null, max = 120): string | null {
   return value === null ? null : value.length > max ? value.slice(0, max) : value;
 }
 
+/**
+ * `body` with `value` at `body[object][key]` (the object created when absent), or null when
+ * the body sets that key already: a default that never overrides the caller's own value.
+ */
+export function withNestedDefault(body: Json, object: string, key: string, value: unknown): Json | null {
+  const inner = obj(body[object]) ?? {};
+  if (inner[key] !== undefined) return null;
+  return { ...body, [object]: { ...inner, [key]: value } };
+}
+
 /** Messages of `role` for which `calledTools` holds: tool-call rounds in a chat conversation. */
 export function countTurns(messages: unknown, role: string, calledTools: (message: Json) => boolean): number {
   let rounds = 0;

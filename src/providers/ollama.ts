@@ -1,6 +1,17 @@
 import type { Operation, RequestInfo } from '../record.js';
 import { readPlainHeaders } from './headers.js';
-import { appendCapped, arr, clip, countTurns, type Json, num, obj, parseJson, str } from './json.js';
+import {
+  appendCapped,
+  arr,
+  clip,
+  countTurns,
+  type Json,
+  num,
+  obj,
+  parseJson,
+  str,
+  withNestedDefault,
+} from './json.js';
 import type {
   BodyFormat,
   BodyShape,
@@ -249,9 +260,7 @@ export const ollamaAdapter: ProviderAdapter = {
   withMaxOutputTokens(body, detection, limit) {
     const { kind } = detection as OllamaDetection;
     if (kind !== 'chat' && kind !== 'generate') return null;
-    const options = obj(body.options) ?? {};
-    if (options.num_predict !== undefined) return null;
-    return { ...body, options: { ...options, num_predict: limit } };
+    return withNestedDefault(body, 'options', 'num_predict', limit);
   },
   countToolRounds,
 };
