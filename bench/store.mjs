@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
+import { registerBucketFunctions } from '../dist/store/buckets.js';
 import { registerHistogramFunctions } from '../dist/store/histogram.js';
 import { openSqliteStore } from '../dist/store/sqlite.js';
 import { summarySql } from '../dist/store/summary.js';
@@ -211,6 +212,7 @@ function bulkLoad(path, rows) {
   db.pragma('synchronous = OFF');
   db.pragma('cache_size = -1000000');
   registerHistogramFunctions(db);
+  registerBucketFunctions(db);
   const indexes = db
     .prepare(
       "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage' AND sql IS NOT NULL",
@@ -309,6 +311,7 @@ async function reports(rows) {
   const store = openSqliteStore({ path });
   const raw = new Database(path, { readonly: true });
   registerHistogramFunctions(raw);
+  registerBucketFunctions(raw);
   const start = Date.UTC(2025, 0, 1);
   const rawScan = (query) => {
     // The same report from raw rows, what a store without rollups would do: the SQL of a raw

@@ -4,6 +4,7 @@
  */
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { registerBucketFunctions } from '../src/store/buckets.js';
 import { encodeCursor } from '../src/store/cursor.js';
 import { eventsSql } from '../src/store/events.js';
 import { registerHistogramFunctions } from '../src/store/histogram.js';
@@ -19,6 +20,7 @@ const ragged = { fromMs: T + 10, toMs: T + 10 * HOUR + 5 };
 const db = new Database(':memory:');
 migrate(db);
 registerHistogramFunctions(db);
+registerBucketFunctions(db);
 afterAll(() => db.close());
 
 function plan(sql: string, params: unknown[]): string {

@@ -7,6 +7,7 @@
  * number of hours; in the few zones with a :30 or :45 offset the boundary is taken at the UTC
  * hour that contains local midnight. `hour` buckets are UTC hours.
  */
+import type { SqliteDatabase } from './connection.js';
 import type { TimeBucket } from './types.js';
 
 export const HOUR_MS = 3_600_000;
@@ -141,4 +142,36 @@ export function createBucketLabeler(unit: TimeBucket, tz: string): (hourMs: numb
     }
     return label;
   };
+}
+
+const MAX_CACHED_STARTS = 100_000;
+
+/**
+ * `llm_meter_bucket_start(ms, unit, tz)`: the start instant of the calendar bucket (`day`,
+ * `week`, `month` in zone `tz`) that contains the instant `ms`. Lets a report group rollup rows
+ * by local day in SQL, so a month of hourly rows per user comes back as one row per user and
+ * day rather than one per user and hour. Cached per (unit, zone, instant): rollup rows repeat
+ * the same few hundred hours.
+ */
+export function registerBucketFunctions(db: SqliteDatabase): void {
+  const cache = new Map<string, number>();
+  db.function(
+    'llm_meter_bucket_start',
+    { deterministic: true },
+    (ms: unknown, unit: unknown, tz: unknown) => {
+      const at = typeof ms === 'bigint' ? Number(ms) : (ms as number);
+      const key = `${unit as string}|${tz as string}|${at}`;
+      let start = cache.get(key);
+      if (start === undefined) {
+        start = bucketStart(
+          bucketLabel(at, unit as TimeBucket, tz as string),
+          unit as TimeBucket,
+          tz as string,
+        );
+        if (cache.size >= MAX_CACHED_STARTS) cache.clear();
+        cache.set(key, start);
+      }
+      return start;
+    },
+  );
 }

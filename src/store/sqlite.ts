@@ -25,7 +25,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import type { CallRecord } from '../record.js';
-import { HOUR_MS } from './buckets.js';
+import { HOUR_MS, registerBucketFunctions } from './buckets.js';
 import { type Checkpointer, startCheckpointer } from './checkpointer.js';
 import {
   createLockWaits,
@@ -101,6 +101,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   try {
     migrate(db);
     registerHistogramFunctions(db);
+    registerBucketFunctions(db);
   } catch (error) {
     db.close();
     throw error;

@@ -136,17 +136,33 @@ function whereClause(
   return { sql: conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '', params };
 }
 
+/**
+ * The calendar unit rollup rows are grouped by in SQL: the finest the report asks for, except
+ * that weeks and months together are grouped by day (a week can straddle two months). Null:
+ * by the table's own grain (hours, or UTC days).
+ */
+function sqlBucket(units: readonly TimeBucket[]): TimeBucket | null {
+  if (units.length === 0 || units.includes('hour')) return null;
+  return units.length === 1 ? units[0]! : 'day';
+}
+
 function rollupPart(
   table: RollupTable,
   range: Range,
   dims: Dimension[],
-  byTime: boolean,
+  units: readonly TimeBucket[],
+  tz: string,
   filters: Array<[Dimension, string[]]>,
 ): SqlPart {
   // `+column` keeps the planner from walking an index just to get groups in order: with no
   // filter on that column, a scan and a sort is several times faster than index order.
+  const bucket = sqlBucket(units);
   const keys = [
-    ...(byTime ? [`+${table.timeColumn} AS bucket_ms`] : []),
+    ...(units.length === 0
+      ? []
+      : bucket === null
+        ? [`+${table.timeColumn} AS bucket_ms`]
+        : [`llm_meter_bucket_start(${table.timeColumn}, ?, ?) AS bucket_ms`]),
     ...dims.map((dim) => `+${dim} AS ${dim}`),
   ];
   const select = [
@@ -159,7 +175,7 @@ function rollupPart(
   const groupClause = keys.length ? ` GROUP BY ${keys.map((_, i) => i + 1).join(', ')}` : '';
   return {
     sql: `SELECT ${select.join(', ')} FROM ${table.name}${where.sql}${groupClause}`,
-    params: where.params,
+    params: bucket === null ? where.params : [bucket, tz, ...where.params],
     source: table.name,
   };
 }
@@ -213,7 +229,7 @@ export function summarySql(query: SummaryQuery, prunedBeforeMs = 0): SqlPart[] {
   return planSegments(query, { daily, prunedBeforeMs }).map((segment) => {
     if (segment.level === 'raw') return rawPart(segment, dims, units.length > 0, filters);
     const table = segment.level === 'day' ? DAILY : modelOnly ? MODEL_HOURLY : HOURLY;
-    return rollupPart(table, segment, dims, units.length > 0, filters);
+    return rollupPart(table, segment, dims, units, tz, filters);
   });
 }
 
