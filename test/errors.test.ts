@@ -66,6 +66,10 @@ describe('safeErrorCode: what of a provider error code is kept', () => {
     'content_filter',
     'model_not_found',
     'InvalidRequest.ModelNotFound',
+    'ServiceUnavailableException',
+    'ResponsibleAIPolicyViolation',
+    'DeploymentNotFound',
+    'gpt-4o-2024-08-06',
   ])('keeps %s', (code) => {
     expect(safeErrorCode(code)).toBe(code);
   });
@@ -76,6 +80,8 @@ describe('safeErrorCode: what of a provider error code is kept', () => {
     ['an Anthropic key', `sk-ant-api03-${'q'.repeat(93)}-AAAAAA`],
     ['an Azure key (32 hex)', '0123456789abcdef0123456789abcdef'],
     ['a Gemini key', `AIza${'Sy'.repeat(17)}x`],
+    ['a Gemini key with digits', 'AIzaSyD4x9Qw2LmN8pR1tV6bZ3cF7hJ0kE5sXyQ'],
+    ['a 16-character token', 'tok_a8F3kd93Jd02LsQ1'],
     ['free text', 'Incorrect API key provided'],
     ['a path', '../../etc/passwd'],
     ['markup', '<script>'],

@@ -33,17 +33,23 @@ const RETRYABLE: Record<ErrorType, boolean> = {
 
 /**
  * A provider's error code as llm-meter keeps it (record, span, database): an identifier such as
- * `rate_limit_exceeded`, `overloaded_error`, `RESOURCE_EXHAUSTED` or `429`, or null. Anything
- * else (free text, a value a proxy echoed back, a long random token that could be a credential)
- * is dropped rather than stored: every segment between separators must be short, and API keys
- * (`sk-` followed by 40+ random characters, 32-hex Azure keys, `AIza...` Gemini keys) are not.
+ * `rate_limit_exceeded`, `overloaded_error`, `RESOURCE_EXHAUSTED`, `ServiceUnavailableException`
+ * or `429`, or null. Anything else (free text, a path, a value a proxy echoed back) is dropped
+ * rather than stored, and so is anything shaped like a credential: a run of 32 or more
+ * characters between separators (32-hex Azure keys, 39-character Gemini keys, the random part
+ * of `sk-…` keys), or of 16 or more that mixes letters and digits (random tokens do; codes,
+ * CamelCase or snake_case words, do not).
  */
 const ERROR_CODE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
-const MAX_SEGMENT = 24;
+
+function looksRandom(segment: string): boolean {
+  if (segment.length >= 32) return true;
+  return segment.length >= 16 && /\d/.test(segment) && /[A-Za-z]/.test(segment);
+}
 
 export function safeErrorCode(value: string | null | undefined): string | null {
   if (typeof value !== 'string' || !ERROR_CODE.test(value)) return null;
-  for (const segment of value.split(/[_.:-]/)) if (segment.length > MAX_SEGMENT) return null;
+  for (const segment of value.split(/[_.:-]/)) if (looksRandom(segment)) return null;
   return value;
 }
 
