@@ -81,6 +81,27 @@ describe('tool-call arguments judged per wire format', () => {
     expect(parser.result()).toMatchObject({ toolCalls: 2, invalidToolCalls: 1 });
   });
 
+  it('streamed arguments are held up to 1 MiB per response; a call beyond it is not judged', () => {
+    const parser = parserFor(CHAT, true);
+    const delta = (index: number, args: string) => ({
+      data: JSON.stringify({
+        choices: [{ index: 0, delta: { tool_calls: [{ index, function: { arguments: args } }] } }],
+      }),
+      event: '',
+    });
+    const big = 'x'.repeat(600 * 1024);
+    // Call 0: whole and valid. Call 1: cut, but over the budget, so not judged. Call 2: cut.
+    for (const event of [
+      delta(0, `{"a":"${big}`),
+      delta(0, '"}'),
+      delta(1, `{"b":"${big}`),
+      delta(2, '{"c":'),
+    ]) {
+      parser.event(event);
+    }
+    expect(parser.result()).toMatchObject({ toolCalls: 3, invalidToolCalls: 1 });
+  });
+
   it('responses API: the final response judges each function_call', () => {
     const parser = parserFor(RESPONSES);
     parser.json({

@@ -71,7 +71,7 @@ export function countTurns(messages: unknown, role: string, calledTools: (messag
   return rounds;
 }
 
-/** Arguments kept per call at most; a longer one is not judged (it may be valid). */
+/** Argument text kept per response at most; calls beyond it are not judged (they may be valid). */
 const ARGUMENTS_CAP = 1024 * 1024;
 
 /**
@@ -89,6 +89,8 @@ export interface ArgumentCheck {
 export function createArgumentCheck(): ArgumentCheck {
   let invalid = 0;
   let pending: Map<string, string> | null = null;
+  let kept = 0;
+  const unjudged = new Set<string>();
   const judge = (args: string) => {
     if (args.length === 0 || args.length > ARGUMENTS_CAP) return;
     try {
@@ -100,13 +102,22 @@ export function createArgumentCheck(): ArgumentCheck {
   return {
     whole: judge,
     fragment(call, piece) {
+      if (unjudged.has(call)) return;
       pending ??= new Map();
-      const sofar = pending.get(call) ?? '';
-      if (sofar.length <= ARGUMENTS_CAP) pending.set(call, sofar + piece);
+      if (kept + piece.length > ARGUMENTS_CAP) {
+        // Over the budget: this call is let go rather than held in memory.
+        kept -= pending.get(call)?.length ?? 0;
+        pending.delete(call);
+        unjudged.add(call);
+        return;
+      }
+      kept += piece.length;
+      pending.set(call, (pending.get(call) ?? '') + piece);
     },
     invalid() {
       if (pending) for (const args of pending.values()) judge(args);
       pending = null;
+      kept = 0;
       return invalid;
     },
   };
