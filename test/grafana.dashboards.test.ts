@@ -15,11 +15,19 @@ import {
   promqlNames,
 } from './helpers/dashboards.js';
 import { type Exposition, parseExposition } from './helpers/exposition.js';
-import { type MeteredServer, startServerWithTraffic } from './helpers/traffic.js';
+import {
+  type GatewayWithTraffic,
+  type MeteredServer,
+  startGatewayWithTraffic,
+  startServerWithTraffic,
+} from './helpers/traffic.js';
 
 const dashboards = loadDashboards();
 let api: MeteredServer;
+let gateway: GatewayWithTraffic;
+/** What llm-meter serve's /metrics emits; the gateway dashboard is checked against the gateway's. */
 let emitted: Exposition;
+let gatewayEmitted: Exposition;
 
 beforeAll(async () => {
   api = await startServerWithTraffic([
@@ -27,15 +35,22 @@ beforeAll(async () => {
     { name: 'Triage', scope: { feature: 'triage' }, period: 'total', limit_usd: 1 },
   ]);
   emitted = parseExposition(await (await api.fetch('/metrics')).text());
+  gateway = await startGatewayWithTraffic();
+  gatewayEmitted = parseExposition(await (await fetch(gateway.metricsUrl)).text());
 });
 
 afterAll(async () => {
   await api?.close();
+  await gateway?.close();
 });
 
 describe('dashboards/*.json', () => {
   it('are Grafana dashboards: unique uids, titles, panel ids, and a description saying where data comes from', () => {
-    expect(dashboards.map((d) => d.file)).toEqual(['llm-meter-budgets.json', 'llm-meter-usage.json']);
+    expect(dashboards.map((d) => d.file)).toEqual([
+      'llm-meter-budgets.json',
+      'llm-meter-gateway.json',
+      'llm-meter-usage.json',
+    ]);
     expect(new Set(dashboards.map((d) => d.uid)).size, 'unique uids').toBe(dashboards.length);
     for (const dashboard of dashboards) {
       expect(dashboard.title, `${dashboard.file} title`).toMatch(/^llm-meter/);
@@ -68,7 +83,7 @@ describe('dashboards/*.json', () => {
     }
   });
 
-  it('cover cost, tokens, latency, time to first token, errors and budgets', () => {
+  it('cover cost, tokens, latency, time to first token, errors, budgets and the gateway', () => {
     const used = new Set(
       dashboards.flatMap((d) => promQueries(d).flatMap((q) => promqlNames(q.expr).metrics)),
     );
@@ -82,6 +97,9 @@ describe('dashboards/*.json', () => {
       'llm_meter_budget_spent',
       'llm_meter_budget_limit',
       'llm_meter_budget_forecast',
+      'llm_meter_gateway_requests_total',
+      'llm_meter_circuit_state',
+      'llm_meter_rate_limiter_remaining_requests',
     ]) {
       expect(used, `a dashboard reads ${name}`).toContain(name);
     }
@@ -90,6 +108,7 @@ describe('dashboards/*.json', () => {
   it('name only metrics and labels that /metrics emits', () => {
     const checked: string[] = [];
     for (const dashboard of dashboards) {
+      const exposition = dashboard.uid === 'llm-meter-gateway' ? gatewayEmitted : emitted;
       for (const query of promQueries(dashboard)) {
         const labelValues = labelValuesQuery(query.expr);
         const names = promqlNames(labelValues ? labelValues.selector : query.expr);
@@ -97,8 +116,8 @@ describe('dashboards/*.json', () => {
         expect(names.metrics.length, `${query.where}: names a metric`).toBeGreaterThan(0);
         const labels = new Set<string>();
         for (const metric of names.metrics) {
-          expect(emitted.names, `${query.where}: ${metric} is emitted`).toContain(metric);
-          for (const label of emitted.labels.get(metric) ?? []) labels.add(label);
+          expect(exposition.names, `${query.where}: ${metric} is emitted`).toContain(metric);
+          for (const label of exposition.labels.get(metric) ?? []) labels.add(label);
         }
         for (const label of names.labels) {
           expect(labels, `${query.where}: label ${label} is on ${names.metrics.join(', ')}`).toContain(label);

@@ -13,7 +13,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelValuesQuery, loadDashboards, promQueries, toPromQL } from './helpers/dashboards.js';
-import { type MeteredServer, sendTraffic, startServerWithTraffic, trafficCalls } from './helpers/traffic.js';
+import {
+  type GatewayWithTraffic,
+  type MeteredServer,
+  sendTraffic,
+  startGatewayWithTraffic,
+  startServerWithTraffic,
+  trafficCalls,
+} from './helpers/traffic.js';
 
 const PROMETHEUS = process.env['PROMETHEUS_BIN'] ?? '/usr/bin/prometheus';
 const available = existsSync(PROMETHEUS);
@@ -26,6 +33,7 @@ interface Sample {
 }
 
 let api: MeteredServer;
+let gateway: GatewayWithTraffic | undefined;
 let prometheus: ChildProcess | undefined;
 let promUrl: string;
 let dir: string;
@@ -87,6 +95,7 @@ beforeAll(async () => {
     { name: 'Daily spend', scope: {}, period: 'day', limit_usd: 0.01 },
     { name: 'Triage', scope: { feature: 'triage' }, period: 'total', limit_usd: 1 },
   ]);
+  gateway = await startGatewayWithTraffic();
 
   dir = mkdtempSync(join(tmpdir(), 'llm-meter-prometheus-'));
   const config = join(dir, 'prometheus.yml');
@@ -104,6 +113,10 @@ beforeAll(async () => {
       `      credentials: ${api.token}`,
       '    static_configs:',
       `      - targets: ["127.0.0.1:${api.port}"]`,
+      // The gateway serves its metrics on a port of its own, without a token.
+      '  - job_name: llm-meter-gateway',
+      '    static_configs:',
+      `      - targets: ["127.0.0.1:${gateway.metricsPort}"]`,
       '',
     ].join('\n'),
   );
@@ -136,6 +149,11 @@ beforeAll(async () => {
     () => value('count_over_time(up{job="llm-meter"}[1m])'),
     (n) => (n ?? 0) >= 3,
   );
+  await until(
+    'three scrapes of the gateway',
+    () => value('count_over_time(up{job="llm-meter-gateway"}[1m])'),
+    (n) => (n ?? 0) >= 3,
+  );
 }, 90_000);
 
 afterAll(async () => {
@@ -146,6 +164,7 @@ afterAll(async () => {
     if (prometheus.exitCode === null) prometheus.kill('SIGKILL');
   }
   await api?.close();
+  await gateway?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -165,12 +184,15 @@ describe.skipIf(!available)(`Prometheus scraping /metrics (${available ? PROMETH
       '/v1/usage/summary',
     );
     expect(totals.cost_usd).toBeGreaterThan(0);
-    expect(await value('sum(llm_meter_cost_total)'), 'sum(llm_meter_cost_total)').toBeCloseTo(
-      totals.cost_usd,
-      12,
-    );
-    expect(await value('sum(llm_meter_calls_total)'), 'sum(llm_meter_calls_total)').toBe(totals.requests);
-    const byModel = await query('sum by (gen_ai_request_model) (llm_meter_cost_total)');
+    expect(
+      await value('sum(llm_meter_cost_total{job="llm-meter"})'),
+      'sum(llm_meter_cost_total{job="llm-meter"})',
+    ).toBeCloseTo(totals.cost_usd, 12);
+    expect(
+      await value('sum(llm_meter_calls_total{job="llm-meter"})'),
+      'sum(llm_meter_calls_total{job="llm-meter"})',
+    ).toBe(totals.requests);
+    const byModel = await query('sum by (gen_ai_request_model) (llm_meter_cost_total{job="llm-meter"})');
     expect(byModel.map((s) => s.metric['gen_ai_request_model']).sort()).toEqual(
       expect.arrayContaining(['claude-haiku-4-5', 'gpt-4o', 'gpt-4o-mini']),
     );
@@ -200,10 +222,10 @@ describe.skipIf(!available)(`Prometheus scraping /metrics (${available ? PROMETH
     );
     await until(
       'the new calls in Prometheus',
-      () => value('sum(llm_meter_calls_total)'),
+      () => value('sum(llm_meter_calls_total{job="llm-meter"})'),
       (n) => n === totals.requests,
     );
-    expect(await value('sum(llm_meter_cost_total)')).toBeCloseTo(totals.cost_usd, 12);
+    expect(await value('sum(llm_meter_cost_total{job="llm-meter"})')).toBeCloseTo(totals.cost_usd, 12);
   });
 
   it('evaluates every PromQL expression of the Grafana dashboards, each with a result', async () => {

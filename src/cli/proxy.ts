@@ -1,8 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { createMeter } from '../meter.js';
 import { generateGatewayKey, startProxy } from '../proxy/index.js';
 import type { ProxyOptions } from '../proxy/types.js';
-import { createPrometheusMetrics, type PrometheusMetrics } from '../telemetry/prometheus.js';
+import { createPrometheusMetrics, serveMetrics } from '../telemetry/prometheus.js';
 import { setupTelemetry } from '../telemetry/setup.js';
 import { dbPath, parse, portNumber, positiveInt, str, UsageError } from './args.js';
 
@@ -150,28 +150,4 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
   await meter.shutdown();
   await prometheus?.shutdown();
   await telemetry.shutdown();
-}
-
-/** GET /metrics and nothing else. */
-function serveMetrics(prometheus: PrometheusMetrics, port: number, host: string): Promise<Server> {
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '').split('?')[0];
-    if (req.method !== 'GET' || path !== '/metrics') {
-      res
-        .writeHead(404, { 'content-type': 'text/plain' })
-        .end('Not found: this port serves GET /metrics only.\n');
-      return;
-    }
-    prometheus.scrape().then(
-      (body) => res.writeHead(200, { 'content-type': prometheus.contentType }).end(body),
-      () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n'),
-    );
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve(server);
-    });
-  });
 }

@@ -22,6 +22,7 @@
  * histograms `_bucket`/`_sum`/`_count`; this exporter version adds no unit suffix
  * (`llm_meter.cost`, unit USD → `llm_meter_cost_total`).
  */
+import { createServer, type Server } from 'node:http';
 import { type BatchObservableResult, type Observable, ValueType } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
@@ -393,4 +394,31 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions = {}):
     },
     shutdown: () => meterProvider.shutdown(),
   };
+}
+
+/**
+ * A listener for `GET /metrics` and nothing else, for a process that has no HTTP API of its own
+ * (the gateway serves it on a port apart from the one its clients use).
+ */
+export function serveMetrics(prometheus: PrometheusMetrics, port: number, host: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end('Not found: this port serves GET /metrics only.\n');
+      return;
+    }
+    prometheus.scrape().then(
+      (body) => res.writeHead(200, { 'content-type': prometheus.contentType }).end(body),
+      () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n'),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
 }

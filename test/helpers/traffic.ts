@@ -251,3 +251,60 @@ export async function startServerWithTraffic(
     throw error;
   }
 }
+
+export interface GatewayWithTraffic {
+  /** The gateway's metrics port (`GET /metrics`). */
+  metricsPort: number;
+  metricsUrl: string;
+  close(): Promise<void>;
+}
+
+/**
+ * An llm-meter gateway with its circuit breaker and rate limiter, its metrics served on a port
+ * of their own as `llm-meter proxy --metrics-port` does, after traffic that leaves a series in
+ * every gateway metric: calls for two models, two server errors that open one model's circuit,
+ * and a call that the open circuit refuses (outcome blocked).
+ */
+export async function startGatewayWithTraffic(): Promise<GatewayWithTraffic> {
+  const { startProxy } = await import('../../src/proxy/index.js');
+  const { serveMetrics } = await import('../../src/telemetry/prometheus.js');
+  const sim = await startSimulator();
+  const prometheus = createPrometheusMetrics();
+  const meter = createMeter({
+    database: false,
+    prices: TRAFFIC_PRICES,
+    meterProvider: prometheus.meterProvider,
+  });
+  const gw = await startProxy({
+    port: 0,
+    upstreams: { openai: sim.url },
+    meter,
+    circuitBreaker: { failureThreshold: 2, openMs: 600_000 },
+    rateLimiter: {},
+  });
+  const stop = [prometheus.observe(meter), prometheus.observe({ gateway: gw })];
+  const server = await serveMetrics(prometheus, 0, '127.0.0.1');
+  const chat = (model: string) =>
+    fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hello' }] }),
+    }).then((res) => res.arrayBuffer());
+  for (const model of ['gpt-4o-mini', 'gpt-4o-mini', 'gpt-4o']) await chat(model);
+  sim.enqueue({ fault: 'server_error' }, { fault: 'server_error' });
+  for (let i = 0; i < 3; i++) await chat('gpt-4o');
+  await meter.flush();
+  const metricsPort = (server.address() as AddressInfo).port;
+  return {
+    metricsPort,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of stop) s();
+      await gw.close();
+      await meter.shutdown();
+      await prometheus.shutdown();
+      await sim.close();
+    },
+  };
+}
