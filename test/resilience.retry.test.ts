@@ -324,6 +324,32 @@ describe('withRetry with real parts', () => {
     await tel.shutdown();
   });
 
+  it('a wait named only in the error body (Gemini RetryInfo) is honoured, read by the adapter', async () => {
+    sim.reset();
+    const meter = createMeter({ database: false, prices: TEST_PRICES });
+    sim.enqueue({ fault: 'rate_limit', retryAfterS: 0.35 }, {});
+    const waits: Array<[number, string]> = [];
+    const fetch = withRetry(meter.fetch, {
+      meter,
+      random: () => 0,
+      sleep: async () => {},
+      onRetry: (e) => waits.push([e.delayMs, e.delaySource]),
+    });
+    const res = await fetch(`${sim.url}/v1beta/models/gemini-2.5-flash:generateContent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-goog-api-key': 'test-key' },
+      body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hello' }] }] }),
+    });
+    expect(res.status).toBe(200);
+    await res.json();
+    expect(sim.calls.map((c) => c.status)).toEqual([429, 200]);
+    const first = sim.calls[0]!;
+    expect(first.outcome).toBe('fault');
+    // random: () => 0 would make a backoff wait 0 ms: 350 ms can only come from the body.
+    expect(waits).toEqual([[350, 'server']]);
+    await meter.shutdown();
+  });
+
   it('wraps an SDK call too: its APIError statuses and headers decide', async () => {
     sim.reset();
     sim.enqueue({ fault: 'overloaded' }, { fault: 'bad_request' });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { RETRY_ATTEMPT_TAG, RETRY_GROUP_TAG } from '../attribution.js';
 import { InvalidOptionError } from '../errors/errors.js';
+import { callFacts, type FetchInput } from './call.js';
 import { classifyError, classifyStatus, isResponseLike, type Verdict } from './classify.js';
 import { retryTiming } from './retry-timing.js';
 import { sleep as defaultSleep } from './sleep.js';
@@ -83,6 +84,22 @@ function replayer<A extends unknown[]>(args: A): { replayable: boolean; next(): 
   return { replayable: true, next: () => args };
 }
 
+/**
+ * The wait an error body names, for a provider that says it only there (Gemini's
+ * RetryInfo.retryDelay on a 429): read from a clone by the call's adapter. Null when the call is
+ * not an LLM call llm-meter knows, or the body says nothing.
+ */
+async function bodyHint(response: Response, args: readonly unknown[]): Promise<number | null> {
+  try {
+    const facts = callFacts(args[0] as FetchInput, args[1] as RequestInit | undefined);
+    if (!facts) return null;
+    const text = await response.clone().text();
+    return facts.adapter.parseError(JSON.parse(text)).retryAfterMs ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** Read an error response to its end, so its metered record is complete and the socket reusable. */
 async function release(response: Response): Promise<void> {
   try {
@@ -129,11 +146,15 @@ export function withRetry<A extends unknown[], R>(
         error = e;
       }
       const now = p.now();
-      const verdict: Verdict = threw
+      let verdict: Verdict = threw
         ? classifyError(error, signal, now)
         : isResponseLike(value)
           ? classifyStatus(value.status, value.headers, now)
           : { retry: false, mayHaveCompleted: false, hintMs: null, status: null, cause: 'ok' };
+      if (!threw && verdict.retry && verdict.hintMs === null && isResponseLike(value)) {
+        const hintMs = await bodyHint(value, callArgs);
+        if (hintMs !== null) verdict = { ...verdict, hintMs };
+      }
       const finish = (): R => {
         if (threw) throw error;
         return value as R;
