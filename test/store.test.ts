@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CallRecord } from '../src/record.js';
-import { bucketLabel, zonedInstant } from '../src/store/buckets.js';
+import { bucketLabel } from '../src/store/buckets.js';
 import {
   type GroupByKey,
   isInvalidQueryError,
@@ -13,6 +13,7 @@ import {
   type SummaryRow,
   type UsageStore,
 } from '../src/store/index.js';
+import { zonedInstant } from '../src/zones.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 import { makeErrorRecord, makeRecord } from './helpers/records.js';
 

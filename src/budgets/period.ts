@@ -3,6 +3,8 @@
  * the next one from zero without a job. Day, week (ISO, Monday first) and month boundaries are
  * local midnights in the budget's IANA time zone, so they move with daylight saving time.
  */
+import { isValidTimeZone, wallTime, zonedInstant } from '../zones.js';
+
 export type Period = 'day' | 'week' | 'month' | 'total';
 
 export interface PeriodBounds {
@@ -14,73 +16,11 @@ export interface PeriodBounds {
   key: string;
 }
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function formatter(timeZone: string): Intl.DateTimeFormat {
-  let f = formatters.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-      hour: '2-digit',
-      minute: '2-digit',
-      second: '2-digit',
-    });
-    formatters.set(timeZone, f);
-  }
-  return f;
-}
-
 /** Throws a RangeError naming the zone when it is not a valid IANA time zone. */
 export function checkTimeZone(timeZone: string): void {
-  try {
-    formatter(timeZone);
-  } catch {
+  if (!isValidTimeZone(timeZone)) {
     throw new RangeError(`Expected \`timezone\` to be an IANA time zone, got "${timeZone}".`);
   }
-}
-
-interface WallTime {
-  year: number;
-  month: number;
-  day: number;
-  hour: number;
-  minute: number;
-  second: number;
-}
-
-function wallTime(epochMs: number, timeZone: string): WallTime {
-  const parts: Record<string, number> = {};
-  for (const p of formatter(timeZone).formatToParts(new Date(epochMs))) {
-    if (p.type !== 'literal') parts[p.type] = Number(p.value);
-  }
-  return {
-    year: parts.year!,
-    month: parts.month!,
-    day: parts.day!,
-    hour: parts.hour!,
-    minute: parts.minute!,
-    second: parts.second!,
-  };
-}
-
-/** Offset of the zone from UTC at an instant, in ms (local − UTC). */
-export function zoneOffsetMs(epochMs: number, timeZone: string): number {
-  const w = wallTime(epochMs, timeZone);
-  const asUtc = Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second);
-  return asUtc - Math.floor(epochMs / 1000) * 1000;
-}
-
-/** The instant of a local wall-clock midnight (Y, M, D) in the zone. */
-export function localMidnight(year: number, month: number, day: number, timeZone: string): number {
-  const utcGuess = Date.UTC(year, month - 1, day);
-  // Two rounds settle the offset across a DST change near midnight.
-  let t = utcGuess - zoneOffsetMs(utcGuess, timeZone);
-  t = utcGuess - zoneOffsetMs(t, timeZone);
-  return t;
 }
 
 function isoDate(year: number, month: number, day: number): string {
@@ -111,8 +51,8 @@ export function periodBounds(period: Period, timeZone: string, nowMs: number): P
     next = w.month === 12 ? [w.year + 1, 1, 1] : [w.year, w.month + 1, 1];
   }
   return {
-    start: localMidnight(...start, timeZone),
-    end: localMidnight(...next, timeZone),
+    start: zonedInstant(...start, timeZone),
+    end: zonedInstant(...next, timeZone),
     key: `${period}:${isoDate(...start)}`,
   };
 }

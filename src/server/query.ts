@@ -4,7 +4,6 @@
  * SQL text; the store binds the values as parameters.
  */
 import { z } from 'zod';
-import { isValidTimeZone, utcMs, zonedInstant } from '../store/buckets.js';
 import { decodeCursor } from '../store/cursor.js';
 import { MAX_EVENTS_LIMIT } from '../store/events.js';
 import {
@@ -16,6 +15,7 @@ import {
   TIME_BUCKETS,
   type UsageFilters,
 } from '../store/types.js';
+import { isValidTimeZone, utcMs, zonedInstant } from '../zones.js';
 
 const MAX_TEXT = 256;
 

@@ -1,4 +1,4 @@
-export { isValidTimeZone, zonedInstant } from './buckets.js';
+export { isValidTimeZone, zonedInstant } from '../zones.js';
 export {
   InvalidQueryError,
   isInvalidQueryError,
