@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { drained } from '../backpressure.js';
 import { InvalidOptionError } from '../errors/errors.js';
 import type { FetchLike } from '../fetch/request.js';
 import type { MeterInternals } from '../meter.js';
@@ -105,19 +106,6 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
     );
     req.on('error', () => settle(null));
     req.on('close', () => settle(null));
-  });
-}
-
-/** Resolves when the response can take more, or is gone. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
   });
 }
 

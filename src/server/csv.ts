@@ -3,6 +3,7 @@
  * socket to drain, so an export of any size holds one page in memory.
  */
 import type { Response } from 'express';
+import { drained } from '../backpressure.js';
 import type { UsageEvent } from '../store/types.js';
 
 /** Every event field but `content` (prompts stay out of spreadsheets). */
@@ -78,15 +79,7 @@ export async function streamCsv(res: Response, events: AsyncIterable<UsageEvent>
   });
   const write = async (chunk: string) => {
     if (res.write(chunk) || closed) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        res.off('drain', done);
-        res.off('close', done);
-        resolve();
-      };
-      res.on('drain', done);
-      res.on('close', done);
-    });
+    await drained(res);
   };
   res.status(200);
   res.setHeader('Content-Type', 'text/csv; charset=utf-8');
