@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { openaiError } from './faults.js';
 import { openaiHeaders } from './openai.js';
-import { makePlan } from './plan.js';
+import { inputOnlyPlan } from './plan.js';
 import { countPlainInputs } from './text.js';
 import { bodyOnlyWire, optionalNumber, type Prepared, type RouteInput } from './wire.js';
 
@@ -25,16 +25,7 @@ function embeddingInputs(input: unknown): unknown[] {
 export function embeddingsRoute(input: RouteInput): Prepared {
   const { body } = input;
   const inputTokens = countPlainInputs(body.input);
-  const plan = makePlan({
-    behavior: { ...input.behavior, outputTokens: 0, reasoningTokens: 0, toolCalls: 0, cacheReadTokens: 0 },
-    model: input.model,
-    inputTokens,
-    maxTokens: undefined,
-    choices: 1,
-    toolNames: [],
-    cacheWrites: false,
-    idPrefix: 'emb-',
-  });
+  const plan = inputOnlyPlan(input, inputTokens, 'emb-');
   const dimensions = optionalNumber(body.dimensions) ?? EMBEDDING_DIMENSIONS;
   const base64 = body.encoding_format === 'base64';
   const wire = bodyOnlyWire(

@@ -1,5 +1,5 @@
 import { EMBEDDING_DIMENSIONS, embed } from './embeddings.js';
-import { type Choice, type Finish, makePlan, type Plan, visibleTokens } from './plan.js';
+import { type Choice, type Finish, inputOnlyPlan, makePlan, type Plan, visibleTokens } from './plan.js';
 import type { SseEvent } from './sse.js';
 import { countGeminiEmbedInput, countGeminiInput } from './text.js';
 import type { Behavior, Fault } from './types.js';
@@ -232,20 +232,6 @@ function toolNames(tools: unknown): string[] {
     const declarations =
       isObject(tool) && Array.isArray(tool.functionDeclarations) ? tool.functionDeclarations : [];
     return declarations.flatMap((d) => (isObject(d) && typeof d.name === 'string' ? [d.name] : []));
-  });
-}
-
-/** A plan that generates nothing: embeddings and token counts. */
-function inputOnlyPlan(input: RouteInput, inputTokens: number): Plan {
-  return makePlan({
-    behavior: { ...input.behavior, outputTokens: 0, reasoningTokens: 0, toolCalls: 0, cacheReadTokens: 0 },
-    model: input.model,
-    inputTokens,
-    maxTokens: undefined,
-    choices: 1,
-    toolNames: [],
-    cacheWrites: false,
-    idPrefix: '',
   });
 }
 

@@ -1,5 +1,5 @@
 import { EMBEDDING_DIMENSIONS, embed } from './embeddings.js';
-import { type Block, type Finish, makePlan, type Plan, totalOutputTokens } from './plan.js';
+import { type Block, type Finish, inputOnlyPlan, makePlan, type Plan, totalOutputTokens } from './plan.js';
 import type { SseEvent } from './sse.js';
 import { countMessages, countOllamaGenerateInput, countPlainInputs, countText } from './text.js';
 import type { Fault } from './types.js';
@@ -123,20 +123,6 @@ function streamingWire(endpoint: 'chat' | 'generate'): Wire {
       line(plan, { error: 'an error was encountered while running the model: unexpected EOF' }),
     ],
   };
-}
-
-/** A plan that generates nothing: embeddings. */
-function inputOnlyPlan(input: RouteInput, inputTokens: number): Plan {
-  return makePlan({
-    behavior: { ...input.behavior, outputTokens: 0, reasoningTokens: 0, toolCalls: 0, cacheReadTokens: 0 },
-    model: input.model,
-    inputTokens,
-    maxTokens: undefined,
-    choices: 1,
-    toolNames: [],
-    cacheWrites: false,
-    idPrefix: '',
-  });
 }
 
 function embedInputs(input: unknown): unknown[] {

@@ -157,3 +157,21 @@ export function filterPlan(plan: Plan, steps: number): Plan {
     generationMs: Math.max(kept - 1, 0) * plan.msPerToken,
   };
 }
+
+/** A plan that generates nothing (embeddings, token counts): only its input is counted. */
+export function inputOnlyPlan(
+  input: { behavior: Behavior; model: string },
+  inputTokens: number,
+  idPrefix = '',
+): Plan {
+  return makePlan({
+    behavior: { ...input.behavior, outputTokens: 0, reasoningTokens: 0, toolCalls: 0, cacheReadTokens: 0 },
+    model: input.model,
+    inputTokens,
+    maxTokens: undefined,
+    choices: 1,
+    toolNames: [],
+    cacheWrites: false,
+    idPrefix,
+  });
+}
