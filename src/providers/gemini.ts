@@ -23,7 +23,7 @@ import type {
   ProviderError,
   ResponseParser,
 } from './types.js';
-import { emptyParsed } from './types.js';
+import { emptyParsed, inputOnlyUsage } from './types.js';
 
 /**
  * Google Gemini, on the Generative Language API
@@ -247,13 +247,7 @@ function createUnaryParser(method: Method): ResponseParser {
       if (method === 'countTokens') {
         const total = num(b.totalTokens);
         if (total !== null) {
-          out.usage = {
-            inputTokens: Math.round(total),
-            outputTokens: 0,
-            cacheReadTokens: 0,
-            cacheWriteTokens: 0,
-            reasoningTokens: 0,
-          };
+          out.usage = inputOnlyUsage(total);
         }
         return;
       }

@@ -22,7 +22,7 @@ import type {
   ResponseParser,
   ServerTiming,
 } from './types.js';
-import { emptyParsed } from './types.js';
+import { emptyParsed, inputOnlyUsage } from './types.js';
 
 /**
  * Ollama's native API: `/api/chat`, `/api/generate`, `/api/embed` and the legacy
@@ -206,13 +206,7 @@ function createParser(): ResponseParser {
       const usage = obj(b.usage);
       const prompt = num(usage?.prompt_tokens);
       if (!out.usage && prompt !== null) {
-        out.usage = {
-          inputTokens: Math.round(prompt),
-          outputTokens: 0,
-          cacheReadTokens: 0,
-          cacheWriteTokens: 0,
-          reasoningTokens: 0,
-        };
+        out.usage = inputOnlyUsage(prompt);
       }
       out.terminal = true;
     },

@@ -25,7 +25,7 @@ import type {
   ServerTiming,
   StreamEvent,
 } from './types.js';
-import { emptyParsed } from './types.js';
+import { emptyParsed, inputOnlyUsage } from './types.js';
 
 /**
  * OpenAI wire formats on any host: Chat Completions, Responses, Embeddings and legacy
@@ -416,13 +416,7 @@ function createEmbeddingsParser(): ResponseParser {
       const usage = obj(b.usage);
       const input = num(usage?.prompt_tokens) ?? num(usage?.total_tokens);
       if (input !== null) {
-        out.usage = {
-          inputTokens: Math.round(input),
-          outputTokens: 0,
-          cacheReadTokens: 0,
-          cacheWriteTokens: 0,
-          reasoningTokens: 0,
-        };
+        out.usage = inputOnlyUsage(input);
       }
     },
     result: () => out,

@@ -154,6 +154,17 @@ export interface ParsedResponse {
   serverTiming: ServerTiming | null;
 }
 
+/** Usage of a call that generates nothing (embeddings, token counts): its input only. */
+export function inputOnlyUsage(inputTokens: number): ParsedUsage {
+  return {
+    inputTokens: Math.round(inputTokens),
+    outputTokens: 0,
+    cacheReadTokens: 0,
+    cacheWriteTokens: 0,
+    reasoningTokens: 0,
+  };
+}
+
 /** Shared default for parsers: nothing seen yet. */
 export function emptyParsed(): ParsedResponse {
   return {
