@@ -254,6 +254,35 @@ describe('tool-call rounds by wire format (each adapter counts its own)', () => 
   });
 });
 
+describe("calls the meter lets pass are not the guards' either", () => {
+  const post = (body: unknown): RequestInit => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+
+  it("an app's own POST /api/chat that names no model is neither amended nor limited", async () => {
+    const guards = createGuards({ defaultMaxTokens: 100, perUser: { requests: 1 } });
+    const url = 'http://127.0.0.1:3000/api/chat';
+    const appBody = post({ messages: [{ role: 'user', parts: [{ type: 'text', text: 'hi' }] }] });
+    expect(guards.amend(url, appBody)).toBeNull();
+    expect(await guards.check(url, appBody, 'alice')).toBeNull();
+    expect(await guards.check(url, appBody, 'alice'), 'not counted against the user').toBeNull();
+    // The same path with an Ollama body is an LLM call: amended, and limited.
+    const ollama = post({ model: 'llama3.1', messages: [{ role: 'user', content: 'hi' }] });
+    expect(guards.amend(url, ollama)).toMatchObject({ options: { num_predict: 100 } });
+    expect(await guards.check(url, ollama, 'bob')).toBeNull();
+    expect((await guards.check(url, ollama, 'bob'))?.status).toBe(429);
+  });
+
+  it('a body that is not JSON on a path other servers share is left alone', async () => {
+    const guards = createGuards({ defaultMaxTokens: 100 });
+    expect(
+      guards.amend('http://127.0.0.1:3000/api/generate', { method: 'POST', body: 'plain text' }),
+    ).toBeNull();
+  });
+});
+
 describe('default max output tokens by wire format (each adapter knows its field)', () => {
   const cases: [string, string, Record<string, unknown>, Record<string, unknown> | null][] = [
     [

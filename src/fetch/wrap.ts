@@ -1,5 +1,5 @@
 import { RETRY_GROUP_TAG } from '../attribution.js';
-import { detect, urlOnly } from '../providers/registry.js';
+import { detect, isLlmCall, urlOnly } from '../providers/registry.js';
 import type {
   BodyFormat,
   Detection,
@@ -202,21 +202,17 @@ async function send(
   init: RequestInit | undefined,
   read: BodyRead,
 ): Promise<Response> {
-  if (detection.requiresJsonBody && read.kind !== 'json') return base(input, init);
   const adapter = detection.adapter;
-  let info: RequestInfo;
+  let info: RequestInfo | null = null;
   if (read.kind === 'json') {
     try {
       info = adapter.parseRequest(read.value, detection);
-      if (detection.urlStream) info.stream = true;
     } catch {
       info = unparsedInfo(detection);
     }
-    // A JSON body that names no model on a URL that names none is not an LLM call after all.
-    if (info.parsed && info.model === null) return base(input, init);
-  } else {
-    info = unparsedInfo(detection);
   }
+  if (!isLlmCall(detection, info)) return base(input, init);
+  info ??= unparsedInfo(detection);
 
   const state: CallState = {
     id: engine.newId(),

@@ -2,6 +2,7 @@ import { anthropicAdapter } from './anthropic.js';
 import { geminiAdapter } from './gemini.js';
 import { ollamaAdapter } from './ollama.js';
 import { openaiAdapter } from './openai.js';
+import type { RequestInfo } from '../record.js';
 import type { Detection, ProviderAdapter } from './types.js';
 
 /**
@@ -45,4 +46,16 @@ export function detect(
     if (detection) return detection;
   }
   return null;
+}
+
+/**
+ * Whether a detected call is an LLM call once its body is known. `info` is what the adapter
+ * read from a JSON body, or null when the body is not JSON (or could not be read). A path that
+ * other servers use too (`requiresJsonBody`, Ollama's `/api/chat`) needs a JSON body; a JSON
+ * body that names no model, on a URL that names none, is not an LLM call either. The meter and
+ * the resilience wrappers both decide by this, so neither acts on a call the other lets pass.
+ */
+export function isLlmCall(detection: Detection, info: RequestInfo | null): boolean {
+  if (info === null) return !detection.requiresJsonBody;
+  return !(info.parsed && info.model === null);
 }

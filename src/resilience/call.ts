@@ -1,5 +1,5 @@
 import type { FetchInput, FetchLike } from '../fetch/request.js';
-import { DEFAULT_ADAPTERS, detect } from '../providers/registry.js';
+import { DEFAULT_ADAPTERS, detect, isLlmCall } from '../providers/registry.js';
 import type { BodyShape, Detection, ProviderAdapter } from '../providers/types.js';
 import type { RequestInfo } from '../record.js';
 
@@ -90,6 +90,8 @@ function readFacts(input: FetchInput, init: RequestInit | undefined): CallFacts 
       info = null;
     }
   }
+  // The meter's rule: a call it lets pass unmetered is not the resilience wrappers' either.
+  if (!isLlmCall(detection, body ? info : null)) return null;
   return {
     url,
     method,
