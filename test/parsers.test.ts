@@ -3,8 +3,20 @@ import { describe, expect, it } from 'vitest';
 import { createJsonArrayParser, type JsonArrayEndState } from '../src/fetch/json-array.js';
 import { createNdjsonParser, type NdjsonEndState } from '../src/fetch/ndjson.js';
 import { createSseParser, type SseEndState, type SseEvent } from '../src/fetch/sse.js';
-import { createSseFramer, parseSseBlock } from '../src/fetch/sse-framer.js';
+import { createSseFramer } from '../src/fetch/sse-framer.js';
 import { concatBytes, cut } from './helpers/bytes.js';
+
+/** The events in one framed block, read by the spec parser as a stream of its own. */
+function parseSseBlock(block: Uint8Array): SseEvent[] {
+  const events: SseEvent[] = [];
+  const parser = createSseParser({
+    onEvent: (ev) => events.push(ev),
+    maxEventBytes: Number.POSITIVE_INFINITY,
+  });
+  parser.feed(block);
+  parser.end();
+  return events;
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -7,7 +7,6 @@
  *
  * Every input byte comes out exactly once, in order: the blocks, then what `end()` returns.
  */
-import { createSseParser, type SseEvent } from './sse.js';
 
 export interface SseFramerOptions {
   /**
@@ -187,18 +186,6 @@ export function createSseFramer(options: SseFramerOptions): SseFramer {
   }
 
   return { feed, end, stats: () => ({ blocks, oversized, errors }) };
-}
-
-/** The events in one block, read by the spec parser as a stream of its own. */
-export function parseSseBlock(block: Uint8Array): SseEvent[] {
-  const events: SseEvent[] = [];
-  const parser = createSseParser({
-    onEvent: (ev) => events.push(ev),
-    maxEventBytes: Number.POSITIVE_INFINITY,
-  });
-  parser.feed(block);
-  parser.end();
-  return events;
 }
 
 function concat(parts: Uint8Array[], last: Uint8Array): Uint8Array {

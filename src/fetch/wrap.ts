@@ -26,7 +26,7 @@ import {
 } from './request.js';
 import { withBody, withObservedBody } from './response.js';
 import { createSseParser, type SseEvent } from './sse.js';
-import { createSseFramer, parseSseBlock } from './sse-framer.js';
+import { createSseFramer } from './sse-framer.js';
 import { type BodyObserver, tapBody } from './tap.js';
 
 /** Everything known about one call while it runs. Internal: sinks get the CallRecord. */
@@ -497,10 +497,24 @@ function rewritingSseObserver(
 ): BodyObserver {
   let at = 0;
   let out: Uint8Array[] = [];
+  // One spec parser for the whole stream, fed whole blocks: each block dispatches its events.
+  let events: SseEvent[] = [];
+  const parser = createSseParser({
+    onEvent: (event) => events.push(event),
+    maxEventBytes: Number.POSITIVE_INFINITY,
+  });
   const framer = createSseFramer({
-    onBlock(block) {
+    onBlock(block, oversized) {
+      // A piece of an event too large to hold goes to the caller as it came, unparsed.
+      if (oversized) {
+        out.push(block);
+        return;
+      }
+      parser.feed(block);
+      const parsed = events;
+      events = [];
       let keep: Uint8Array | null = block;
-      for (const event of parseSseBlock(block)) {
+      for (const event of parsed) {
         onEvent(state, event, at);
         let verdict: ReturnType<EventFilter> = 'keep';
         try {
@@ -526,12 +540,10 @@ function rewritingSseObserver(
       return take();
     },
     drain() {
+      // An unterminated last event goes to the caller as it came; like any stream's, it is
+      // not an event (the spec discards it at the end).
       const rest = framer.end();
-      if (rest && rest.byteLength > 0) {
-        // An unterminated last event goes to the caller as it came.
-        for (const event of parseSseBlock(rest)) onEvent(state, event, at);
-        out.push(rest);
-      }
+      if (rest && rest.byteLength > 0) out.push(rest);
       return take();
     },
     finish(how, error) {
