@@ -350,6 +350,29 @@ describe('withRetry with real parts', () => {
     await meter.shutdown();
   });
 
+  it("a wait named only in a provider's own header (Azure's x-rate-limit-reset-tokens) is honoured", async () => {
+    sim.reset();
+    const meter = createMeter({ database: false, prices: TEST_PRICES });
+    sim.enqueue({ fault: 'rate_limit', retryAfterS: 0.4 }, {});
+    const waits: Array<[number, string]> = [];
+    const fetch = withRetry(meter.fetch, {
+      meter,
+      random: () => 0,
+      sleep: async () => {},
+      onRetry: (e) => waits.push([e.delayMs, e.delaySource]),
+    });
+    const res = await fetch(`${sim.url}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'api-key': 'test-key' },
+      body: JSON.stringify({ messages: chatMessages }),
+    });
+    expect(res.status).toBe(200);
+    await res.json();
+    expect(sim.calls.map((c) => c.status)).toEqual([429, 200]);
+    expect(waits).toEqual([[400, 'server']]);
+    await meter.shutdown();
+  });
+
   it('wraps an SDK call too: its APIError statuses and headers decide', async () => {
     sim.reset();
     sim.enqueue({ fault: 'overloaded' }, { fault: 'bad_request' });

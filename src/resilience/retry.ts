@@ -85,16 +85,18 @@ function replayer<A extends unknown[]>(args: A): { replayable: boolean; next(): 
 }
 
 /**
- * The wait an error body names, for a provider that says it only there (Gemini's
- * RetryInfo.retryDelay on a 429): read from a clone by the call's adapter. Null when the call is
- * not an LLM call llm-meter knows, or the body says nothing.
+ * The wait the call's adapter reads from a retryable error response when the standard headers
+ * name none: a provider header (Azure's `x-rate-limit-reset-tokens`), or the body where the
+ * provider says it only there (Gemini's RetryInfo.retryDelay), read from a clone. Null when the
+ * call is not an LLM call llm-meter knows, or the response says nothing.
  */
-async function bodyHint(response: Response, args: readonly unknown[]): Promise<number | null> {
+async function adapterHint(response: Response, args: readonly unknown[]): Promise<number | null> {
   try {
     const facts = callFacts(args[0] as FetchInput, args[1] as RequestInit | undefined);
     if (!facts) return null;
-    const text = await response.clone().text();
-    return facts.adapter.parseError(JSON.parse(text)).retryAfterMs ?? null;
+    const fromHeaders = facts.adapter.readHeaders(response.headers).retryAfterMs;
+    if (fromHeaders !== null) return fromHeaders;
+    return facts.adapter.parseError(JSON.parse(await response.clone().text())).retryAfterMs ?? null;
   } catch {
     return null;
   }
@@ -152,7 +154,7 @@ export function withRetry<A extends unknown[], R>(
           ? classifyStatus(value.status, value.headers, now)
           : { retry: false, mayHaveCompleted: false, hintMs: null, status: null, cause: 'ok' };
       if (!threw && verdict.retry && verdict.hintMs === null && isResponseLike(value)) {
-        const hintMs = await bodyHint(value, callArgs);
+        const hintMs = await adapterHint(value, callArgs);
         if (hintMs !== null) verdict = { ...verdict, hintMs };
       }
       const finish = (): R => {
