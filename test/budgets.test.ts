@@ -120,6 +120,7 @@ describe('signatures, backoff and webhook URL checks', () => {
 async function startReceiver() {
   const received: { headers: IncomingMessage['headers']; body: string }[] = [];
   let answer = 200;
+  let answerHeaders: Record<string, string> = {};
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (c) => {
@@ -127,7 +128,7 @@ async function startReceiver() {
     });
     req.on('end', () => {
       received.push({ headers: req.headers, body });
-      res.writeHead(answer).end();
+      res.writeHead(answer, answerHeaders).end();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -135,8 +136,9 @@ async function startReceiver() {
   return {
     url: `http://127.0.0.1:${port}/hook`,
     received,
-    answer: (status: number) => {
+    answer: (status: number, headers: Record<string, string> = {}) => {
       answer = status;
+      answerHeaders = headers;
     },
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
@@ -269,6 +271,34 @@ describe('budgets on a real SQLite file with webhook delivery to a loopback rece
     expect(ids.size).toBe(1);
     [alert] = budgets.alerts(budget.id);
     expect(alert).toMatchObject({ state: 'delivered', attempts: 2, last_status: 200 });
+    store.close();
+  });
+
+  it("a receiver's Retry-After as an HTTP date is honoured", async () => {
+    const receiver = await startReceiver();
+    receivers.push(receiver);
+    const clock = { t: Date.parse('2026-11-29T10:00:00Z') };
+    receiver.answer(503, { 'retry-after': new Date(clock.t + 45_000).toUTCString() });
+    const { budgets, store } = setup(newDb(), clock);
+    await budgets.create({
+      name: 'dated',
+      period: 'total',
+      limit_usd: 1,
+      thresholds: [0.5],
+      webhook_url: receiver.url,
+    });
+    budgets.settle(makeRecord({ startMs: clock.t, costNanos: 700_000_000 }));
+    await budgets.deliverDue();
+    expect(receiver.received).toHaveLength(1);
+    receiver.answer(200);
+    clock.t += 40_000;
+    await budgets.deliverDue();
+    expect(receiver.received, 'not before the date the receiver named (backoff alone: 0.5 s)').toHaveLength(
+      1,
+    );
+    clock.t += 6_000;
+    await budgets.deliverDue();
+    expect(receiver.received).toHaveLength(2);
     store.close();
   });
 

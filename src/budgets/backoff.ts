@@ -3,6 +3,8 @@
  * (AWS Architecture Blog, "Exponential Backoff And Jitter"), capped, and the receiver's
  * Retry-After honoured when it asks for longer.
  */
+import { backoffDelay as fullJitter } from '../resilience/retry-timing.js';
+
 export interface BackoffPolicy {
   baseMs: number;
   maxMs: number;
@@ -18,8 +20,7 @@ export function backoffDelay(
   random: () => number,
   retryAfterMs?: number | null,
 ): number {
-  const ceiling = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attempt - 1));
-  const jittered = Math.floor(random() * ceiling);
+  const jittered = fullJitter(attempt, { baseDelayMs: policy.baseMs, maxDelayMs: policy.maxMs }, random);
   return retryAfterMs != null && retryAfterMs > jittered ? Math.min(retryAfterMs, policy.maxMs) : jittered;
 }
 

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { parseRetryAfter } from '../errors/retry-after.js';
 import type { CallRecord } from '../record.js';
 import { createPendingQueue } from '../store/queue.js';
 import type { UsageStore } from '../store/types.js';
@@ -387,8 +388,12 @@ export function createBudgets(options: BudgetsOptions): Budgets {
         signal: AbortSignal.timeout(deliveryTimeoutMs),
       });
       await res.body?.cancel().catch(() => undefined);
-      const retryAfter = res.headers.get('retry-after');
-      const retryAfterMs = retryAfter && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : null;
+      // Seconds or an HTTP date, as RFC 9110 allows (and retry-after-ms where a receiver sends it).
+      const retryAfterMs = parseRetryAfter(
+        res.headers.get('retry-after-ms'),
+        res.headers.get('retry-after'),
+        now(),
+      );
       return { status: res.status, error: null, retryAfterMs, permanent: false };
     } catch (error) {
       const name = (error as { name?: string } | null)?.name;
