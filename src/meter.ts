@@ -267,10 +267,11 @@ function openSinks(
       provider: state.detection.provider,
       models: [state.info.model],
     };
-    if (budgets.blockingFor(scope).length === 0) return null;
+    const blocking = budgets.blockingFor(scope);
+    if (blocking.length === 0) return null;
     return (async () => {
       await estimatePreflight(state, prices);
-      const refusing = budgets.reserve(state.id, scope, state.preflight.projectedMaxCostNanos ?? 0);
+      const refusing = budgets.reserve(state.id, blocking, state.preflight.projectedMaxCostNanos ?? 0);
       return refusing ? budgetRefusal(state, refusing.name) : null;
     })();
   });

@@ -360,12 +360,12 @@ describe('budgets on a real SQLite file with webhook delivery to a loopback rece
       action: 'block',
     });
     const scope = { user: 'alice', provider: 'openai', models: ['gpt-4o-mini'] };
-    expect(budgets.reserve('call-1', scope, 600_000_000)).toBeNull();
-    expect(budgets.reserve('call-2', scope, 600_000_000)?.name).toBe('cap');
-    expect(budgets.reserve('call-3', { ...scope, user: 'bob' }, 600_000_000)).toBeNull();
+    expect(budgets.reserve('call-1', budgets.blockingFor(scope), 600_000_000)).toBeNull();
+    expect(budgets.reserve('call-2', budgets.blockingFor(scope), 600_000_000)?.name).toBe('cap');
+    expect(budgets.reserve('call-3', budgets.blockingFor({ ...scope, user: 'bob' }), 600_000_000)).toBeNull();
     // call-1 actually cost $0.10: its reservation is released and replaced by the real cost.
     budgets.settle(makeRecord({ id: 'call-1', startMs: clock.t, user: 'alice', costNanos: 100_000_000 }));
-    expect(budgets.reserve('call-4', scope, 600_000_000)).toBeNull();
+    expect(budgets.reserve('call-4', budgets.blockingFor(scope), 600_000_000)).toBeNull();
     const [view] = await budgets.list();
     expect(view).toMatchObject({ spent_usd: 0.1, reserved_usd: 0.6 });
     store.close();

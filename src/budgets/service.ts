@@ -122,8 +122,11 @@ export interface Budgets {
   testAlert(id: string): Promise<{ delivered: boolean; status: number | null; error: string | null } | null>;
   /** Blocking budgets whose scope covers this call. */
   blockingFor(scope: CallScope): Budget[];
-  /** Reserve the projected cost against blocking budgets; returns the budget that refuses, or null. */
-  reserve(callId: string, scope: CallScope, projectedNanos: number): Budget | null;
+  /**
+   * Reserve the projected cost against `blocking` (what blockingFor() answered for the call);
+   * returns the budget that refuses, or null.
+   */
+  reserve(callId: string, blocking: readonly Budget[], projectedNanos: number): Budget | null;
   /**
    * Count a finished call against every budget it falls under and fire crossed thresholds.
    * Never throws: when the database cannot take it (locked, full), the spend is kept, in order,
@@ -580,8 +583,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
     blockingFor(scope) {
       return budgets().filter((b) => b.action === 'block' && scopeMatches(b.scope, scope));
     },
-    reserve(callId, scope, projectedNanos) {
-      const blocking = service.blockingFor(scope);
+    reserve(callId, blocking, projectedNanos) {
       if (blocking.length === 0) return null;
       const t = now();
       const reservations: Reservation[] = blocking.map((b) => ({

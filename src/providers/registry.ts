@@ -1,8 +1,8 @@
+import type { RequestInfo } from '../record.js';
 import { anthropicAdapter } from './anthropic.js';
 import { geminiAdapter } from './gemini.js';
 import { ollamaAdapter } from './ollama.js';
 import { openaiAdapter } from './openai.js';
-import type { RequestInfo } from '../record.js';
 import type { Detection, ProviderAdapter } from './types.js';
 
 /**
