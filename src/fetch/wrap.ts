@@ -581,9 +581,7 @@ function jsonObserver(
   let size = 0;
   let overflow = false;
   return {
-    chunk(bytes, atMs) {
-      state.firstTokenMs ??= null;
-      state.lastTokenMs = atMs;
+    chunk(bytes) {
       if (!overflow) {
         size += bytes.byteLength;
         if (size > engine.maxResponseBodyBytes) {
@@ -597,7 +595,6 @@ function jsonObserver(
     finish(how, error) {
       if (how === 'done' && !overflow) {
         const text = textDecoder.decode(parts.length === 1 ? parts[0]! : concat(parts));
-        parts = [];
         let value: unknown;
         try {
           value = JSON.parse(text);

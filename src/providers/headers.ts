@@ -48,7 +48,6 @@ export function readRateLimitHeaders(headers: Headers, style: 'openai' | 'anthro
       parseRetryAfter(headers.get('retry-after-ms'), headers.get('retry-after')) ??
       (style === 'openai' ? parseResetDuration(headers.get('x-rate-limit-reset-tokens')) : null),
     serverProcessingMs: Number.isFinite(processingMs) ? processingMs : null,
-    requestId: headers.get('x-request-id') ?? headers.get('request-id') ?? headers.get('apim-request-id'),
     shouldRetry: shouldRetry(headers),
   };
 }
@@ -84,7 +83,6 @@ export function readPlainHeaders(headers: Headers): HeaderFacts {
     rateLimit: null,
     retryAfterMs: parseRetryAfter(null, headers.get('retry-after')),
     serverProcessingMs: parseServerTimingMs(headers.get('server-timing')),
-    requestId: headers.get('x-request-id') ?? headers.get('x-goog-request-id'),
     shouldRetry: shouldRetry(headers),
   };
 }

@@ -102,8 +102,6 @@ export interface HeaderFacts {
   rateLimit: RateLimitInfo | null;
   retryAfterMs: number | null;
   serverProcessingMs: number | null;
-  /** The provider's request id, for diagnosis. */
-  requestId: string | null;
   /** `x-should-retry` when present. */
   shouldRetry: boolean | null;
 }
