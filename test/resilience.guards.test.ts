@@ -177,7 +177,7 @@ function detected(url: string) {
   return detection!;
 }
 
-describe('tool-call rounds by wire format (each adapter counts its own)', () => {
+describe('tool-call rounds by wire format (each adapter counts its own, in request info)', () => {
   const cases: [string, string, Record<string, unknown>, number][] = [
     ['chat: assistant tool_calls', URLS.chat, { messages: agentLoop(3) }, 3],
     [
@@ -250,7 +250,7 @@ describe('tool-call rounds by wire format (each adapter counts its own)', () => 
   ];
   it.each(cases)('%s', (_name, url, body, rounds) => {
     const detection = detected(url);
-    expect(detection.adapter.countToolRounds?.(body, detection)).toBe(rounds);
+    expect(detection.adapter.parseRequest(body, detection).toolRounds).toBe(rounds);
   });
 });
 

@@ -189,7 +189,6 @@ export const anthropicAdapter: ProviderAdapter = {
     if ((detection as AnthropicDetection).countTokens || body.max_tokens !== undefined) return null;
     return { ...body, max_tokens: limit };
   },
-  countToolRounds,
 };
 
 /** Assistant turns holding `tool_use` content blocks. */

@@ -319,7 +319,6 @@ export const geminiAdapter: ProviderAdapter = {
     if (method !== 'generateContent' && method !== 'streamGenerateContent') return null;
     return withNestedDefault(body, 'generationConfig', 'maxOutputTokens', limit);
   },
-  countToolRounds,
 };
 
 /** Model turns holding `functionCall` parts. */

@@ -256,7 +256,6 @@ export const ollamaAdapter: ProviderAdapter = {
     if (kind !== 'chat' && kind !== 'generate') return null;
     return withNestedDefault(body, 'options', 'num_predict', limit);
   },
-  countToolRounds,
 };
 
 /** Assistant messages with `tool_calls`. */

@@ -512,5 +512,4 @@ export const openaiAdapter: ProviderAdapter = {
   readHeaders: (headers) => readRateLimitHeaders(headers, 'openai'),
   bodyShape: (detection) => SHAPE[(detection as OpenAIDetection).kind],
   withMaxOutputTokens,
-  countToolRounds,
 };

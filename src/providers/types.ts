@@ -51,8 +51,6 @@ export interface ProviderAdapter {
     detection: Detection,
     limit: number,
   ): Record<string, unknown> | null;
-  /** Tool-call rounds already in the conversation: assistant turns that called tools. */
-  countToolRounds?(body: Record<string, unknown>, detection: Detection): number;
 }
 
 export type { BodyShape } from '../tokens/index.js';

@@ -50,7 +50,7 @@ export function createGuards(options: GuardOptions = {}): Guards {
       const facts = callFacts(input, init);
       if (!facts) return null;
       if (maxToolRounds !== undefined) {
-        const rounds = facts.body ? (facts.adapter.countToolRounds?.(facts.body, facts.detection) ?? 0) : 0;
+        const rounds = facts.info?.toolRounds ?? 0;
         if (rounds > maxToolRounds) {
           return localRefusal(facts.adapter, {
             guard: 'max_tool_rounds',
