@@ -4,7 +4,7 @@ import { createServer, defaultHost } from '../server/index.js';
 import { startSimulator } from '../sim/index.js';
 import { createPrometheusMetrics } from '../telemetry/prometheus.js';
 import { setupTelemetry } from '../telemetry/setup.js';
-import { DB_FLAG, dbPath, parse, positiveInt, str } from './args.js';
+import { DB_FLAG, dbPath, parse, portNumber, str } from './args.js';
 import { sendDemoCall, workload } from './demo.js';
 
 export const SERVE_HELP = `Usage: llm-meter serve [--port 8787] [--host HOST] [--db PATH] [--api-token TOKEN] [--demo]
@@ -26,7 +26,7 @@ export async function serveCommand(args: string[], out: (s: string) => void): Pr
     demo: { type: 'boolean' },
   });
   if (values.help) return out(SERVE_HELP);
-  const port = positiveInt(values, 'port', Number(process.env.PORT ?? 8787));
+  const port = portNumber(values, 'port') ?? Number(process.env.PORT ?? 8787);
   const apiToken = str(values, 'api-token') ?? process.env.LLM_METER_API_TOKEN;
   const path = dbPath(values);
   const telemetry = setupTelemetry({ serviceName: 'llm-meter', quiet: true });
