@@ -7,6 +7,7 @@ import type { FetchLike } from './fetch/request.js';
 import { type CallState, type Engine, wrapFetch } from './fetch/wrap.js';
 import { checkContextWindow, estimatePreflight } from './preflight.js';
 import { createPriceBook } from './pricing/index.js';
+import { localRefusal } from './providers/refusal.js';
 import { DEFAULT_ADAPTERS } from './providers/registry.js';
 import type { Attribution, CallRecord } from './record.js';
 import { createSafe } from './safe.js';
@@ -287,14 +288,10 @@ function openSinks(
 
 /** A 429 in the provider's own error shape that the official SDKs raise and do not retry. */
 function budgetRefusal(state: CallState, budgetName: string): Response {
-  const message = `Budget "${budgetName}" would be exceeded by this call; it was not sent (llm-meter).`;
-  return new Response(JSON.stringify(state.detection.adapter.errorBody('budget_exceeded', message)), {
+  return localRefusal(state.detection.adapter, {
+    marker: ['x-llm-meter-budget', 'exceeded'],
     status: 429,
-    statusText: 'Too Many Requests',
-    headers: {
-      'content-type': 'application/json',
-      'x-should-retry': 'false',
-      'x-llm-meter-budget': 'exceeded',
-    },
+    type: 'budget_exceeded',
+    message: `Budget "${budgetName}" would be exceeded by this call; it was not sent.`,
   });
 }

@@ -1,4 +1,5 @@
 import { RETRY_GROUP_TAG } from '../attribution.js';
+import { localRefusal } from '../providers/refusal.js';
 import { detect, isLlmCall, urlOnly } from '../providers/registry.js';
 import type {
   BodyFormat,
@@ -282,15 +283,11 @@ async function send(
       state.error = error;
       state.status = 400;
       settle(engine, state);
-      const body = adapter.errorBody('context_length_exceeded', (error as Error).message);
-      return new Response(JSON.stringify(body), {
+      return localRefusal(adapter, {
+        marker: ['x-llm-meter-refused', 'context_window'],
         status: 400,
-        statusText: 'Bad Request',
-        headers: {
-          'content-type': 'application/json',
-          'x-should-retry': 'false',
-          'x-llm-meter-refused': 'context_window',
-        },
+        type: 'context_length_exceeded',
+        message: (error as Error).message,
       });
     }
     // Any other failure in pre-flight is ours: fail open and send the call.

@@ -1,8 +1,8 @@
 import { InvalidOptionError } from '../errors/errors.js';
+import { guardMarker, localRefusal } from '../providers/refusal.js';
 import { callFacts, type FetchInput, type FetchLike, signalOf } from './call.js';
 import { classifyError, classifyStatus } from './classify.js';
 import { CircuitOpenError, isCircuitOpenError } from './errors.js';
-import { localRefusal } from './refusal.js';
 import type {
   CircuitBreakerOptions,
   CircuitChange,
@@ -197,7 +197,7 @@ export function withCircuitBreaker(
       const facts = options.onOpen === 'respond' && isCircuitOpenError(error) ? callFacts(input, init) : null;
       if (!facts) throw error;
       return localRefusal(facts.adapter, {
-        guard: 'circuit_breaker',
+        marker: guardMarker('circuit_breaker'),
         status: 503,
         type: 'circuit_open',
         message: (error as CircuitOpenError).message,

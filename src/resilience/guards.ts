@@ -1,9 +1,9 @@
 import { currentAttribution } from '../attribution.js';
 import { InvalidOptionError } from '../errors/errors.js';
 import type { MeterInternals } from '../meter.js';
+import { guardMarker, localRefusal } from '../providers/refusal.js';
 import { estimateChatInput } from '../tokens/index.js';
 import { callFacts, type FetchLike } from './call.js';
-import { localRefusal } from './refusal.js';
 import { createSlidingWindow } from './sliding-window.js';
 import type { GuardOptions, Guards } from './types.js';
 
@@ -53,7 +53,7 @@ export function createGuards(options: GuardOptions = {}): Guards {
         const rounds = facts.info?.toolRounds ?? 0;
         if (rounds > maxToolRounds) {
           return localRefusal(facts.adapter, {
-            guard: 'max_tool_rounds',
+            marker: guardMarker('max_tool_rounds'),
             status: 400,
             type: 'tool_rounds_exceeded',
             message: `This conversation holds ${rounds} tool-call rounds, over the cap of ${maxToolRounds}; the call was not sent.`,
@@ -64,7 +64,7 @@ export function createGuards(options: GuardOptions = {}): Guards {
       const at = now();
       if (requestLimit !== undefined && requests.used(user, at) + 1 > requestLimit) {
         return localRefusal(facts.adapter, {
-          guard: 'user_requests',
+          marker: guardMarker('user_requests'),
           status: 429,
           type: 'user_rate_limit_exceeded',
           message: `User "${user}" made ${requestLimit} requests in the last ${windowMs} ms, the most allowed.`,
@@ -77,7 +77,7 @@ export function createGuards(options: GuardOptions = {}): Guards {
         estimate = (await estimateChatInput(facts.body, facts.model, facts.shape)).tokens;
         if (tokens.used(user, at) + estimate > tokenLimit) {
           return localRefusal(facts.adapter, {
-            guard: 'user_tokens',
+            marker: guardMarker('user_tokens'),
             status: 429,
             type: 'user_rate_limit_exceeded',
             message: `User "${user}" would exceed ${tokenLimit} tokens in ${windowMs} ms with this call.`,

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { InvalidOptionError } from '../errors/errors.js';
+import { guardMarker, localRefusal } from '../providers/refusal.js';
 import { estimateChatInput } from '../tokens/index.js';
 import { type CallFacts, callFacts, type FetchInput, type FetchLike, signalOf } from './call.js';
 import { readLimitFacts } from './limit-headers.js';
-import { localRefusal } from './refusal.js';
 import type { RateLimiterOptions, RateLimiterSnapshot } from './types.js';
 
 /** A call let through: report its response headers (or that it failed) exactly once. */
@@ -352,7 +352,7 @@ export function withRateLimiter(
     const decision = await limiter.acquire(key, tokens, signalOf(input, init));
     if (!decision.ok) {
       return localRefusal(facts.adapter, {
-        guard: 'rate_limiter',
+        marker: guardMarker('rate_limiter'),
         status: 429,
         type: 'client_rate_limited',
         message:

@@ -1,12 +1,25 @@
-import type { ProviderAdapter } from '../providers/types.js';
+import type { ProviderAdapter } from './types.js';
 
-/** Which local policy answered instead of the provider; sent as `x-llm-meter-guard`. */
+/** Which resilience policy answered instead of the provider; sent as `x-llm-meter-guard`. */
 export type GuardName =
   | 'max_tool_rounds'
   | 'user_requests'
   | 'user_tokens'
   | 'circuit_breaker'
   | 'rate_limiter';
+
+/**
+ * The one `x-llm-meter-*` header that says who answered instead of the provider: a guard, rate
+ * limiter or circuit breaker (`x-llm-meter-guard`, which the meter records as `blocked`), a
+ * blocking budget (`x-llm-meter-budget: exceeded`), or the context-window check
+ * (`x-llm-meter-refused: context_window`).
+ */
+export type RefusalMarker =
+  | readonly ['x-llm-meter-guard', GuardName]
+  | readonly ['x-llm-meter-budget', 'exceeded']
+  | readonly ['x-llm-meter-refused', 'context_window'];
+
+export const guardMarker = (guard: GuardName): RefusalMarker => ['x-llm-meter-guard', guard];
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
@@ -17,12 +30,12 @@ const STATUS_TEXT: Record<number, string> = {
 /**
  * A response llm-meter answers itself, in the provider's own error shape (the adapter's
  * `errorBody`), so the provider's SDK raises its usual error class for the status. The error
- * type becomes the record's `errorCode`; `x-llm-meter-guard` tells a client it was local.
+ * type becomes the record's `errorCode`; the marker header tells a client it was local.
  */
 export function localRefusal(
   adapter: ProviderAdapter,
   refusal: {
-    guard: GuardName;
+    marker: RefusalMarker;
     status: 400 | 429 | 503;
     type: string;
     message: string;
@@ -34,7 +47,7 @@ export function localRefusal(
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'x-should-retry': refusal.shouldRetry ? 'true' : 'false',
-    'x-llm-meter-guard': refusal.guard,
+    [refusal.marker[0]]: refusal.marker[1],
   };
   if (refusal.retryAfterMs !== undefined && refusal.retryAfterMs !== null) {
     const ms = Math.max(0, Math.ceil(refusal.retryAfterMs));
