@@ -4,13 +4,12 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { drained } from '../backpressure.js';
 import { InvalidOptionError } from '../errors/errors.js';
 import type { FetchLike } from '../fetch/request.js';
-import type { MeterInternals } from '../meter.js';
 import { createMeter } from '../meter.js';
 import { openaiAdapter } from '../providers/openai.js';
 import { DEFAULT_ADAPTERS, detect } from '../providers/registry.js';
 import type { ProviderAdapter } from '../providers/types.js';
 import { createCircuitBreaker, withCircuitBreaker } from '../resilience/circuit-breaker.js';
-import { createGuards, guardedBase } from '../resilience/guards.js';
+import { createGuards, withGuards } from '../resilience/guards.js';
 import { createRateLimiter, withRateLimiter } from '../resilience/rate-limiter.js';
 import { attributionFrom, clientHeaders, upstreamHeaders } from './headers.js';
 import { createKeyring, type Keyring, presentedKey, readKeysFile, swapKey } from './keys.js';
@@ -145,7 +144,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   const ownMeter = !options.meter;
   const meter = options.meter ?? createMeter(options.meterOptions);
-  const internals = (meter as { internals?: MeterInternals }).internals;
 
   // Keep-alive connections, one request at a time each (no pipelining: one slow generation would
   // hold up every call queued behind it). The gateway's own timers enforce the timeouts, with
@@ -167,12 +165,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   if (limiter) below = withRateLimiter(below, limiter, options.rateLimiter);
   const breaker = options.circuitBreaker ? createCircuitBreaker(options.circuitBreaker) : null;
   if (breaker) below = withCircuitBreaker(below, breaker, { onOpen: 'respond' });
-  const guards = options.guards ? createGuards(options.guards) : null;
-  if (guards) {
-    below = guardedBase(guards, below);
-    internals?.addSink('guards', (record) => guards.observe(record));
-  }
-  const metered = meter.wrapFetch(below);
+  // Guards amend the body before metering and refuse beneath the meter (withGuards).
+  const metered = options.guards
+    ? withGuards(meter, createGuards(options.guards), below)
+    : meter.wrapFetch(below);
 
   const exchanges = new Set<Exchange>();
   const stats = { requests: 0, gatewayErrors: 0 };
@@ -307,16 +303,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (entry.feature !== undefined) attribution.feature = entry.feature;
     }
 
-    let init: RequestInit = {
+    const init: RequestInit = {
       method,
       headers,
       body: body as BodyInit | undefined,
       signal: controller.signal,
     };
-    if (guards && body) {
-      const amended = guards.amend(route.url, init);
-      if (amended) init = { ...init, body: JSON.stringify(amended) };
-    }
 
     let response: Response;
     try {
