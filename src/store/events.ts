@@ -4,7 +4,8 @@
  */
 import { decodeCursor } from './cursor.js';
 import { InvalidQueryError } from './errors.js';
-import { DIMENSIONS, type Dimension, type EventsQuery } from './types.js';
+import { filterEntries, whereClause } from './filters.js';
+import type { EventsQuery } from './types.js';
 
 export const DEFAULT_EVENTS_LIMIT = 100;
 export const MAX_EVENTS_LIMIT = 1000;
@@ -21,38 +22,16 @@ export function eventsSql(query: EventsQuery): {
       `Expected \`limit\` to be an integer from 1 to ${MAX_EVENTS_LIMIT}.`,
     );
   }
-  const conditions: string[] = [];
-  const params: Array<string | number> = [];
-  for (const [key, value] of Object.entries(query.filters ?? {})) {
-    if (value === undefined) continue;
-    if (!(DIMENSIONS as readonly string[]).includes(key)) {
-      throw new InvalidQueryError(key, `Unknown filter \`${key}\`.`);
-    }
-    const values = typeof value === 'string' ? [value] : [...value];
-    if (values.length === 0) continue;
-    const column = key as Dimension;
-    conditions.push(
-      values.length === 1 ? `${column} = ?` : `${column} IN (${values.map(() => '?').join(', ')})`,
-    );
-    params.push(...values);
-  }
-  if (query.fromMs !== undefined) {
-    conditions.push('time_ms >= ?');
-    params.push(query.fromMs);
-  }
-  if (query.toMs !== undefined) {
-    conditions.push('time_ms < ?');
-    params.push(query.toMs);
-  }
+  const cursor = { conditions: [] as string[], params: [] as number[] };
   if (query.cursor !== undefined) {
     const position = decodeCursor(query.cursor);
     if (!position)
       throw new InvalidQueryError('cursor', 'Invalid `cursor`: pass the `next_cursor` of a page.');
     // Written so the index serves the range on time_ms; the seq test only splits equal times.
-    conditions.push('time_ms <= ?', '(time_ms < ? OR seq < ?)');
-    params.push(position.timeMs, position.timeMs, position.seq);
+    cursor.conditions.push('time_ms <= ?', '(time_ms < ? OR seq < ?)');
+    cursor.params.push(position.timeMs, position.timeMs, position.seq);
   }
-  const where = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
+  const { sql: where, params } = whereClause('time_ms', query, filterEntries(query.filters), cursor);
   return {
     sql: `SELECT * FROM usage${where} ORDER BY time_ms DESC, seq DESC LIMIT ?`,
     params: [...params, limit + 1],

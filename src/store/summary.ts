@@ -9,10 +9,10 @@
  */
 import { createBucketLabeler, DAY_MS, HOUR_MS } from './buckets.js';
 import { InvalidQueryError } from './errors.js';
+import { filterEntries, type TimeRange, whereClause } from './filters.js';
 import { addEncoded, addHistogram, type Histogram, newHistogram, percentile } from './histogram.js';
 import { DAILY, HOURLY, MODEL_HOURLY, type RollupTable, SUM_COLUMNS, type SumColumn } from './rollup.js';
 import {
-  DIMENSIONS,
   type Dimension,
   GROUP_BY_KEYS,
   type GroupByKey,
@@ -21,7 +21,6 @@ import {
   type SummaryRow,
   TIME_BUCKETS,
   type TimeBucket,
-  type UsageFilters,
   type UsageMetrics,
 } from './types.js';
 
@@ -34,18 +33,6 @@ export interface SqlPart {
 
 const isTimeBucket = (key: GroupByKey): key is TimeBucket =>
   (TIME_BUCKETS as readonly string[]).includes(key);
-const isDimension = (key: string): key is Dimension => (DIMENSIONS as readonly string[]).includes(key);
-
-function filterEntries(filters: UsageFilters | undefined): Array<[Dimension, string[]]> {
-  const entries: Array<[Dimension, string[]]> = [];
-  for (const [key, value] of Object.entries(filters ?? {})) {
-    if (value === undefined) continue;
-    if (!isDimension(key)) throw new InvalidQueryError(key, `Unknown filter \`${key}\`.`);
-    const values = (typeof value === 'string' ? [value] : [...value]).filter((v) => typeof v === 'string');
-    if (values.length > 0) entries.push([key, values]);
-  }
-  return entries;
-}
 
 function checkGroupBy(groupBy: readonly GroupByKey[] | undefined): GroupByKey[] {
   const keys = [...new Set(groupBy ?? [])];
@@ -57,10 +44,7 @@ function checkGroupBy(groupBy: readonly GroupByKey[] | undefined): GroupByKey[] 
   return keys;
 }
 
-interface Range {
-  fromMs?: number | undefined;
-  toMs?: number | undefined;
-}
+type Range = TimeRange;
 
 /** A piece of a query's range and what answers it: raw rows, or rollups of a grain. */
 export interface Segment extends Range {
@@ -112,28 +96,6 @@ export function planSegments(range: Range, options: { daily: boolean; prunedBefo
     }
   }
   return segments;
-}
-
-function whereClause(
-  timeColumn: string,
-  range: Range,
-  filters: Array<[Dimension, string[]]>,
-): { sql: string; params: Array<string | number> } {
-  const conditions: string[] = [];
-  const params: Array<string | number> = [];
-  for (const [dim, values] of filters) {
-    conditions.push(values.length === 1 ? `${dim} = ?` : `${dim} IN (${values.map(() => '?').join(', ')})`);
-    params.push(...values);
-  }
-  if (range.fromMs !== undefined) {
-    conditions.push(`${timeColumn} >= ?`);
-    params.push(range.fromMs);
-  }
-  if (range.toMs !== undefined) {
-    conditions.push(`${timeColumn} < ?`);
-    params.push(range.toMs);
-  }
-  return { sql: conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '', params };
 }
 
 /**
