@@ -21,6 +21,7 @@ describe('period boundaries are computed, in the budget time zone', () => {
       now: '2026-03-08T15:00:00Z',
       start: '2026-03-08T00:00:00.000Z',
       end: '2026-03-09T00:00:00.000Z',
+      key: 'day:2026-03-08',
     },
     {
       name: 'New York day on the spring-forward date is 23 hours',
@@ -29,6 +30,7 @@ describe('period boundaries are computed, in the budget time zone', () => {
       now: '2026-03-08T15:00:00Z',
       start: '2026-03-08T05:00:00.000Z',
       end: '2026-03-09T04:00:00.000Z',
+      key: 'day:2026-03-08',
     },
     {
       name: 'ISO week starts Monday (Kolkata, +05:30)',
@@ -37,6 +39,7 @@ describe('period boundaries are computed, in the budget time zone', () => {
       now: '2026-11-29T12:00:00Z',
       start: '2026-11-22T18:30:00.000Z',
       end: '2026-11-29T18:30:00.000Z',
+      key: 'week:2026-11-23',
     },
     {
       name: 'month in Paris across the October DST change',
@@ -45,6 +48,7 @@ describe('period boundaries are computed, in the budget time zone', () => {
       now: '2026-10-31T22:30:00Z',
       start: '2026-09-30T22:00:00.000Z',
       end: '2026-10-31T23:00:00.000Z',
+      key: 'month:2026-10-01',
     },
     {
       name: 'December rolls into next year',
@@ -53,6 +57,7 @@ describe('period boundaries are computed, in the budget time zone', () => {
       now: '2026-12-31T23:59:59Z',
       start: '2026-12-01T00:00:00.000Z',
       end: '2027-01-01T00:00:00.000Z',
+      key: 'month:2026-12-01',
     },
   ];
   for (const c of cases) {
@@ -60,6 +65,8 @@ describe('period boundaries are computed, in the budget time zone', () => {
       const b = periodBounds(c.period, c.tz, Date.parse(c.now));
       expect(new Date(b.start).toISOString(), 'start').toBe(c.start);
       expect(b.end === null ? null : new Date(b.end).toISOString(), 'end').toBe(c.end);
+      // The key is stored (budget_spend.period_key): its format must never change.
+      expect(b.key, 'key').toBe(c.key);
     });
   }
 

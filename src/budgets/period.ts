@@ -3,7 +3,7 @@
  * the next one from zero without a job. Day, week (ISO, Monday first) and month boundaries are
  * local midnights in the budget's IANA time zone, so they move with daylight saving time.
  */
-import { isValidTimeZone, wallTime, zonedInstant } from '../zones.js';
+import { bucketLabel, bucketStart, nextBucketLabel } from '../store/buckets.js';
 
 export type Period = 'day' | 'week' | 'month' | 'total';
 
@@ -16,44 +16,15 @@ export interface PeriodBounds {
   key: string;
 }
 
-/** Throws a RangeError naming the zone when it is not a valid IANA time zone. */
-export function checkTimeZone(timeZone: string): void {
-  if (!isValidTimeZone(timeZone)) {
-    throw new RangeError(`Expected \`timezone\` to be an IANA time zone, got "${timeZone}".`);
-  }
-}
-
-function isoDate(year: number, month: number, day: number): string {
-  return `${String(year).padStart(4, '0')}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
-}
-
-/** Calendar arithmetic on a local date, normalised through UTC (no zone involved). */
-function addDays(year: number, month: number, day: number, days: number): [number, number, number] {
-  const d = new Date(Date.UTC(year, month - 1, day + days));
-  return [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate()];
-}
-
 export function periodBounds(period: Period, timeZone: string, nowMs: number): PeriodBounds {
   if (period === 'total') return { start: 0, end: null, key: 'total' };
-  const w = wallTime(nowMs, timeZone);
-  let start: [number, number, number];
-  let next: [number, number, number];
-  if (period === 'day') {
-    start = [w.year, w.month, w.day];
-    next = addDays(w.year, w.month, w.day, 1);
-  } else if (period === 'week') {
-    const weekday = new Date(Date.UTC(w.year, w.month - 1, w.day)).getUTCDay(); // 0 = Sunday
-    const sinceMonday = (weekday + 6) % 7;
-    start = addDays(w.year, w.month, w.day, -sinceMonday);
-    next = addDays(...start, 7);
-  } else {
-    start = [w.year, w.month, 1];
-    next = w.month === 12 ? [w.year + 1, 1, 1] : [w.year, w.month + 1, 1];
-  }
+  // A budget period is a report bucket: the local day, ISO week or month that holds now.
+  const label = bucketLabel(nowMs, period, timeZone);
   return {
-    start: zonedInstant(...start, timeZone),
-    end: zonedInstant(...next, timeZone),
-    key: `${period}:${isoDate(...start)}`,
+    start: bucketStart(label, period, timeZone),
+    end: bucketStart(nextBucketLabel(label, period), period, timeZone),
+    // Stored in budget_spend: the period's first local date, also for months.
+    key: `${period}:${period === 'month' ? `${label}-01` : label}`,
   };
 }
 

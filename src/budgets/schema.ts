@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { checkTimeZone } from './period.js';
+import { isValidTimeZone } from '../zones.js';
 
 /**
  * Budget input as the HTTP API and `meter.budgets` accept it. Messages name the field, so a
@@ -20,17 +20,9 @@ export const scopeSchema = z
 const timezone = z
   .string()
   .max(64)
-  .refine(
-    (tz) => {
-      try {
-        checkTimeZone(tz);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    { message: 'Expected `timezone` to be an IANA time zone such as "Europe/Paris".' },
-  );
+  .refine(isValidTimeZone, {
+    message: 'Expected `timezone` to be an IANA time zone such as "Europe/Paris".',
+  });
 
 const thresholds = z
   .array(
