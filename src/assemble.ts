@@ -10,7 +10,15 @@ import type { Target } from './fetch/request.js';
 import { type CallState, portOf } from './fetch/wrap.js';
 import type { PriceBook } from './pricing/index.js';
 import { emptyParsed, type ParsedResponse, type ParsedUsage } from './providers/types.js';
-import type { CallRecord, CallTiming, ErrorType, Outcome, TimingComponent, TokenUsage } from './record.js';
+import {
+  type CallRecord,
+  type CallTiming,
+  type ErrorType,
+  type Outcome,
+  promptOf,
+  type TimingComponent,
+  type TokenUsage,
+} from './record.js';
 import { type EnvelopePoint, fitEnvelope, observe, splitTimeToFirstToken } from './timing/envelope.js';
 import { countOutputText, estimateChatInput } from './tokens/index.js';
 
@@ -227,9 +235,7 @@ export function createAssembler(options: {
     };
     if (options.captureContent) {
       record.content = {
-        input: state.body
-          ? (state.body.messages ?? state.body.input ?? state.body.contents ?? state.body.prompt)
-          : undefined,
+        input: promptOf(state.body),
         output: parsed.outputText,
       };
     }

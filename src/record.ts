@@ -183,3 +183,11 @@ export const NANOS_PER_USD = 1_000_000_000;
 export function nanosToUsd(nanos: number | null): number | null {
   return nanos === null ? null : nanos / NANOS_PER_USD;
 }
+
+/**
+ * The prompt of a request body, for `captureContent`: chat `messages`, Responses `input`,
+ * Gemini `contents`, or a completion's `prompt`.
+ */
+export function promptOf(body: Record<string, unknown> | null): unknown {
+  return body ? (body.messages ?? body.input ?? body.contents ?? body.prompt) : undefined;
+}

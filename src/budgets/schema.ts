@@ -17,12 +17,9 @@ export const scopeSchema = z
   })
   .strict();
 
-const timezone = z
-  .string()
-  .max(64)
-  .refine(isValidTimeZone, {
-    message: 'Expected `timezone` to be an IANA time zone such as "Europe/Paris".',
-  });
+const timezone = z.string().max(64).refine(isValidTimeZone, {
+  message: 'Expected `timezone` to be an IANA time zone such as "Europe/Paris".',
+});
 
 const thresholds = z
   .array(

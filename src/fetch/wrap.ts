@@ -256,9 +256,7 @@ async function send(
       serverPort: portOf(target.url),
       startMs: state.startMs,
       retryGroup: state.attribution.tags[RETRY_GROUP_TAG],
-      input: state.body
-        ? (state.body.messages ?? state.body.input ?? state.body.contents ?? state.body.prompt)
-        : undefined,
+      body: state.body,
     });
   } catch {
     state.span = null;

@@ -17,7 +17,7 @@ import {
   ATTR_SERVER_PORT,
 } from '@opentelemetry/semantic-conventions';
 import type { CallRecord, Operation, RequestInfo, TimingComponent } from '../record.js';
-import { NANOS_PER_USD } from '../record.js';
+import { NANOS_PER_USD, promptOf } from '../record.js';
 import { createDeferred } from './deferred.js';
 import * as sc from './semconv.js';
 
@@ -31,8 +31,8 @@ export interface SpanStart {
   startMs: number;
   /** The withRetry group of this attempt: its span links to the group's previous attempt. */
   retryGroup?: string | undefined;
-  /** Prompt content, only when captureContent is on. */
-  input?: unknown;
+  /** The parsed request body: its prompt goes on the span only when captureContent is on. */
+  body?: Record<string, unknown> | null;
 }
 
 export interface SpanHandle {
@@ -120,8 +120,9 @@ export function createSpanSink(options: {
       set(attributes, sc.GEN_AI_REQUEST_STREAM, init.request.stream);
       set(attributes, ATTR_SERVER_ADDRESS, init.serverAddress);
       set(attributes, ATTR_SERVER_PORT, init.serverPort);
-      if (options.captureContent && init.input !== undefined) {
-        set(attributes, sc.GEN_AI_INPUT_MESSAGES, safeStringify(init.input));
+      if (options.captureContent) {
+        const input = promptOf(init.body ?? null);
+        if (input !== undefined) set(attributes, sc.GEN_AI_INPUT_MESSAGES, safeStringify(input));
       }
       const parent = context.active();
       const previous = init.retryGroup === undefined ? undefined : attempts.get(init.retryGroup);
