@@ -7,7 +7,7 @@ import {
   safeErrorCode,
 } from './errors/classify.js';
 import type { Target } from './fetch/request.js';
-import { type CallState, portOf } from './fetch/wrap.js';
+import type { CallState } from './fetch/wrap.js';
 import type { PriceBook } from './pricing/index.js';
 import { emptyParsed, type ParsedResponse, type ParsedUsage } from './providers/types.js';
 import {
@@ -212,8 +212,8 @@ export function createAssembler(options: {
       requestModel: state.info.model,
       responseModel: parsed.responseModel,
       responseId: parsed.responseId,
-      serverAddress: state.target.url.hostname || null,
-      serverPort: portOf(state.target.url),
+      serverAddress: state.target.address,
+      serverPort: state.target.port,
       request: state.info,
       attribution: { ...state.attribution, apiKeyHash: apiKeyHash(state.target) },
       outcome,

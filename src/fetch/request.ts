@@ -5,11 +5,29 @@
 export type FetchInput = string | URL | Request;
 export type FetchLike = (input: FetchInput, init?: RequestInit) => Promise<Response>;
 
-export interface Target {
+/** Where a metered call goes: known once per URL (see wrap.ts knownTargets). */
+export interface Endpoint {
   url: URL;
-  method: string;
+  /** `server.address`: the URL's host name, or null. */
+  address: string | null;
+  /** `server.port`: explicit, or the scheme's default. */
+  port: number | null;
+}
+
+export interface Target extends Endpoint {
   /** The request's headers, copied on first use: most calls never need them. */
   readonly headers: Headers;
+}
+
+export function endpointOf(url: URL): Endpoint {
+  const port = url.port
+    ? Number(url.port)
+    : url.protocol === 'https:'
+      ? 443
+      : url.protocol === 'http:'
+        ? 80
+        : null;
+  return { url, address: url.hostname || null, port };
 }
 
 /** The URL of a POST as a string, without parsing it; null for any other method. */
@@ -38,18 +56,20 @@ export function requestHeaders(input: FetchInput, init: RequestInit | undefined)
 }
 
 /** A POST's target. */
-export function createTarget(url: URL, input: FetchInput, init: RequestInit | undefined): Target {
-  return new LazyTarget(url, 'POST', headersOf(input, init));
+export function createTarget(endpoint: Endpoint, input: FetchInput, init: RequestInit | undefined): Target {
+  return new LazyTarget(endpoint, headersOf(input, init));
 }
 
 class LazyTarget implements Target {
+  readonly url: URL;
+  readonly address: string | null;
+  readonly port: number | null;
   #source: HeadersInit | undefined;
   #headers: Headers | null = null;
-  constructor(
-    readonly url: URL,
-    readonly method: string,
-    source: HeadersInit | undefined,
-  ) {
+  constructor(endpoint: Endpoint, source: HeadersInit | undefined) {
+    this.url = endpoint.url;
+    this.address = endpoint.address;
+    this.port = endpoint.port;
     this.#source = source;
   }
   get headers(): Headers {

@@ -16,6 +16,8 @@ import { createNdjsonParser } from './ndjson.js';
 import {
   type BodyRead,
   createTarget,
+  type Endpoint,
+  endpointOf,
   type FetchInput,
   type FetchLike,
   parseUrl,
@@ -103,7 +105,7 @@ export function wrapFetch(base: FetchLike, engine: Engine): FetchLike {
       const href = postHref(input, init);
       found = href === null ? null : known(href, input, init);
       if (found) {
-        target = createTarget(found.url, input, init);
+        target = createTarget(found.endpoint, input, init);
         // The salted key hash is taken at the end of the call: copy the caller's headers now, as
         // they are when the call is made.
         if (engine.hashesApiKeys) void target.headers;
@@ -117,7 +119,7 @@ export function wrapFetch(base: FetchLike, engine: Engine): FetchLike {
 }
 
 interface KnownTarget {
-  url: URL;
+  endpoint: Endpoint;
   detection: Detection;
 }
 
@@ -137,7 +139,7 @@ function knownTargets(
     const url = parseUrl(href);
     if (!url) return null;
     const detection = detect(adapters, url, 'POST', headers);
-    return detection ? { url, detection } : null;
+    return detection ? { endpoint: endpointOf(url), detection } : null;
   };
   if (!adapters.every(urlOnly)) {
     return (href, input, init) => resolve(href, () => requestHeaders(input, init));
@@ -252,8 +254,8 @@ async function send(
       provider: detection.provider,
       requestModel: info.model,
       request: info,
-      serverAddress: target.url.hostname || null,
-      serverPort: portOf(target.url),
+      serverAddress: target.address,
+      serverPort: target.port,
       startMs: state.startMs,
       retryGroup: state.attribution.tags[RETRY_GROUP_TAG],
       body: state.body,
@@ -363,11 +365,6 @@ async function send(
   // A whole JSON body is observed when the caller reads it; streams go through the tap.
   if (format === 'json') return withObservedBody(response, observer, engine.now);
   return withBody(response, tapBody(body, observer, engine.now), filter !== null);
-}
-
-export function portOf(url: URL): number | null {
-  if (url.port) return Number(url.port);
-  return url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : null;
 }
 
 function isOwnRefusal(error: unknown): boolean {
