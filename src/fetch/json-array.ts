@@ -12,6 +12,7 @@
  * `maxElementBytes`. A body that is one object instead of an array (an error reply) is given to
  * `onElement` as a single element, and counted as an error.
  */
+import { checkMaxBytes, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
 export interface JsonArrayParserOptions {
   /** The JSON text of one top-level element, without the whitespace around it. */
@@ -64,7 +65,7 @@ const BARE = 3; // number, true, false, null: ends at whitespace, ',' or ']'
 
 export function createJsonArrayParser(options: JsonArrayParserOptions): JsonArrayParser {
   const { onElement } = options;
-  const maxElementBytes = checkMaxBytes(options.maxElementBytes, 'maxElementBytes', 8 * 1024 * 1024);
+  const maxElementBytes = checkMaxBytes(options.maxElementBytes, 'maxElementBytes', DEFAULT_MAX_EVENT_BYTES);
   const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
   let state = BEFORE_ARRAY;
@@ -260,12 +261,4 @@ function valueStart(b: number): number {
 
 function isWhitespace(b: number): boolean {
   return b === SPACE || b === LF || b === CR || b === TAB;
-}
-
-function checkMaxBytes(value: number | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
-    throw new TypeError(`Expected \`${name}\` to be a positive number.`);
-  }
-  return value;
 }

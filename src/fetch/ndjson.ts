@@ -6,6 +6,7 @@
  * Reads beside a body that goes to the caller unchanged, so it never throws, and holds only the
  * line being read, up to `maxLineBytes`.
  */
+import { checkMaxBytes, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
 export interface NdjsonParserOptions {
   /** One line's text, its CR (if any) removed; blank lines are skipped. */
@@ -32,7 +33,7 @@ const LF = 0x0a;
 
 export function createNdjsonParser(options: NdjsonParserOptions): NdjsonParser {
   const { onLine } = options;
-  const maxLineBytes = checkMaxBytes(options.maxLineBytes, 'maxLineBytes', 8 * 1024 * 1024);
+  const maxLineBytes = checkMaxBytes(options.maxLineBytes, 'maxLineBytes', DEFAULT_MAX_EVENT_BYTES);
   // Not `fatal`: a bad byte becomes U+FFFD and JSON.parse decides. A BOM opening a line is dropped.
   const decoder = new TextDecoder('utf-8', { fatal: false });
 
@@ -120,12 +121,4 @@ export function createNdjsonParser(options: NdjsonParserOptions): NdjsonParser {
 
 function isBlankStart(code: number): boolean {
   return code === 0x20 || code === 0x09 || code === 0x0d || code === 0xfeff;
-}
-
-function checkMaxBytes(value: number | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
-    throw new TypeError(`Expected \`${name}\` to be a positive number.`);
-  }
-  return value;
 }

@@ -1,6 +1,7 @@
 /**
  * Reading a fetch call's target and body without consuming anything the caller will send.
  */
+import { concatBytes } from './bytes.js';
 
 export type FetchInput = string | URL | Request;
 export type FetchLike = (input: FetchInput, init?: RequestInit) => Promise<Response>;
@@ -186,12 +187,5 @@ async function readCapped(stream: ReadableStream<Uint8Array>, maxBytes: number):
     }
     parts.push(value);
   }
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
+  return parts.length === 1 ? parts[0]! : concatBytes(parts);
 }

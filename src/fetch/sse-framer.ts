@@ -7,6 +7,7 @@
  *
  * Every input byte comes out exactly once, in order: the blocks, then what `end()` returns.
  */
+import { checkMaxBytes, concatBytes, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
 export interface SseFramerOptions {
   /**
@@ -42,7 +43,7 @@ const EMPTY = new Uint8Array(0);
 
 export function createSseFramer(options: SseFramerOptions): SseFramer {
   const { onBlock } = options;
-  const maxBlockBytes = checkMaxBytes(options.maxBlockBytes, 'maxBlockBytes', 8 * 1024 * 1024);
+  const maxBlockBytes = checkMaxBytes(options.maxBlockBytes, 'maxBlockBytes', DEFAULT_MAX_EVENT_BYTES);
 
   // Bytes of the current block from earlier chunks.
   let held: Uint8Array[] = [];
@@ -78,7 +79,7 @@ export function createSseFramer(options: SseFramerOptions): SseFramer {
       oversized++;
     }
     if (size === 0) return;
-    const block = concat(held, chunk.subarray(start, end));
+    const block = concatBytes(held, chunk.subarray(start, end));
     held = [];
     heldBytes = 0;
     if (!isOversized) blocks++;
@@ -93,7 +94,7 @@ export function createSseFramer(options: SseFramerOptions): SseFramer {
       oversized++;
     }
     if (passing) {
-      const piece = concat(held, chunk.subarray(start, n));
+      const piece = concatBytes(held, chunk.subarray(start, n));
       held = [];
       heldBytes = 0;
       deliver(piece, true);
@@ -175,7 +176,7 @@ export function createSseFramer(options: SseFramerOptions): SseFramer {
         emitBlock(EMPTY, 0, 0);
         return null;
       }
-      const rest = heldBytes === 0 ? null : concat(held, EMPTY);
+      const rest = heldBytes === 0 ? null : concatBytes(held, EMPTY);
       held = [];
       heldBytes = 0;
       return rest;
@@ -186,26 +187,4 @@ export function createSseFramer(options: SseFramerOptions): SseFramer {
   }
 
   return { feed, end, stats: () => ({ blocks, oversized, errors }) };
-}
-
-function concat(parts: Uint8Array[], last: Uint8Array): Uint8Array {
-  if (parts.length === 0) return last.slice();
-  let total = last.length;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  out.set(last, offset);
-  return out;
-}
-
-function checkMaxBytes(value: number | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
-    throw new TypeError(`Expected \`${name}\` to be a positive number.`);
-  }
-  return value;
 }

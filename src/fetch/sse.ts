@@ -7,6 +7,7 @@
  * counted in `oversized`, and nothing is held beyond the event being read.
  */
 import { Buffer } from 'node:buffer';
+import { checkMaxBytes, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
 export interface SseEvent {
   /** The `event` field; '' when the event has none, which the spec reads as 'message'. */
@@ -48,22 +49,11 @@ export interface SseParser {
   end(): SseEndState;
 }
 
-export const DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024;
-
 const LF = 0x0a;
 const CR = 0x0d;
 const SPACE = 0x20;
 const COLON = 0x3a;
 const BOM = 0xfeff;
-
-/** Checks a size cap where it enters. `Infinity` means no cap. */
-function checkMaxBytes(value: number | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
-    throw new TypeError(`Expected \`${name}\` to be a positive number.`);
-  }
-  return value;
-}
 
 export function createSseParser(options: SseParserOptions): SseParser {
   const { onEvent, onComment } = options;

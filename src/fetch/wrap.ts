@@ -11,6 +11,7 @@ import type {
 } from '../providers/types.js';
 import type { Attribution, PreflightInfo, RequestInfo } from '../record.js';
 import type { SpanHandle, SpanSink } from '../telemetry/spans.js';
+import { concatBytes } from './bytes.js';
 import { createJsonArrayParser } from './json-array.js';
 import { createNdjsonParser } from './ndjson.js';
 import {
@@ -523,7 +524,7 @@ function rewritingSseObserver(
   const take = (): Uint8Array => {
     const parts = out;
     out = [];
-    return parts.length === 1 ? parts[0]! : concat(parts);
+    return parts.length === 1 ? parts[0]! : concatBytes(parts);
   };
   return {
     chunk(bytes, atMs) {
@@ -550,18 +551,6 @@ function encodeEvent(name: string, data: string, original: Uint8Array): Uint8Arr
   return encoder.encode((name ? `event: ${name}${eol}` : '') + lines.join(eol) + eol + eol);
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.byteLength;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out;
-}
-
 /** A whole JSON body: kept (by reference, no copy) up to the cap and parsed once at the end. */
 function jsonObserver(
   engine: Engine,
@@ -586,7 +575,7 @@ function jsonObserver(
     drain: () => null,
     finish(how, error) {
       if (how === 'done' && !overflow) {
-        const text = textDecoder.decode(parts.length === 1 ? parts[0]! : concat(parts));
+        const text = textDecoder.decode(parts.length === 1 ? parts[0]! : concatBytes(parts));
         let value: unknown;
         try {
           value = JSON.parse(text);
