@@ -25,7 +25,10 @@ export function createMetricSink(options: {
 }): MetricSink {
   let instruments: ReturnType<typeof create> | null = null;
   const create = () => {
-    const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter('llm-meter', '0.1.0');
+    const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(
+      sc.SCOPE.name,
+      sc.SCOPE.version,
+    );
     return {
       tokens: meter.createHistogram(sc.METRIC_TOKEN_USAGE, {
         unit: '{token}',

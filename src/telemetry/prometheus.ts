@@ -37,9 +37,9 @@ import {
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 import type { ProxyStats } from '../proxy/types.js';
+import { SCOPE } from './semconv.js';
 
 /** The same instrumentation scope as metrics.ts, so every llm-meter series shares its labels. */
-const SCOPE = { name: 'llm-meter', version: '0.1.0' };
 
 /** Prometheus text format 0.0.4: what Prometheus 2 and 3 both parse without a fallback. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -150,7 +150,7 @@ function budgetProducer(sources: Set<BudgetSource>, resource: Resource): MetricP
       return {
         resourceMetrics: {
           resource,
-          scopeMetrics: budgets.length > 0 ? [{ scope: SCOPE, metrics }] : [],
+          scopeMetrics: budgets.length > 0 ? [{ scope: { ...SCOPE }, metrics }] : [],
         },
         errors,
       };

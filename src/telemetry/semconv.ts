@@ -43,6 +43,9 @@ export const DURATION_BUCKETS = [
 ];
 export const CHUNK_BUCKETS = [0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5];
 
+/** The instrumentation scope of llm-meter's tracer and meter. */
+export const SCOPE = { name: 'llm-meter', version: '0.1.0' } as const;
+
 /** llm-meter's own figures. */
 export const LLM_METER = {
   outcome: 'llm_meter.outcome',

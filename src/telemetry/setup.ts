@@ -11,6 +11,7 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
+import { LLM_METER } from './semconv.js';
 
 export interface TelemetrySetup {
   tracerProvider: TracerProvider;
@@ -65,7 +66,7 @@ function compactConsoleExporter(write: (line: string) => void): SpanExporter {
       for (const s of spans) {
         const ms = hrTimeToMilliseconds(s.duration).toFixed(1);
         const indent = s.parentSpanContext ? '    ' : '  ';
-        const source = s.attributes['llm_meter.source'];
+        const source = s.attributes[LLM_METER.componentSource];
         const extra = source ? ` (${source})` : '';
         write(`${indent}span ${s.name} ${ms} ms trace=${s.spanContext().traceId.slice(0, 8)}${extra}`);
       }

@@ -76,7 +76,10 @@ export function createSpanSink(options: {
   let tracer: Tracer | null = null;
   // Resolved lazily so a global provider registered after createMeter() is still used.
   const getTracer = () => {
-    tracer ??= (options.tracerProvider ?? trace.getTracerProvider()).getTracer('llm-meter', '0.1.0');
+    tracer ??= (options.tracerProvider ?? trace.getTracerProvider()).getTracer(
+      sc.SCOPE.name,
+      sc.SCOPE.version,
+    );
     return tracer;
   };
 
