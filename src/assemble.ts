@@ -6,10 +6,11 @@ import {
   isRetryable,
   safeErrorCode,
 } from './errors/classify.js';
+import type { CallEnd } from './fetch/call.js';
+import type { Refusal } from './fetch/refuse.js';
 import type { Target } from './fetch/request.js';
-import type { CallState } from './fetch/wrap.js';
 import type { PriceBook } from './pricing/index.js';
-import { emptyParsed, type ParsedResponse, type ParsedUsage } from './providers/types.js';
+import type { ParsedUsage, ProviderError } from './providers/types.js';
 import {
   type CallRecord,
   type CallTiming,
@@ -23,12 +24,12 @@ import { type EnvelopePoint, fitEnvelope, observe, splitTimeToFirstToken } from 
 import { countOutputText, estimateChatInput } from './tokens/index.js';
 
 /**
- * Turns the state of one finished call into its CallRecord: outcome and error class, exact or
- * estimated usage, cost, and the latency split. Synchronous unless usage has to be counted
- * with the tokenizer (which loads lazily).
+ * Turns one finished call into its CallRecord: outcome and error class, exact or estimated
+ * usage, cost, and the latency split. Synchronous unless usage has to be counted with the
+ * tokenizer (which loads lazily).
  */
 export interface Assembler {
-  build(state: CallState): CallRecord | Promise<CallRecord>;
+  build(end: CallEnd): CallRecord | Promise<CallRecord>;
 }
 
 const MAX_ENVELOPES = 1000;
@@ -43,10 +44,91 @@ const NO_COST: CallRecord['cost'] = {
   pricedAs: null,
 };
 
-function generated(state: CallState): boolean {
-  if (state.ending === 'blocked' || state.ending === 'refused' || state.ending === 'thrown') return false;
-  return state.status !== null && state.status < 400;
+function generated(end: CallEnd): boolean {
+  if (end.ending === 'refused' || end.ending === 'thrown') return false;
+  return end.status !== null && end.status < 400;
 }
+
+/** How a call ended, as its record says: the outcome, the error class and the provider's code. */
+export interface CallOutcome {
+  outcome: Outcome;
+  errorType: ErrorType | null;
+  errorCode: string | null;
+  /** A wait named only in an error body (Gemini's RetryInfo); headers come first. */
+  retryAfterMs?: number | null;
+}
+
+/** The outcome of a refusal by a gate, by its kind: `blocked`, never sent. */
+function refusedOutcome(refusal: Refusal): CallOutcome {
+  switch (refusal.kind) {
+    case 'budget':
+      return { outcome: 'blocked', errorType: 'budget_exceeded', errorCode: null };
+    case 'context_window':
+      return { outcome: 'blocked', errorType: 'context_length_exceeded', errorCode: 'context_window' };
+    default:
+      // As a guard's refusal answered beneath the meter is recorded (see outcomeOf).
+      return {
+        outcome: 'blocked',
+        errorType: classifyHttpError({ status: refusal.status, type: refusal.type, message: refusal.message })
+          .errorType,
+        errorCode: safeErrorCode(refusal.type),
+        retryAfterMs: refusal.retryAfterMs ?? null,
+      };
+  }
+}
+
+/** A pure function of the finished call. */
+export function outcomeOf(end: CallEnd): CallOutcome {
+  if (end.refusal) return refusedOutcome(end.refusal);
+  const parsed = end.parsed;
+  // A caller that stops reading after the terminal event or an error event (the SDKs cancel the
+  // body when they throw on one) is reacting to how the call ended, not cutting it short.
+  const ended = parsed.terminal || parsed.streamError !== null;
+  if (end.callerAborted && !ended) return { outcome: 'cancelled', errorType: null, errorCode: null };
+  if (end.ending === 'thrown') {
+    return { outcome: 'error', errorType: classifyThrown(end.error).errorType, errorCode: null };
+  }
+  const status = end.status ?? 0;
+  if (status >= 400) {
+    const err = end.providerError ?? NO_PROVIDER_ERROR;
+    const c = classifyHttpError({ status, ...err });
+    // A local guard's refusal never reached the provider: blocked, like a budget's.
+    return {
+      outcome: end.guard ? 'blocked' : 'error',
+      errorType: c.errorType,
+      errorCode: safeErrorCode(err.code ?? err.type),
+      retryAfterMs: err.retryAfterMs ?? null,
+    };
+  }
+  if (parsed.streamError) {
+    // An error event after a 200 interrupts the stream, whatever the provider calls it (its
+    // own code stays in errorCode); only a filter or a context overflow says more.
+    const c = classifyHttpError({ status: null, ...parsed.streamError });
+    const specific = c.errorType === 'content_filter' || c.errorType === 'context_length_exceeded';
+    return {
+      outcome: 'error',
+      errorType: specific ? c.errorType : 'stream_interrupted',
+      errorCode: safeErrorCode(parsed.streamError.code ?? parsed.streamError.type),
+    };
+  }
+  if (end.ending === 'error') {
+    const thrown = classifyThrown(end.error);
+    return {
+      outcome: 'error',
+      errorType: thrown.errorType === 'timeout' ? 'timeout' : 'stream_interrupted',
+      errorCode: null,
+    };
+  }
+  if (end.info.stream && end.chunks > 0 && !parsed.terminal) {
+    return { outcome: 'error', errorType: 'stream_interrupted', errorCode: null };
+  }
+  if (parsed.finishReasons.some(isContentFilterFinish)) {
+    return { outcome: 'error', errorType: 'content_filter', errorCode: 'content_filter' };
+  }
+  return { outcome: 'ok', errorType: null, errorCode: null };
+}
+
+const NO_PROVIDER_ERROR: ProviderError = { code: null, type: null, message: null };
 
 export function createAssembler(options: {
   prices: PriceBook;
@@ -55,9 +137,9 @@ export function createAssembler(options: {
 }): Assembler {
   const envelopes = new Map<string, readonly EnvelopePoint[]>();
 
-  function timing(state: CallState, parsed: ParsedResponse, usage: TokenUsage | null): CallTiming {
-    const { startMs, endMs, headersMs, firstTokenMs, lastTokenMs } = state;
-    const stream = state.info.stream && state.chunks > 0;
+  function timing(end: CallEnd, usage: TokenUsage | null): CallTiming {
+    const { startMs, endMs, headersMs, firstTokenMs, lastTokenMs, parsed } = end;
+    const stream = end.info.stream && end.chunks > 0;
     const ttft = stream && firstTokenMs !== null ? firstTokenMs - startMs : null;
     const generationMs =
       stream && firstTokenMs !== null && lastTokenMs !== null ? lastTokenMs - firstTokenMs : null;
@@ -71,9 +153,9 @@ export function createAssembler(options: {
       if (server.prefillMs !== null) prefill = { ms: server.prefillMs, source: 'provider' };
       if (server.generationMs !== null) generation = { ms: server.generationMs, source: 'provider' };
     }
-    const model = state.info.model ?? parsed.responseModel;
+    const model = end.info.model ?? parsed.responseModel;
     if (ttft !== null && usage && model && (queue === null || prefill === null)) {
-      const key = `${state.detection.provider}\u0000${model}`;
+      const key = `${end.detection.provider}\u0000${model}`;
       const points = envelopes.get(key) ?? [];
       const fit = fitEnvelope(points);
       if (fit) {
@@ -81,7 +163,7 @@ export function createAssembler(options: {
         queue ??= { ms: split.queueMs, source: 'estimated' };
         prefill ??= { ms: split.prefillMs, source: 'estimated' };
       }
-      if (state.ending === 'done' && envelopes.size < MAX_ENVELOPES) {
+      if (end.ending === 'done' && envelopes.size < MAX_ENVELOPES) {
         envelopes.set(key, observe(points, usage.inputTokens, ttft));
       } else if (envelopes.has(key)) {
         envelopes.set(key, observe(points, usage.inputTokens, ttft));
@@ -104,69 +186,8 @@ export function createAssembler(options: {
       queue,
       prefill,
       generation,
-      serverProcessingMs: state.facts?.serverProcessingMs ?? null,
+      serverProcessingMs: end.facts?.serverProcessingMs ?? null,
     };
-  }
-
-  function outcomeOf(
-    state: CallState,
-    parsed: ParsedResponse,
-  ): {
-    outcome: Outcome;
-    errorType: ErrorType | null;
-    errorCode: string | null;
-    retryAfterMs?: number | null;
-  } {
-    if (state.ending === 'blocked')
-      return { outcome: 'blocked', errorType: 'budget_exceeded', errorCode: null };
-    if (state.ending === 'refused') {
-      return { outcome: 'blocked', errorType: 'context_length_exceeded', errorCode: 'context_window' };
-    }
-    // A caller that stops reading after the terminal event or an error event (the SDKs cancel the
-    // body when they throw on one) is reacting to how the call ended, not cutting it short.
-    const ended = parsed.terminal || parsed.streamError !== null;
-    if (state.callerAborted && !ended) return { outcome: 'cancelled', errorType: null, errorCode: null };
-    if (state.ending === 'thrown') {
-      return { outcome: 'error', errorType: classifyThrown(state.error).errorType, errorCode: null };
-    }
-    const status = state.status ?? 0;
-    if (status >= 400) {
-      const err = state.detection.adapter.parseError(state.errorBody);
-      const c = classifyHttpError({ status, ...err });
-      // A local guard's refusal never reached the provider: blocked, like a budget's.
-      return {
-        outcome: state.localGuard ? 'blocked' : 'error',
-        errorType: c.errorType,
-        errorCode: safeErrorCode(err.code ?? err.type),
-        retryAfterMs: err.retryAfterMs ?? null,
-      };
-    }
-    if (parsed.streamError) {
-      // An error event after a 200 interrupts the stream, whatever the provider calls it (its
-      // own code stays in errorCode); only a filter or a context overflow says more.
-      const c = classifyHttpError({ status: null, ...parsed.streamError });
-      const specific = c.errorType === 'content_filter' || c.errorType === 'context_length_exceeded';
-      return {
-        outcome: 'error',
-        errorType: specific ? c.errorType : 'stream_interrupted',
-        errorCode: safeErrorCode(parsed.streamError.code ?? parsed.streamError.type),
-      };
-    }
-    if (state.ending === 'error') {
-      const thrown = classifyThrown(state.error);
-      return {
-        outcome: 'error',
-        errorType: thrown.errorType === 'timeout' ? 'timeout' : 'stream_interrupted',
-        errorCode: null,
-      };
-    }
-    if (state.info.stream && state.chunks > 0 && !parsed.terminal) {
-      return { outcome: 'error', errorType: 'stream_interrupted', errorCode: null };
-    }
-    if (parsed.finishReasons.some(isContentFilterFinish)) {
-      return { outcome: 'error', errorType: 'content_filter', errorCode: 'content_filter' };
-    }
-    return { outcome: 'ok', errorType: null, errorCode: null };
   }
 
   function apiKeyHash(target: Target): string | undefined {
@@ -188,54 +209,55 @@ export function createAssembler(options: {
       .slice(0, 12);
   }
 
-  function finish(state: CallState, parsed: ParsedResponse, usage: TokenUsage | null): CallRecord {
-    const { outcome, errorType, errorCode, retryAfterMs } = outcomeOf(state, parsed);
-    const model = parsed.responseModel ?? state.info.model;
-    const price = usage ? options.prices.lookup(state.detection.provider, model, usage.inputTokens) : null;
+  function finish(end: CallEnd, usage: TokenUsage | null): CallRecord {
+    const { outcome, errorType, errorCode, retryAfterMs } = outcomeOf(end);
+    const parsed = end.parsed;
+    const model = parsed.responseModel ?? end.info.model;
+    const price = usage ? options.prices.lookup(end.detection.provider, model, usage.inputTokens) : null;
     const fallback =
-      usage && !price && parsed.responseModel && state.info.model && parsed.responseModel !== state.info.model
-        ? options.prices.lookup(state.detection.provider, state.info.model, usage.inputTokens)
+      usage && !price && parsed.responseModel && end.info.model && parsed.responseModel !== end.info.model
+        ? options.prices.lookup(end.detection.provider, end.info.model, usage.inputTokens)
         : null;
     // Nothing generated (refused, an error status, no response at all): nothing billed. This is
     // a known zero, unlike an unknown price, which stays null.
     // Token counting endpoints are free: their usage is the count, not a bill.
-    const free = state.detection.operation === 'count_tokens';
+    const free = end.detection.operation === 'count_tokens';
     const cost =
-      free || (!usage && !generated(state)) ? NO_COST : options.prices.cost(usage, price ?? fallback);
-    const facts = state.facts;
+      free || (!usage && !generated(end)) ? NO_COST : options.prices.cost(usage, price ?? fallback);
+    const facts = end.facts;
     const record: CallRecord = {
-      id: state.id,
-      traceId: state.span?.traceId ?? null,
-      spanId: state.span?.spanId ?? null,
-      provider: state.detection.provider,
-      operation: state.detection.operation,
-      requestModel: state.info.model,
+      id: end.id,
+      traceId: end.span?.traceId ?? null,
+      spanId: end.span?.spanId ?? null,
+      provider: end.detection.provider,
+      operation: end.detection.operation,
+      requestModel: end.info.model,
       responseModel: parsed.responseModel,
       responseId: parsed.responseId,
-      serverAddress: state.target.address,
-      serverPort: state.target.port,
-      request: state.info,
-      attribution: { ...state.attribution, apiKeyHash: apiKeyHash(state.target) },
+      serverAddress: end.target.address,
+      serverPort: end.target.port,
+      request: end.info,
+      attribution: { ...end.attribution, apiKeyHash: apiKeyHash(end.target) },
       outcome,
       errorType,
       errorCode,
       retryable: errorType ? (facts?.shouldRetry ?? isRetryable(errorType)) : null,
       // Headers first (Retry-After); Gemini names the wait only in its error body (RetryInfo).
       retryAfterMs: facts?.retryAfterMs ?? retryAfterMs ?? null,
-      httpStatus: state.status,
+      httpStatus: end.status,
       rateLimit: facts?.rateLimit ?? null,
       finishReasons: parsed.finishReasons,
       usage,
       toolCalls: parsed.toolCalls,
       invalidToolCalls: parsed.invalidToolCalls,
-      preflight: state.preflight,
+      preflight: end.preflight,
       cost,
-      timing: timing(state, parsed, usage),
-      chunks: state.chunks,
+      timing: timing(end, usage),
+      chunks: end.chunks,
     };
     if (options.captureContent) {
       record.content = {
-        input: promptOf(state.body),
+        input: promptOf(end.body),
         output: parsed.outputText,
       };
     }
@@ -243,24 +265,19 @@ export function createAssembler(options: {
   }
 
   return {
-    build(state) {
-      let parsed: ParsedResponse;
-      try {
-        parsed = state.parser.result();
-      } catch {
-        parsed = emptyParsed();
-      }
+    build(end) {
+      const parsed = end.parsed;
       const provider = parsed.usage;
-      const sent = state.ending !== 'blocked' && state.ending !== 'refused';
-      const complete = parsed.terminal && !parsed.streamError && (state.status ?? 0) < 400;
-      if (provider && complete) return finish(state, parsed, { ...provider, source: 'provider' });
+      const sent = end.ending !== 'refused';
+      const complete = parsed.terminal && !parsed.streamError && (end.status ?? 0) < 400;
+      if (provider && complete) return finish(end, { ...provider, source: 'provider' });
       // Nothing was generated: a refusal, an error status, or a failure before the response.
-      if (!sent || (state.status ?? 0) >= 400 || state.status === null) {
-        return finish(state, parsed, provider ? { ...provider, source: 'provider' } : null);
+      if (!sent || (end.status ?? 0) >= 400 || end.status === null) {
+        return finish(end, provider ? { ...provider, source: 'provider' } : null);
       }
-      return estimateUsage(state, parsed, provider).then(
-        (usage) => finish(state, parsed, usage),
-        () => finish(state, parsed, provider ? { ...provider, source: 'provider' } : null),
+      return estimateUsage(end, provider).then(
+        (usage) => finish(end, usage),
+        () => finish(end, provider ? { ...provider, source: 'provider' } : null),
       );
     },
   };
@@ -270,19 +287,15 @@ export function createAssembler(options: {
  * Usage for a call that ended without the provider's final figures (interrupted, cancelled,
  * or a server that sends none): keep what the provider did say, count the rest.
  */
-async function estimateUsage(
-  state: CallState,
-  parsed: ParsedResponse,
-  provider: ParsedUsage | null,
-): Promise<TokenUsage | null> {
-  const model = parsed.responseModel ?? state.info.model;
+async function estimateUsage(end: CallEnd, provider: ParsedUsage | null): Promise<TokenUsage | null> {
+  const parsed = end.parsed;
+  const model = parsed.responseModel ?? end.info.model;
   const counted = parsed.outputText ? (await countOutputText(parsed.outputText, model)).tokens : 0;
-  let inputTokens = provider?.inputTokens ?? state.preflight.inputTokensEstimate;
+  let inputTokens = provider?.inputTokens ?? end.preflight.inputTokensEstimate;
   if (inputTokens === null || inputTokens === undefined) {
-    if (!state.body) return null;
-    inputTokens = (
-      await estimateChatInput(state.body, model, state.detection.adapter.bodyShape(state.detection))
-    ).tokens;
+    if (!end.body) return null;
+    inputTokens = (await estimateChatInput(end.body, model, end.detection.adapter.bodyShape(end.detection)))
+      .tokens;
   }
   return {
     inputTokens,

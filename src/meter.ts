@@ -4,10 +4,10 @@ import { currentAttribution, runWith } from './attribution.js';
 import { type Budgets, createBudgets } from './budgets/service.js';
 import { InvalidOptionError } from './errors/errors.js';
 import type { FetchLike } from './fetch/request.js';
-import { type CallState, type Engine, wrapFetch } from './fetch/wrap.js';
-import { checkContextWindow, estimatePreflight } from './preflight.js';
+import { type CallEnd, type Engine, type Refusal, WRAPPER_PLACES, wrapFetch } from './fetch/wrap.js';
+import { attachInternals, type Gate, type MeterInternals } from './meter-internals.js';
+import { contextWindowRefusal, estimatePreflight } from './preflight.js';
 import { createPriceBook } from './pricing/index.js';
-import { localRefusal } from './providers/refusal.js';
 import { DEFAULT_ADAPTERS } from './providers/registry.js';
 import type { Attribution, CallRecord } from './record.js';
 import { createSafe } from './safe.js';
@@ -30,18 +30,7 @@ function positive(name: string, value: number | undefined, fallback: number): nu
   return value;
 }
 
-/** Internal extension points used by the store, budgets and the server. */
-export interface MeterInternals {
-  /** Sinks that see every record, in order, each behind the safe boundary. */
-  addSink(name: string, sink: (record: CallRecord) => void): void;
-  /** Pre-flight gates (budgets): return a Response to refuse the call. */
-  addGate(name: string, gate: (state: CallState) => Promise<Response | null> | Response | null): void;
-  /** Work to settle on flush (store commits, alert outbox). */
-  addFlusher(name: string, flush: () => Promise<void>): void;
-  addCloser(name: string, close: () => Promise<void>): void;
-}
-
-export function createMeter(options: MeterOptions = {}): Meter & { internals: MeterInternals } {
+export function createMeter(options: MeterOptions = {}): Meter {
   const captureContent = options.captureContent === true;
   const maxRequestBodyBytes = positive('maxRequestBodyBytes', options.maxRequestBodyBytes, 8 * MiB);
   const maxResponseBodyBytes = positive('maxResponseBodyBytes', options.maxResponseBodyBytes, 16 * MiB);
@@ -61,7 +50,7 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
   const sinks: { name: string; sink: (r: CallRecord) => void }[] = [
     { name: 'metrics', sink: (r) => metricSink.record(r) },
   ];
-  const gates: { name: string; gate: (s: CallState) => Promise<Response | null> | Response | null }[] = [];
+  const gates: { name: string; gate: Gate }[] = [];
   const flushers: { name: string; flush: () => Promise<void> }[] = [];
   const closers: { name: string; close: () => Promise<void> }[] = [];
   const assembling = new Set<Promise<void>>();
@@ -71,8 +60,8 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
   let closed = false;
   let idle: (() => void)[] = [];
 
-  function dispatch(state: CallState, record: CallRecord): void {
-    if (state.span) safe.run('spans', () => spans.end(state.span!, record));
+  function dispatch(end: CallEnd, record: CallRecord): void {
+    if (end.span) safe.run('spans', () => spans.end(end.span!, record));
     for (const { name, sink } of sinks) safe.run(name, () => sink(record));
     if (options.onRecord) safe.run('onRecord', () => options.onRecord!(record));
   }
@@ -99,33 +88,43 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
     newId: randomUUID,
     attribution,
     spans,
-    preflight(state) {
+    begin() {
       calls++;
       active++;
+    },
+    estimate: (call) => estimatePreflight(call, prices),
+    gate(call) {
       if (!options.enforceContextWindow && gates.length === 0) return null;
       // Gates answer synchronously when nothing applies (the common case): no promise, no tick.
-      const run = async (from: number, pending: Promise<Response | null> | null) => {
+      const run = async (from: number, pending: Promise<Refusal | null> | null) => {
         if (pending) {
           const refusal = await safe.runAsync(gates[from - 1]!.name, () => pending);
           if (refusal) return refusal;
         }
         for (let i = from; i < gates.length; i++) {
-          const refusal = await safe.runAsync(gates[i]!.name, () => gates[i]!.gate(state));
+          const refusal = await safe.runAsync(gates[i]!.name, () => gates[i]!.gate(call));
           if (refusal) return refusal;
         }
         return null;
       };
       if (options.enforceContextWindow) {
-        return checkContextWindow(state, prices).then(() => run(0, null));
+        return call.estimate().then(
+          (figures) => contextWindowRefusal(call, figures) ?? run(0, null),
+          (error) => {
+            // The window cannot be checked: fail open and send the call, the other gates unasked.
+            safe.report('contextWindow', error);
+            return null;
+          },
+        );
       }
       for (let i = 0; i < gates.length; i++) {
-        const result = safe.run(gates[i]!.name, () => gates[i]!.gate(state)) ?? null;
+        const result = safe.run(gates[i]!.name, () => gates[i]!.gate(call)) ?? null;
         if (result instanceof Promise) return run(i + 1, result);
         if (result) return result;
       }
       return null;
     },
-    complete(state) {
+    end(end) {
       const done = () => {
         active--;
         if (active === 0 && idle.length > 0) {
@@ -136,19 +135,19 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
       };
       let built: CallRecord | Promise<CallRecord>;
       try {
-        built = assembler.build(state);
+        built = assembler.build(end);
       } catch (error) {
         safe.report('assemble', error);
         done();
         return;
       }
       if (!(built instanceof Promise)) {
-        dispatch(state, built);
+        dispatch(end, built);
         done();
         return;
       }
       const pending: Promise<void> = built.then(
-        (record) => dispatch(state, record),
+        (record) => dispatch(end, record),
         (error) => safe.report('assemble', error),
       );
       assembling.add(pending);
@@ -157,9 +156,16 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
         done();
       });
     },
+    report: safe.report,
   };
 
-  const { store, budgets } = openSinks(options, internals(), prices);
+  const internals: MeterInternals = {
+    addSink: (name, sink) => sinks.push({ name, sink }),
+    addGate: (name, gate) => gates.push({ name, gate }),
+    addFlusher: (name, f) => flushers.push({ name, flush: f }),
+    addCloser: (name, c) => closers.push({ name, close: c }),
+  };
+  const { store, budgets } = openSinks(options, internals);
 
   const wrap = (fetch: FetchLike): FetchLike => wrapFetch(fetch, engine);
   const meteredFetch = wrap(options.fetch ?? ((input, init) => globalThis.fetch(input, init)));
@@ -174,7 +180,7 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
     );
   }
 
-  return {
+  const meter: Meter = {
     fetch: meteredFetch,
     wrapFetch: wrap,
     instrumentGlobalFetch() {
@@ -210,24 +216,17 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
     }),
     store,
     budgets,
-    internals: internals(),
   };
+  attachInternals(meter, internals);
+  return meter;
 
   /** Every place that can fail, at zero until it does: a /metrics series exists from the start. */
   function errorsBy(): Record<string, number> {
-    const places = ['assemble', 'baggage', 'spans', 'metrics', 'exporters'];
+    const places: string[] = ['assemble', 'baggage', 'spans', 'metrics', 'exporters', ...WRAPPER_PLACES];
     if (options.onRecord) places.push('onRecord');
+    if (options.enforceContextWindow) places.push('contextWindow');
     for (const list of [sinks, gates, flushers, closers]) for (const { name } of list) places.push(name);
     return { ...Object.fromEntries(places.map((place) => [place, 0])), ...safe.errorsBy() };
-  }
-
-  function internals(): MeterInternals {
-    return {
-      addSink: (name, sink) => sinks.push({ name, sink }),
-      addGate: (name, gate) => gates.push({ name, gate }),
-      addFlusher: (name, f) => flushers.push({ name, flush: f }),
-      addCloser: (name, c) => closers.push({ name, close: c }),
-    };
   }
 }
 
@@ -238,7 +237,6 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
 function openSinks(
   options: MeterOptions,
   meter: MeterInternals,
-  prices: ReturnType<typeof createPriceBook>,
 ): { store: UsageStore | null; budgets: Budgets | null } {
   const path = options.database === undefined ? './llm-meter.db' : options.database;
   if (path === false) return { store: null, budgets: null };
@@ -260,20 +258,20 @@ function openSinks(
   budgets.start();
   meter.addSink('store', (record) => store.write(record));
   meter.addSink('budgets', (record) => budgets.settle(record));
-  meter.addGate('budgets', (state) => {
+  meter.addGate('budgets', (call) => {
     const scope = {
-      user: state.attribution.user,
-      project: state.attribution.project,
-      feature: state.attribution.feature,
-      provider: state.detection.provider,
-      models: [state.info.model],
+      user: call.attribution.user,
+      project: call.attribution.project,
+      feature: call.attribution.feature,
+      provider: call.detection.provider,
+      models: [call.model],
     };
     const blocking = budgets.blockingFor(scope);
     if (blocking.length === 0) return null;
     return (async () => {
-      await estimatePreflight(state, prices);
-      const refusing = budgets.reserve(state.id, blocking, state.preflight.projectedMaxCostNanos ?? 0);
-      return refusing ? budgetRefusal(state, refusing.name) : null;
+      const figures = await call.estimate();
+      const refusing = budgets.reserve(call.id, blocking, figures.projectedMaxCostNanos ?? 0);
+      return refusing ? budgetRefusal(refusing.name) : null;
     })();
   });
   meter.addFlusher('store', () => store.flush());
@@ -287,11 +285,12 @@ function openSinks(
 }
 
 /** A 429 in the provider's own error shape that the official SDKs raise and do not retry. */
-function budgetRefusal(state: CallState, budgetName: string): Response {
-  return localRefusal(state.detection.adapter, {
+function budgetRefusal(budgetName: string): Refusal {
+  return {
+    kind: 'budget',
     marker: ['x-llm-meter-budget', 'exceeded'],
     status: 429,
     type: 'budget_exceeded',
     message: `Budget "${budgetName}" would be exceeded by this call; it was not sent.`,
-  });
+  };
 }

@@ -28,11 +28,21 @@ export class ContextWindowExceededError extends LlmMeterError {
     readonly maxOutputTokens: number,
     readonly contextWindow: number,
   ) {
-    super(
-      `Request to \`${model}\` needs ${inputTokens} input + ${maxOutputTokens} output tokens, ` +
-        `over its context window of ${contextWindow} tokens; it was not sent.`,
-    );
+    super(contextWindowMessage(model, inputTokens, maxOutputTokens, contextWindow));
   }
+}
+
+/** Why a request cannot fit: the message of ContextWindowExceededError and of the meter's refusal. */
+export function contextWindowMessage(
+  model: string,
+  inputTokens: number,
+  maxOutputTokens: number,
+  contextWindow: number,
+): string {
+  return (
+    `Request to \`${model}\` needs ${inputTokens} input + ${maxOutputTokens} output tokens, ` +
+    `over its context window of ${contextWindow} tokens; it was not sent.`
+  );
 }
 
 export function isLlmMeterError(error: unknown): error is LlmMeterError {

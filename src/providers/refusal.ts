@@ -27,23 +27,24 @@ const STATUS_TEXT: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
+/** A refusal llm-meter answers itself, described. */
+export interface LocalRefusal {
+  marker: RefusalMarker;
+  status: 400 | 429 | 503;
+  /** The error type in the provider's body; it becomes the record's `errorCode`. */
+  type: string;
+  message: string;
+  retryAfterMs?: number | null;
+  /** Default false: the SDKs must not retry a refusal that a retry cannot change. */
+  shouldRetry?: boolean;
+}
+
 /**
  * A response llm-meter answers itself, in the provider's own error shape (the adapter's
  * `errorBody`), so the provider's SDK raises its usual error class for the status. The error
  * type becomes the record's `errorCode`; the marker header tells a client it was local.
  */
-export function localRefusal(
-  adapter: ProviderAdapter,
-  refusal: {
-    marker: RefusalMarker;
-    status: 400 | 429 | 503;
-    type: string;
-    message: string;
-    retryAfterMs?: number | null;
-    /** Default false: the SDKs must not retry a refusal that a retry cannot change. */
-    shouldRetry?: boolean;
-  },
-): Response {
+export function localRefusal(adapter: Pick<ProviderAdapter, 'errorBody'>, refusal: LocalRefusal): Response {
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'x-should-retry': refusal.shouldRetry ? 'true' : 'false',

@@ -1,5 +1,6 @@
 import { InvalidOptionError } from '../errors/errors.js';
-import { guardMarker, localRefusal } from '../providers/refusal.js';
+import { refusalResponse } from '../fetch/refuse.js';
+import { guardMarker } from '../providers/refusal.js';
 import { callFacts, type FetchInput, type FetchLike, signalOf } from './call.js';
 import { classifyError, classifyStatus } from './classify.js';
 import { CircuitOpenError, isCircuitOpenError } from './errors.js';
@@ -196,7 +197,8 @@ export function withCircuitBreaker(
     } catch (error) {
       const facts = options.onOpen === 'respond' && isCircuitOpenError(error) ? callFacts(input, init) : null;
       if (!facts) throw error;
-      return localRefusal(facts.adapter, {
+      return refusalResponse(facts.adapter, {
+        kind: 'guard',
         marker: guardMarker('circuit_breaker'),
         status: 503,
         type: 'circuit_open',

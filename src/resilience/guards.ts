@@ -1,7 +1,8 @@
 import { currentAttribution } from '../attribution.js';
 import { InvalidOptionError } from '../errors/errors.js';
-import type { MeterInternals } from '../meter.js';
-import { guardMarker, localRefusal } from '../providers/refusal.js';
+import { refusalResponse } from '../fetch/refuse.js';
+import { internalsOf } from '../meter-internals.js';
+import { guardMarker } from '../providers/refusal.js';
 import { estimateChatInput } from '../tokens/index.js';
 import { callFacts, type FetchLike } from './call.js';
 import { createSlidingWindow } from './sliding-window.js';
@@ -52,7 +53,8 @@ export function createGuards(options: GuardOptions = {}): Guards {
       if (maxToolRounds !== undefined) {
         const rounds = facts.info?.toolRounds ?? 0;
         if (rounds > maxToolRounds) {
-          return localRefusal(facts.adapter, {
+          return refusalResponse(facts.adapter, {
+            kind: 'guard',
             marker: guardMarker('max_tool_rounds'),
             status: 400,
             type: 'tool_rounds_exceeded',
@@ -63,7 +65,8 @@ export function createGuards(options: GuardOptions = {}): Guards {
       if (user === undefined || (requestLimit === undefined && tokenLimit === undefined)) return null;
       const at = now();
       if (requestLimit !== undefined && requests.used(user, at) + 1 > requestLimit) {
-        return localRefusal(facts.adapter, {
+        return refusalResponse(facts.adapter, {
+          kind: 'guard',
           marker: guardMarker('user_requests'),
           status: 429,
           type: 'user_rate_limit_exceeded',
@@ -76,7 +79,8 @@ export function createGuards(options: GuardOptions = {}): Guards {
       if (tokenLimit !== undefined && facts.body) {
         estimate = (await estimateChatInput(facts.body, facts.model, facts.shape)).tokens;
         if (tokens.used(user, at) + estimate > tokenLimit) {
-          return localRefusal(facts.adapter, {
+          return refusalResponse(facts.adapter, {
+            kind: 'guard',
             marker: guardMarker('user_tokens'),
             status: 429,
             type: 'user_rate_limit_exceeded',
@@ -108,7 +112,7 @@ const observed = new WeakMap<object, WeakSet<Guards>>();
  * provider. Per-user limits read the user from `meter.run`.
  */
 export function withGuards(
-  meter: { wrapFetch(fetch: FetchLike): FetchLike; internals?: MeterInternals },
+  meter: { wrapFetch(fetch: FetchLike): FetchLike },
   guards: Guards,
   base: FetchLike = (input, init) => globalThis.fetch(input, init),
 ): FetchLike {
@@ -117,9 +121,10 @@ export function withGuards(
     seen = new WeakSet();
     observed.set(meter, seen);
   }
-  if (meter.internals && !seen.has(guards)) {
+  const internals = internalsOf(meter);
+  if (internals && !seen.has(guards)) {
     seen.add(guards);
-    meter.internals.addSink('guards', (record) => guards.observe(record));
+    internals.addSink('guards', (record) => guards.observe(record));
   }
   const metered = meter.wrapFetch(guardedBase(guards, base));
   return function guardedFetch(input, init) {

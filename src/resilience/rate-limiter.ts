@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { InvalidOptionError } from '../errors/errors.js';
-import { guardMarker, localRefusal } from '../providers/refusal.js';
+import { guardRefusalOf, refusalResponse } from '../fetch/refuse.js';
+import { guardMarker } from '../providers/refusal.js';
 import { estimateChatInput } from '../tokens/index.js';
 import { type CallFacts, callFacts, type FetchInput, type FetchLike, signalOf } from './call.js';
 import { readLimitFacts } from './limit-headers.js';
@@ -186,7 +187,7 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
     } else if (b.tracked === null) {
       b.tracked = false;
     }
-    if (response.status === 429 && response.headers.get('x-llm-meter-guard') === null) {
+    if (response.status === 429 && guardRefusalOf(response) === null) {
       b.rateLimited++;
       const wait = f.retryAfterMs ?? f.resetRequestsMs ?? defaultRetryAfterMs;
       b.blockedUntil = Math.max(b.blockedUntil, at + wait + marginMs);
@@ -351,7 +352,8 @@ export function withRateLimiter(
     }
     const decision = await limiter.acquire(key, tokens, signalOf(input, init));
     if (!decision.ok) {
-      return localRefusal(facts.adapter, {
+      return refusalResponse(facts.adapter, {
+        kind: 'guard',
         marker: guardMarker('rate_limiter'),
         status: 429,
         type: 'client_rate_limited',
