@@ -23,11 +23,6 @@ import {
 import { withBody, withObservedBody } from './response.js';
 import { type BodyObserver, tapBody } from './tap.js';
 
-export type { CallEnd, Ending, PreparedCall } from './call.js';
-export type { Engine, WrapperPlace } from './engine.js';
-export { WRAPPER_PLACES } from './engine.js';
-export type { Refusal, RefusalKind } from './refuse.js';
-
 /**
  * Wrap a fetch so every LLM API call through it is metered. Anything that is not an LLM call
  * goes to `base` with the very same arguments, with no parsing and no span.
