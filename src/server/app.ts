@@ -70,7 +70,28 @@ const BODY_ERRORS: Record<string, string> = {
   'encoding.unsupported': 'Unsupported request body encoding.',
   'charset.unsupported': 'Unsupported request body charset.',
   'request.aborted': 'Request aborted.',
+  'request.size.invalid': 'Request body length does not match `Content-Length`.',
 };
+
+/**
+ * The JSON body parser, whose refusals name the body. Some of them (zlib and brotli failing to
+ * inflate) come without a `type`, so they are told apart by where they happen, not by their shape.
+ */
+function jsonBody(limit: string): RequestHandler {
+  const parse = express.json({ limit });
+  return (req, res, next) =>
+    parse(req, res, (error?: unknown) => {
+      const status = (error as { status?: unknown } | undefined)?.status;
+      if (!error || typeof status !== 'number' || status < 400 || status >= 500) {
+        next(error);
+        return;
+      }
+      const type = (error as { type?: unknown }).type;
+      const known = typeof type === 'string' ? BODY_ERRORS[type] : undefined;
+      const message = known ?? 'Request body could not be read as its `Content-Encoding` says.';
+      next(new HttpError(status, 'invalid_request', message, 'body'));
+    });
+}
 
 const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
   if (res.headersSent) {
@@ -83,14 +104,13 @@ const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
     return;
   }
   const status = (error as { status?: unknown })?.status;
-  const type = (error as { type?: unknown })?.type;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    const body = typeof type === 'string' ? BODY_ERRORS[type] : undefined;
     // The router's own 400: a path parameter that is not valid percent-encoding.
-    const path = error instanceof URIError;
-    const message = body ?? (path ? 'The request path is not valid percent-encoding.' : 'Invalid request.');
-    const field = body ? 'body' : path ? 'path' : undefined;
-    res.status(status).json({ error: { type: 'invalid_request', message, ...(field ? { field } : {}) } });
+    const said =
+      error instanceof URIError
+        ? { message: 'The request path is not valid percent-encoding.', field: 'path' }
+        : { message: 'Invalid request.' };
+    res.status(status).json({ error: { type: 'invalid_request', ...said } });
     return;
   }
   res.status(500).json({ error: { type: 'internal', message: 'Internal error.' } });
@@ -154,7 +174,7 @@ export function createServer(meter: ServerMeter, options: AppOptions = {}): Expr
   openapi = buildOpenApi(modules, { secured: apiToken !== undefined, isSecured });
 
   if (apiToken !== undefined) app.use('/v1', bearerAuth(apiToken));
-  app.use('/v1', express.json({ limit: options.jsonLimit ?? '100kb' }));
+  app.use('/v1', jsonBody(options.jsonLimit ?? '100kb'));
   for (const route of modules.flatMap((module) => module.routes)) {
     const path = expressPath(route.path);
     if (apiToken !== undefined && isSecured(route) && !route.path.startsWith('/v1/')) {
