@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { printable, terminalJson } from '../src/cli/terminal.js';
 import { createMeter } from '../src/index.js';
 import { openSqliteStore } from '../src/store/index.js';
 import { buildOnce } from './fixtures/build.js';
@@ -107,6 +108,28 @@ describe('llm-meter CLI', () => {
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/;
 const HOSTILE_MODEL = 'gpt\u001b]0;pwned\u0007\u001b[31mX';
 const HOSTILE_USER = 'mallory\u001b[2J\u009b31m\u202egnp.exe\r\nTOTAL  999';
+
+describe('printable()', () => {
+  it.each<[string, string, string]>([
+    ['plain text', 'gpt-4o-mini café 𝕏', 'gpt-4o-mini café 𝕏'],
+    ['an OSC title and a CSI colour', 'a\u001b]0;t\u0007\u001b[31mb', 'a\\x1b]0;t\\x07\\x1b[31mb'],
+    ['tab, CR and LF', 'a\tb\r\nc', 'a\\x09b\\x0d\\x0ac'],
+    ['NUL and DEL', '\u0000\u007f', '\\x00\\x7f'],
+    ['a C1 CSI and NEL', '\u009b31m\u0085', '\\x9b31m\\x85'],
+    ['bidi overrides and isolates', '\u202eexe.txt\u2066', '\\u202eexe.txt\\u2066'],
+    ['line and paragraph separators', '\u2028\u2029', '\\u2028\\u2029'],
+  ])('%s', (_name, input, expected) => {
+    expect(printable(input)).toBe(expected);
+  });
+
+  it('terminalJson() is the same JSON, with no raw C1 or bidi controls', () => {
+    const value = { model: 'a\u009b31m\u202e\u001b\u007f', n: [1, 'x'] };
+    const text = terminalJson(value);
+    expect(text).not.toMatch(CONTROL);
+    expect(JSON.parse(text)).toEqual(value);
+    expect(text.split('\n').length).toBeGreaterThan(1);
+  });
+});
 
 describe('terminal output: stored and user-supplied text is printable', () => {
   let db = '';
