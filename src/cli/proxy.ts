@@ -5,6 +5,7 @@ import type { ProxyOptions } from '../proxy/types.js';
 import { createPrometheusMetrics, serveMetrics } from '../telemetry/prometheus.js';
 import { setupTelemetry } from '../telemetry/setup.js';
 import { dbPath, parse, portNumber, positiveInt, str, UsageError } from './args.js';
+import { printable } from './terminal.js';
 
 export const PROXY_HELP = `Usage: llm-meter proxy [--port 8788] [--host 127.0.0.1] --upstream NAME=URL [--upstream ...]
                        [--db PATH] [--require-key --keys FILE] [--capture-content]
@@ -126,9 +127,11 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
   if (values['rate-limit']) options.rateLimiter = {};
   const proxy = await startProxy(options);
   out(
-    `llm-meter proxy on ${proxy.url} → ${Object.entries(upstreams)
-      .map(([n, u]) => `${n}=${u}`)
-      .join(', ')}\n`,
+    printable(
+      `llm-meter proxy on ${proxy.url} → ${Object.entries(upstreams)
+        .map(([n, u]) => `${n}=${u}`)
+        .join(', ')}`,
+    ) + '\n',
   );
   let metricsServer: Server | null = null;
   const stopObserving: (() => void)[] = [];
@@ -137,7 +140,7 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
     const host = str(values, 'metrics-host') ?? '127.0.0.1';
     metricsServer = await serveMetrics(prometheus, metricsPort, host);
     const { port } = metricsServer.address() as { port: number };
-    out(`metrics on http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics\n`);
+    out(`${printable(`metrics on http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`)}\n`);
   }
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());

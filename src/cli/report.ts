@@ -1,6 +1,7 @@
 import { openSqliteStore } from '../store/sqlite.js';
 import { GROUP_BY_KEYS, type GroupByKey } from '../store/types.js';
 import { DB_FLAG, dbPath, instant, parse, str, table, UsageError } from './args.js';
+import { terminalJson } from './terminal.js';
 
 export const REPORT_HELP = `Usage: llm-meter report [--group-by model,user,day] [--from ISO] [--to ISO] [--tz ZONE] [--json] [--db PATH]
 
@@ -34,7 +35,7 @@ export async function reportCommand(args: string[], out: (s: string) => void): P
       toMs: instant(values, 'to'),
       tz: str(values, 'tz'),
     });
-    if (values.json) return out(`${JSON.stringify(result, null, 2)}\n`);
+    if (values.json) return out(`${terminalJson(result)}\n`);
     const money = (usd: number | null) => (usd === null ? null : `$${usd.toFixed(6)}`);
     const ms = (v: number | null) => (v === null ? null : Math.round(v));
     const rows = [
