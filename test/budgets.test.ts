@@ -1,11 +1,12 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isPrivateAddress } from '../src/budgets/addresses.js';
 import { backoffDelay, DEFAULT_BACKOFF, shouldRetry } from '../src/budgets/backoff.js';
 import { forecastNanos, periodBounds } from '../src/budgets/period.js';
 import { type Budgets, createBudgets } from '../src/budgets/service.js';
 import { sign, verify } from '../src/budgets/signature.js';
-import { checkWebhookUrl, isPrivateAddress } from '../src/budgets/webhook-url.js';
+import { checkWebhookUrl } from '../src/budgets/webhook-url.js';
 import { openBudgetStore } from '../src/store/budgets.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 import { makeRecord } from './helpers/records.js';
@@ -111,15 +112,17 @@ describe('signatures, backoff and webhook URL checks', () => {
       ['127.0.0.1', '10.1.2.3', '169.254.169.254', '192.168.1.1', '::1', 'fe80::1'].every(isPrivateAddress),
     ).toBe(true);
     expect(isPrivateAddress('93.184.216.34')).toBe(false);
-    const resolve = async (host: string) => (host === 'evil.example' ? ['10.0.0.5'] : ['93.184.216.34']);
-    expect(await checkWebhookUrl('https://evil.example/hook', { allowPrivate: false, resolve })).toMatch(
+    const lookup = async (host: string) => [
+      { address: host === 'evil.example' ? '10.0.0.5' : '93.184.216.34', family: 4 },
+    ];
+    expect(await checkWebhookUrl('https://evil.example/hook', { allowPrivate: false, lookup })).toMatch(
       /public address/,
     );
-    expect(await checkWebhookUrl('https://good.example/hook', { allowPrivate: false, resolve })).toBeNull();
-    expect(await checkWebhookUrl('ftp://good.example/', { allowPrivate: false, resolve })).toMatch(
+    expect(await checkWebhookUrl('https://good.example/hook', { allowPrivate: false, lookup })).toBeNull();
+    expect(await checkWebhookUrl('ftp://good.example/', { allowPrivate: false, lookup })).toMatch(
       /http or https/,
     );
-    expect(await checkWebhookUrl('http://127.0.0.1:9/', { allowPrivate: true, resolve })).toBeNull();
+    expect(await checkWebhookUrl('http://127.0.0.1:9/', { allowPrivate: true, lookup })).toBeNull();
   });
 });
 

@@ -17,7 +17,8 @@ import type {
   SpendDelta,
 } from './types.js';
 import { SCOPE_KEYS } from './types.js';
-import { checkWebhookUrl, type Resolver } from './webhook-url.js';
+import { createWebhookTransport } from './webhook-transport.js';
+import { checkWebhookUrl, type Lookup } from './webhook-url.js';
 
 /** A budget as the API shows it: figures for the current period, never the secret. */
 export interface BudgetView {
@@ -85,8 +86,15 @@ export interface BudgetsOptions {
   random?: () => number;
   /** Webhooks to private, loopback and link-local addresses (tests, internal receivers). */
   allowPrivateWebhooks?: boolean;
-  resolve?: Resolver;
-  /** The fetch deliveries use. Default: global fetch. */
+  /**
+   * Resolves webhook host names, for the check and for the connection alike (a delivery
+   * connects to the very addresses that were checked). Default: `dns.lookup`.
+   */
+  lookup?: Lookup;
+  /**
+   * A fetch for deliveries instead of the built-in connection. The host name is checked before
+   * it is called, but the connection cannot be pinned to the checked address. Default: none.
+   */
   fetch?: (url: string, init: RequestInit) => Promise<Response>;
   deliveryTimeoutMs?: number;
   backoff?: BackoffPolicy;
@@ -200,7 +208,13 @@ export function createBudgets(options: BudgetsOptions): Budgets {
   const random = options.random ?? Math.random;
   const backoff = options.backoff ?? DEFAULT_BACKOFF;
   const deliveryTimeoutMs = options.deliveryTimeoutMs ?? 10_000;
-  const doFetch = options.fetch ?? ((url: string, init: RequestInit) => globalThis.fetch(url, init));
+  const allowPrivate = options.allowPrivateWebhooks === true;
+  const transport = createWebhookTransport({
+    allowPrivate,
+    lookup: options.lookup,
+    timeoutMs: deliveryTimeoutMs,
+    fetch: options.fetch,
+  });
   let cache: { version: number; budgets: Budget[] } | null = null;
   let timer: NodeJS.Timeout | null = null;
   const inFlight = new Set<Promise<unknown>>();
@@ -335,10 +349,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
 
   async function checkUrl(url: string | null | undefined): Promise<void> {
     if (url === null || url === undefined) return;
-    const problem = await checkWebhookUrl(url, {
-      allowPrivate: options.allowPrivateWebhooks === true,
-      resolve: options.resolve,
-    });
+    const problem = await checkWebhookUrl(url, { allowPrivate, lookup: options.lookup });
     if (problem) throw new BudgetInputError('webhook_url', problem);
   }
 
@@ -376,37 +387,12 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       'idempotency-key': id,
     };
     if (secret) headers[SIGNATURE_HEADER.toLowerCase()] = sign(secret, body, Math.floor(now() / 1000));
-    try {
-      // Re-checked at delivery: DNS may have changed since the budget was saved.
-      const problem = await checkWebhookUrl(url, {
-        allowPrivate: options.allowPrivateWebhooks === true,
-        resolve: options.resolve,
-      });
-      if (problem) return { status: null, error: 'refused_address', retryAfterMs: null, permanent: true };
-      const res = await doFetch(url, {
-        method: 'POST',
-        headers,
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(deliveryTimeoutMs),
-      });
-      await res.body?.cancel().catch(() => undefined);
-      // Seconds or an HTTP date, as RFC 9110 allows (and retry-after-ms where a receiver sends it).
-      const retryAfterMs = parseRetryAfter(
-        res.headers.get('retry-after-ms'),
-        res.headers.get('retry-after'),
-        now(),
-      );
-      return { status: res.status, error: null, retryAfterMs, permanent: false };
-    } catch (error) {
-      const name = (error as { name?: string } | null)?.name;
-      return {
-        status: null,
-        error: name === 'TimeoutError' ? 'timeout' : 'network',
-        retryAfterMs: null,
-        permanent: false,
-      };
-    }
+    const result = await transport.send(url, headers, body);
+    if (result.status === null)
+      return { status: null, error: result.error, retryAfterMs: null, permanent: result.permanent };
+    // Seconds or an HTTP date, as RFC 9110 allows (and retry-after-ms where a receiver sends it).
+    const retryAfterMs = parseRetryAfter(result.retryAfter.ms, result.retryAfter.header, now());
+    return { status: result.status, error: null, retryAfterMs, permanent: false };
   }
 
   type Attempt = Parameters<BudgetStore['recordAttempt']>[1];
@@ -693,6 +679,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       if (drainSettles(Number.POSITIVE_INFINITY, true) === 'failed')
         counters.dropped += pendingSettles.clear();
       await Promise.allSettled([...inFlight]);
+      await transport.close();
     },
   };
   return service;
