@@ -14,6 +14,19 @@ export const SCOPE_KEYS = ['user', 'project', 'feature', 'model', 'provider'] as
 
 export type BudgetAction = 'alert' | 'block';
 
+/**
+ * The most a spend, a reservation or a sum of them is taken to be, in nano-dollars (2^62,
+ * $4.6 billion): far above any limit (at most $1e9), and room left under SQLite's 64-bit
+ * integers, so adding one more call to a saturated spend never overflows.
+ */
+export const MAX_NANOS = 2 ** 62;
+
+/** A figure in nano-dollars as the ledger stores it: an integer in [0, MAX_NANOS]; NaN is 0. */
+export function clampNanos(nanos: number): number {
+  if (Number.isNaN(nanos) || nanos <= 0) return 0;
+  return nanos >= MAX_NANOS ? MAX_NANOS : Math.round(nanos);
+}
+
 /** A budget as stored. Money in integer nano-dollars. */
 export interface Budget {
   id: string;

@@ -3,15 +3,17 @@
  * as the usage rows. Check-and-reserve and settle each run in one BEGIN IMMEDIATE transaction,
  * so several processes sharing the file see one spend and fire each threshold once.
  */
-import type {
-  AlertInsert,
-  AlertRow,
-  AlertState,
-  Budget,
-  BudgetStore,
-  Reservation,
-  SpendDelta,
-  SpendRow,
+import {
+  type AlertInsert,
+  type AlertRow,
+  type AlertState,
+  type Budget,
+  type BudgetStore,
+  clampNanos,
+  MAX_NANOS,
+  type Reservation,
+  type SpendDelta,
+  type SpendRow,
 } from '../budgets/types.js';
 import { createLockWaits, openConnection, type SqliteDatabase } from './connection.js';
 import { migrate } from './migrate.js';
@@ -151,13 +153,17 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
        ON CONFLICT (budget_id, period_key) DO UPDATE SET spent_nanos = excluded.spent_nanos,
          requests = excluded.requests, unpriced_requests = excluded.unpriced_requests`,
     ),
+    // Saturating: min(spent, MAX − added) + added never passes MAX_NANOS, so the addition
+    // cannot overflow SQLite's 64-bit integers however much has been spent.
     addSpend: db.prepare<[string, string, number, number]>(
       `INSERT INTO budget_spend (budget_id, period_key, spent_nanos, requests, unpriced_requests) VALUES (?, ?, ?, 1, ?)
-       ON CONFLICT (budget_id, period_key) DO UPDATE SET spent_nanos = spent_nanos + excluded.spent_nanos,
+       ON CONFLICT (budget_id, period_key) DO UPDATE
+         SET spent_nanos = min(spent_nanos, ${MAX_NANOS} - excluded.spent_nanos) + excluded.spent_nanos,
          requests = requests + 1, unpriced_requests = unpriced_requests + excluded.unpriced_requests`,
     ),
-    reserved: db.prepare<[string, string, number], { total: number | null }>(
-      'SELECT SUM(nanos) AS total FROM budget_reservations WHERE budget_id = ? AND period_key = ? AND created_ms > ?',
+    // TOTAL, a float, where SUM could overflow and fail every reservation against the budget.
+    reserved: db.prepare<[string, string, number], { total: number }>(
+      'SELECT TOTAL(nanos) AS total FROM budget_reservations WHERE budget_id = ? AND period_key = ? AND created_ms > ?',
     ),
     reserveOne: db.prepare<[string, string, string, number, number]>(
       'INSERT OR REPLACE INTO budget_reservations (call_id, budget_id, period_key, nanos, created_ms) VALUES (?, ?, ?, ?, ?)',
@@ -194,14 +200,20 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
   };
   // A reservation whose call never settled (a crashed process) stops counting after a while.
   const reservedOf = (budgetId: string, periodKey: string, nowMs: number) =>
-    q.reserved.get(budgetId, periodKey, nowMs - RESERVATION_TTL_MS)?.total ?? 0;
+    Math.min(MAX_NANOS, q.reserved.get(budgetId, periodKey, nowMs - RESERVATION_TTL_MS)?.total ?? 0);
 
   const insertTx = db.transaction(
     (budget: Budget, initial: { periodKey: string; spend: SpendRow } | null) => {
       q.insert.run(budgetParams(budget));
       if (initial) {
         const s = initial.spend;
-        q.setSpend.run(budget.id, initial.periodKey, s.spentNanos, s.requests, s.unpricedRequests);
+        q.setSpend.run(
+          budget.id,
+          initial.periodKey,
+          clampNanos(s.spentNanos),
+          s.requests,
+          s.unpricedRequests,
+        );
       }
       q.bump.run(VERSION_KEY);
     },
@@ -219,9 +231,10 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
   const reserveTx = db.transaction((callId: string, reservations: Reservation[], nowMs: number) => {
     for (const r of reservations) {
       const used = spendOf(r.budgetId, r.periodKey).spentNanos + reservedOf(r.budgetId, r.periodKey, nowMs);
-      if (used + r.nanos > r.limitNanos) return r.budgetId;
+      if (used + clampNanos(r.nanos) > r.limitNanos) return r.budgetId;
     }
-    for (const r of reservations) q.reserveOne.run(callId, r.budgetId, r.periodKey, r.nanos, nowMs);
+    for (const r of reservations)
+      q.reserveOne.run(callId, r.budgetId, r.periodKey, clampNanos(r.nanos), nowMs);
     return null;
   });
   const settleTx = db.transaction(
@@ -234,8 +247,9 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
       let fired = 0;
       for (const d of deltas) {
         const before = spendOf(d.budgetId, d.periodKey).spentNanos;
-        q.addSpend.run(d.budgetId, d.periodKey, d.nanos, d.unpriced ? 1 : 0);
-        for (const alert of crossed(d.budgetId, d.periodKey, before, before + d.nanos)) {
+        const nanos = clampNanos(d.nanos);
+        q.addSpend.run(d.budgetId, d.periodKey, nanos, d.unpriced ? 1 : 0);
+        for (const alert of crossed(d.budgetId, d.periodKey, before, Math.min(MAX_NANOS, before + nanos))) {
           const state: AlertState = alert.hasWebhook ? 'pending' : 'no_webhook';
           fired += q.insertAlert.run({ ...alert, state }).changes;
         }
