@@ -127,3 +127,85 @@ describe('budget sums do not overflow', () => {
     expect((await budgets.get(budget.id))?.reserved_usd).toBe(MAX_NANOS / 1e9);
   });
 });
+
+describe('reservations are leased, renewed while their call is alive, released when it is gone', () => {
+  const LEASE = 2 * 60_000;
+  const scope = { user: 'alice', provider: 'openai', models: ['gpt-4o-mini'] };
+
+  /** Two processes' worth of budgets over one file, on one controllable clock. */
+  async function twoHolders(options: { maxReservationMs?: number } = {}) {
+    const path = newDb();
+    const clock = { t: Date.parse('2026-11-29T10:00:00Z') };
+    const make = () => {
+      const store = openBudgetStore({ path });
+      const budgets = createBudgets({ store, now: () => clock.t, pollIntervalMs: 0, ...options });
+      cleanups.push(async () => {
+        await budgets.stop();
+        store.close();
+      });
+      return budgets;
+    };
+    const a = make();
+    const b = make();
+    await a.create({ name: 'cap', scope: { user: 'alice' }, period: 'day', limit_usd: 1, action: 'block' });
+    const reserve = (who: typeof a, id: string) =>
+      who.reserve(id, who.blockingFor(scope), 600_000_000)?.name ?? null;
+    return { a, b, clock, reserve };
+  }
+
+  it('a holder that stops renewing (a crashed process) lets go within one lease, not an hour', async () => {
+    const { a, b, clock, reserve } = await twoHolders();
+    expect(reserve(a, 'a-1')).toBeNull();
+    expect(reserve(b, 'b-1'), 'held: $0.60 + $0.60 > $1').toBe('cap');
+    clock.t += LEASE - 1;
+    expect(reserve(b, 'b-2'), 'still within its lease').toBe('cap');
+    clock.t += 1;
+    expect(reserve(b, 'b-3'), 'the lease ran out').toBeNull();
+    expect((await b.list())[0]).toMatchObject({ reserved_usd: 0.6 });
+    // A late renewal does not bring back a lease that ran out (b-3 holds the budget now).
+    expect(a.renewReservations()).toBe(1);
+    expect((await b.list())[0]).toMatchObject({ reserved_usd: 0.6 });
+  });
+
+  it('the holder renews the lease while its call is alive; settling releases it at once', async () => {
+    const { a, b, clock, reserve } = await twoHolders();
+    expect(reserve(a, 'a-1')).toBeNull();
+    for (let beat = 0; beat < 20; beat++) {
+      clock.t += LEASE / 3;
+      expect(a.renewReservations()).toBe(1);
+      expect(reserve(b, `b-${beat}`), `beat ${beat}`).toBe('cap');
+    }
+    a.settle(makeRecord({ id: 'a-1', startMs: clock.t, user: 'alice', costNanos: 100_000_000 }));
+    expect(a.renewReservations()).toBe(0);
+    expect(reserve(b, 'b-after')).toBeNull();
+    expect((await b.list())[0]).toMatchObject({ spent_usd: 0.1, reserved_usd: 0.6 });
+  });
+
+  it('a call that never ends is renewed at most maxReservationMs, then let go', async () => {
+    const { a, b, clock, reserve } = await twoHolders({ maxReservationMs: 10 * 60_000 });
+    expect(reserve(a, 'a-leaked')).toBeNull();
+    let beats = 0;
+    while (beats < 100 && reserve(b, `b-${beats}`) === 'cap') {
+      clock.t += LEASE / 3;
+      a.renewReservations();
+      beats++;
+    }
+    const heldMs = beats * (LEASE / 3);
+    expect(heldMs, 'held past its maximum').toBeGreaterThanOrEqual(10 * 60_000);
+    expect(heldMs, 'let go one lease after it').toBeLessThanOrEqual(10 * 60_000 + LEASE);
+  });
+
+  it('a holder that stops releases what it holds; a call refused or outside every budget releases too', async () => {
+    const { a, b, clock, reserve } = await twoHolders();
+    expect(reserve(a, 'a-1')).toBeNull();
+    await a.stop();
+    expect(reserve(b, 'b-1'), 'released at stop, no lease to wait out').toBeNull();
+
+    // b-1 ends blocked (say, by a later gate): nothing to settle, the reservation goes.
+    b.settle(makeRecord({ id: 'b-1', startMs: clock.t, user: 'alice', outcome: 'blocked', costNanos: 0 }));
+    expect(reserve(b, 'b-2')).toBeNull();
+    // b-2 turns out to be outside every budget (its budget was narrowed meanwhile).
+    b.settle(makeRecord({ id: 'b-2', startMs: clock.t, user: 'bob', costNanos: 0 }));
+    expect((await b.list())[0]).toMatchObject({ reserved_usd: 0, spent_usd: 0 });
+  });
+});

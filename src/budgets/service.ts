@@ -102,6 +102,17 @@ export interface BudgetsOptions {
   pollIntervalMs?: number;
   /** Spends kept while they cannot be committed (database locked or full). Default 100 000. */
   maxPendingSettles?: number;
+  /**
+   * How long a blocking budget's reservation counts without being renewed. The process that
+   * holds it renews it (every third of this) while its call is alive, so a crashed process's
+   * reservations stop counting within this. Default 2 minutes.
+   */
+  reservationLeaseMs?: number;
+  /**
+   * The longest a reservation is renewed: a call that has not ended by then (a leaked stream)
+   * stops holding budget one lease later. Default 1 hour.
+   */
+  maxReservationMs?: number;
   logger?: (message: string, error?: unknown) => void;
 }
 
@@ -146,11 +157,18 @@ export interface Budgets {
   stats(): BudgetsStats;
   /** One pass of the delivery worker: deliver what is due. Returns the number attempted. */
   deliverDue(): Promise<number>;
+  /**
+   * Renew the leases of this process's reservations whose calls are still in flight (the
+   * heartbeat does it on a timer). Returns the number renewed.
+   */
+  renewReservations(): number;
   start(): void;
   stop(): Promise<void>;
 }
 
 const LEASE_MS = 60_000;
+const DEFAULT_RESERVATION_LEASE_MS = 2 * 60_000;
+const DEFAULT_MAX_RESERVATION_MS = 60 * 60_000;
 const MAX_SETTLE_RETRY_MS = 5_000;
 const SETTLES_PER_TURN = 200;
 const RECENT_WINDOW_MS = 6 * 3_600_000;
@@ -223,6 +241,51 @@ export function createBudgets(options: BudgetsOptions): Budgets {
   const counters = { settled: 0, failed: 0, dropped: 0, invalid: 0 };
   let settleFailures = 0;
   let settleRetry: NodeJS.Timeout | null = null;
+  const leaseMs = options.reservationLeaseMs ?? DEFAULT_RESERVATION_LEASE_MS;
+  const maxReservationMs = options.maxReservationMs ?? DEFAULT_MAX_RESERVATION_MS;
+  /** Calls of this process holding reservations, with when they reserved. */
+  const held = new Map<string, number>();
+  let heartbeat: NodeJS.Timeout | null = null;
+  let stopped = false;
+
+  /**
+   * Renew the leases of calls still in flight, except those held past maxReservationMs; they
+   * are let go here and their leases run out. The timer runs only while something is held.
+   */
+  function renewReservations(): number {
+    const t = now();
+    for (const [callId, since] of held) if (t - since >= maxReservationMs) held.delete(callId);
+    if (held.size === 0) {
+      if (heartbeat) clearInterval(heartbeat);
+      heartbeat = null;
+      return 0;
+    }
+    try {
+      store.renew([...held.keys()], t + leaseMs, t);
+    } catch (error) {
+      // Missed once, the leases still run a while; the next beat tries again.
+      options.logger?.('llm-meter: budget reservations not renewed', error);
+      return 0;
+    }
+    return held.size;
+  }
+
+  function hold(callId: string, since: number): void {
+    held.set(callId, since);
+    if (heartbeat || stopped) return;
+    heartbeat = setInterval(renewReservations, Math.max(1, Math.floor(leaseMs / 3)));
+    heartbeat.unref();
+  }
+
+  /** A call that held a reservation ended without a spend to settle: give the budget back now. */
+  function release(callId: string): void {
+    if (!held.delete(callId)) return;
+    try {
+      store.release(callId);
+    } catch (error) {
+      options.logger?.('llm-meter: budget reservation not released (its lease will run out)', error);
+    }
+  }
 
   /**
    * One commit. `fired` learns its thresholds only once they are in the outbox (marked before,
@@ -578,14 +641,20 @@ export function createBudgets(options: BudgetsOptions): Budgets {
         limitNanos: b.limitNanos,
         nanos: projectedNanos,
       }));
-      const refusedBy = store.reserve(callId, reservations, t);
-      return refusedBy === null ? null : (blocking.find((b) => b.id === refusedBy) ?? null);
+      const refusedBy = store.reserve(callId, reservations, t, t + leaseMs);
+      if (refusedBy === null) {
+        hold(callId, t);
+        return null;
+      }
+      return blocking.find((b) => b.id === refusedBy) ?? null;
     },
     settle(record) {
-      if (record.outcome === 'blocked') return;
+      if (record.outcome === 'blocked') return release(record.id);
       const scope = callScopeOf(record);
       const matching = budgets().filter((b) => scopeMatches(b.scope, scope));
-      if (matching.length === 0) return;
+      if (matching.length === 0) return release(record.id);
+      // The settle below releases the reservation in the same transaction as the spend.
+      held.delete(record.id);
       const t = record.timing.startMs;
       const byId = new Map<string, { budget: Budget; bounds: PeriodBounds }>();
       const deltas: SpendDelta[] = matching.map((budget) => {
@@ -664,6 +733,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
     },
     stats: () => ({ ...counters, pending: pendingSettles.size }),
     deliverDue,
+    renewReservations,
     start() {
       const interval = options.pollIntervalMs ?? 1_000;
       if (timer || interval <= 0) return;
@@ -671,8 +741,13 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       timer.unref();
     },
     async stop() {
+      stopped = true;
       if (timer) clearInterval(timer);
       timer = null;
+      if (heartbeat) clearInterval(heartbeat);
+      heartbeat = null;
+      // Calls still holding budget when the process stops will never settle here.
+      for (const callId of [...held.keys()]) release(callId);
       if (settleRetry) clearTimeout(settleRetry);
       settleRetry = null;
       // A last chance for spend kept during an outage; what still cannot be committed is lost.

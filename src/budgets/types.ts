@@ -109,14 +109,21 @@ export interface BudgetStore {
   update(budget: Budget): void;
   delete(id: string): boolean;
   spend(budgetId: string, periodKey: string): SpendRow;
-  /** Reservations still held (younger than the store's time-to-live at `nowMs`). */
+  /** Reservations still held: their lease runs past `nowMs`. */
   reservedNanos(budgetId: string, periodKey: string, nowMs: number): number;
   /**
    * In one immediate transaction: for each reservation, spent + reserved + nanos must stay
-   * within the limit; if all do, insert them all and return null, else return the id of the
-   * first budget that would be exceeded and insert nothing.
+   * within the limit; if all do, insert them all, leased until `expiresMs`, and return null,
+   * else return the id of the first budget that would be exceeded and insert nothing.
    */
-  reserve(callId: string, reservations: Reservation[], nowMs: number): string | null;
+  reserve(callId: string, reservations: Reservation[], nowMs: number, expiresMs: number): string | null;
+  /**
+   * Extend the leases of these calls' reservations to `expiresMs` (a lease already run out at
+   * `nowMs` stays out), and delete every reservation whose lease has run out.
+   */
+  renew(callIds: readonly string[], expiresMs: number, nowMs: number): void;
+  /** Delete a call's reservations (a call that ended without a spend to settle). */
+  release(callId: string): void;
   /**
    * In one immediate transaction: release the call's reservations, add its spend, and for
    * each budget let `crossed` (given the spend before and after) name the alerts to insert;
