@@ -6,6 +6,7 @@ import type { UsageStore } from '../store/types.js';
 import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF, shouldRetry } from './backoff.js';
 import { forecastNanos, type PeriodBounds, periodBounds } from './period.js';
 import { type BudgetInput, type BudgetPatch, budgetInputSchema, budgetPatchSchema } from './schema.js';
+import { createSecretBox } from './secret-box.js';
 import { SIGNATURE_HEADER, sign } from './signature.js';
 import type {
   AlertInsert,
@@ -108,6 +109,12 @@ export interface BudgetsOptions {
    * reservations stop counting within this. Default 2 minutes.
    */
   reservationLeaseMs?: number;
+  /**
+   * Key material (at least 32 characters) to store webhook secrets encrypted (AES-256-GCM).
+   * Default: the `LLM_METER_SECRET_KEY` environment variable; without one they are stored clear.
+   * Secrets stored clear before a key was set still work.
+   */
+  secretKey?: string;
   /**
    * The longest a reservation is renewed: a call that has not ended by then (a leaked stream)
    * stops holding budget one lease later. Default 1 hour.
@@ -227,6 +234,9 @@ export function createBudgets(options: BudgetsOptions): Budgets {
   const backoff = options.backoff ?? DEFAULT_BACKOFF;
   const deliveryTimeoutMs = options.deliveryTimeoutMs ?? 10_000;
   const allowPrivate = options.allowPrivateWebhooks === true;
+  const secrets = createSecretBox(options.secretKey ?? (process.env.LLM_METER_SECRET_KEY || undefined));
+  /** The additional data a budget's sealed secret is bound to. */
+  const secretContext = (budgetId: string) => `llm-meter/budget/${budgetId}/webhook_secret`;
   const transport = createWebhookTransport({
     allowPrivate,
     lookup: options.lookup,
@@ -443,13 +453,25 @@ export function createBudgets(options: BudgetsOptions): Budgets {
     });
   }
 
-  async function post(url: string, secret: string | null, id: string, body: string) {
+  async function post(budget: Budget, id: string, body: string) {
+    const url = budget.webhookUrl!;
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       'user-agent': 'llm-meter-webhooks/0.1',
       'idempotency-key': id,
     };
-    if (secret) headers[SIGNATURE_HEADER.toLowerCase()] = sign(secret, body, Math.floor(now() / 1000));
+    if (budget.webhookSecret !== null) {
+      const secret = secrets.open(budget.webhookSecret, secretContext(budget.id));
+      // Sealed under another key, or none configured here: an unsigned delivery would only be
+      // refused, so none is made; the alert waits for a process that can sign it.
+      if (secret === null) {
+        options.logger?.(
+          `llm-meter: the webhook secret of budget ${budget.id} cannot be decrypted (is LLM_METER_SECRET_KEY set to the key it was stored with?)`,
+        );
+        return { status: null, error: 'secret_unavailable', retryAfterMs: null, permanent: false };
+      }
+      headers[SIGNATURE_HEADER.toLowerCase()] = sign(secret, body, Math.floor(now() / 1000));
+    }
     const result = await transport.send(url, headers, body);
     if (result.status === null)
       return { status: null, error: result.error, retryAfterMs: null, permanent: result.permanent };
@@ -488,7 +510,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       });
       return;
     }
-    const result = await post(budget.webhookUrl, budget.webhookSecret, alert.id, alert.payload);
+    const result = await post(budget, alert.id, alert.payload);
     const attempts = alert.attempts + 1;
     const ok = result.status !== null && result.status >= 200 && result.status < 300;
     const t = now();
@@ -545,8 +567,10 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       const generated =
         v.webhook_url && !v.webhook_secret ? `whsec_${randomBytes(24).toString('base64url')}` : null;
       const t = now();
+      const id = randomUUID();
+      const secret = v.webhook_secret ?? generated;
       const budget: Budget = {
-        id: randomUUID(),
+        id,
         name: v.name,
         scope: v.scope,
         period: v.period,
@@ -555,7 +579,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
         thresholds: v.thresholds,
         action: v.action,
         webhookUrl: v.webhook_url ?? null,
-        webhookSecret: v.webhook_secret ?? generated,
+        webhookSecret: secret === null ? null : secrets.seal(secret, secretContext(id)),
         createdMs: t,
         updatedMs: t,
       };
@@ -590,7 +614,10 @@ export function createBudgets(options: BudgetsOptions): Budgets {
         thresholds: p.thresholds ?? existing.thresholds,
         action: p.action ?? existing.action,
         webhookUrl: p.webhook_url !== undefined ? p.webhook_url : existing.webhookUrl,
-        webhookSecret: p.webhook_secret ?? existing.webhookSecret,
+        webhookSecret:
+          p.webhook_secret !== undefined
+            ? secrets.seal(p.webhook_secret, secretContext(existing.id))
+            : existing.webhookSecret,
         updatedMs: now(),
       };
       store.update(next);
@@ -625,7 +652,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
         ),
         type: 'budget.test',
       });
-      const result = await post(budget.webhookUrl, budget.webhookSecret, eventId, body);
+      const result = await post(budget, eventId, body);
       const delivered = result.status !== null && result.status >= 200 && result.status < 300;
       return { delivered, status: result.status, error: result.error };
     },

@@ -39,7 +39,10 @@ export interface Budget {
   thresholds: number[];
   action: BudgetAction;
   webhookUrl: string | null;
-  /** Never leaves the process except once, in the 201 that generated it. */
+  /**
+   * As stored: sealed (`enc:v1:…`, see secret-box.ts) when a secret key is configured, else
+   * clear. The clear secret never leaves the process except once, in the 201 that generated it.
+   */
   webhookSecret: string | null;
   createdMs: number;
   updatedMs: number;
