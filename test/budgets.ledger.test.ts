@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBudgets } from '../src/budgets/service.js';
 import { MAX_NANOS } from '../src/budgets/types.js';
+import { createMeter } from '../src/index.js';
 import { openBudgetStore } from '../src/store/budgets.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { useTempDb } from './fixtures/store-tmp.js';
@@ -207,5 +208,35 @@ describe('reservations are leased, renewed while their call is alive, released w
     // b-2 turns out to be outside every budget (its budget was narrowed meanwhile).
     b.settle(makeRecord({ id: 'b-2', startMs: clock.t, user: 'bob', costNanos: 0 }));
     expect((await b.list())[0]).toMatchObject({ reserved_usd: 0, spent_usd: 0 });
+  });
+});
+
+describe('the lease options', () => {
+  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY])(
+    'reservationLeaseMs %s is refused, naming it',
+    (bad) => {
+      const path = newDb();
+      const store = openBudgetStore({ path });
+      cleanups.push(() => store.close());
+      expect(() => createBudgets({ store, reservationLeaseMs: bad })).toThrow(/`reservationLeaseMs`/);
+      expect(() => createMeter({ database: path, reservationLeaseMs: bad })).toThrow(/`reservationLeaseMs`/);
+    },
+  );
+
+  it('createMeter passes reservationLeaseMs to the ledger', async () => {
+    const path = newDb();
+    const meter = createMeter({ database: path, webhookPollIntervalMs: 0, reservationLeaseMs: 1234 });
+    cleanups.push(() => meter.shutdown());
+    await meter.budgets!.create({ name: 'cap', period: 'day', limit_usd: 1, action: 'block' });
+    const before = Date.now();
+    meter.budgets!.reserve('call', meter.budgets!.blockingFor({ provider: 'openai', models: [] }), 1);
+    const db = new Database(path, { readonly: true });
+    const row = db.prepare('SELECT created_ms, expires_ms FROM budget_reservations').get() as {
+      created_ms: number;
+      expires_ms: number;
+    };
+    db.close();
+    expect(row.created_ms).toBeGreaterThanOrEqual(before);
+    expect(row.expires_ms - row.created_ms).toBe(1234);
   });
 });

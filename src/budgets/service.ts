@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { InvalidOptionError } from '../errors/errors.js';
 import { parseRetryAfter } from '../errors/retry-after.js';
 import type { CallRecord } from '../record.js';
 import { createPendingQueue } from '../store/queue.js';
@@ -218,6 +219,14 @@ function isPermanent(error: unknown): boolean {
   return typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT');
 }
 
+function positiveMs(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidOptionError(`Expected \`${name}\` to be a positive number of milliseconds.`);
+  }
+  return value;
+}
+
 function firstIssue(error: { issues: { path: PropertyKey[]; message: string }[] }): BudgetInputError {
   const issue = error.issues[0];
   const field = issue?.path.map(String).join('.') || 'body';
@@ -251,8 +260,12 @@ export function createBudgets(options: BudgetsOptions): Budgets {
   const counters = { settled: 0, failed: 0, dropped: 0, invalid: 0 };
   let settleFailures = 0;
   let settleRetry: NodeJS.Timeout | null = null;
-  const leaseMs = options.reservationLeaseMs ?? DEFAULT_RESERVATION_LEASE_MS;
-  const maxReservationMs = options.maxReservationMs ?? DEFAULT_MAX_RESERVATION_MS;
+  const leaseMs = positiveMs('reservationLeaseMs', options.reservationLeaseMs, DEFAULT_RESERVATION_LEASE_MS);
+  const maxReservationMs = positiveMs(
+    'maxReservationMs',
+    options.maxReservationMs,
+    DEFAULT_MAX_RESERVATION_MS,
+  );
   /** Calls of this process holding reservations, with when they reserved. */
   const held = new Map<string, number>();
   let heartbeat: NodeJS.Timeout | null = null;
