@@ -3,18 +3,24 @@
  * private addresses), and deliveries that connect only to the address that was checked, follow
  * no redirect and never report what the receiver wrote.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { type AddressInfo, isIP } from 'node:net';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isPrivateAddress } from '../src/budgets/addresses.js';
 import { type Budgets, createBudgets } from '../src/budgets/service.js';
+import { createPinnedAgent } from '../src/budgets/webhook-transport.js';
 import { checkWebhookUrl, type Lookup, webhookHost } from '../src/budgets/webhook-url.js';
 import { openBudgetStore } from '../src/store/budgets.js';
-import { useTempDb } from './fixtures/store-tmp.js';
+import { useTempDb, useTempDir } from './fixtures/store-tmp.js';
 import { makeRecord } from './helpers/records.js';
 
 const newDb = useTempDb();
+const newDir = useTempDir('llm-meter-tls-');
 /** An address nobody connects to in these tests: it only ever passes a check. */
 const PUBLIC = '93.184.216.34';
 
@@ -395,5 +401,72 @@ describe('deliveries connect to the address that was checked', () => {
       webhook_url: `http://127.0.0.1:${endless.port}/hook`,
     });
     expect(await budgets.testAlert(budget.id)).toEqual({ delivered: true, status: 200, error: null });
+  });
+});
+
+const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
+
+describe.skipIf(!hasOpenssl)('a pinned TLS connection still verifies the host name', () => {
+  const NAME = 'hooks.llm-meter.test';
+  const closers: (() => Promise<unknown>)[] = [];
+  afterAll(async () => {
+    for (const close of closers) await close();
+  });
+
+  /** A loopback HTTPS server with a self-signed certificate for NAME; records the SNI it got. */
+  async function startTlsServer() {
+    const dir = newDir();
+    execFileSync(
+      'openssl',
+      [
+        ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'],
+        ...['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1'],
+        ...['-subj', `/CN=${NAME}`, '-addext', `subjectAltName=DNS:${NAME}`],
+      ],
+      { stdio: 'ignore' },
+    );
+    const cert = readFileSync(join(dir, 'cert.pem'));
+    const names: (string | false | null)[] = [];
+    const server = createTlsServer({ key: readFileSync(join(dir, 'key.pem')), cert }, (req, res) => {
+      names.push((req.socket as import('node:tls').TLSSocket).servername);
+      res.writeHead(200).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => server.close(r)));
+    return { cert, names, port: (server.address() as AddressInfo).port };
+  }
+
+  it('connects to the looked-up address with the host name as SNI and for the certificate', async () => {
+    const { cert, names, port } = await startTlsServer();
+    const asked: string[] = [];
+    const lookup: Lookup = async (host) => {
+      asked.push(host);
+      return [{ address: '127.0.0.1', family: 4 }];
+    };
+    const agent = createPinnedAgent({ allowPrivate: true, lookup, timeoutMs: 10_000 }, { ca: cert });
+    closers.push(() => agent.close());
+    const { request } = await import('undici');
+    const res = await request(`https://${NAME}:${port}/`, { method: 'POST', body: '{}', dispatcher: agent });
+    await res.body.dump();
+    expect(res.statusCode).toBe(200);
+    expect(asked).toEqual([NAME]);
+    expect(names).toEqual([NAME]);
+
+    // The certificate is checked against the name asked for, not the address connected to.
+    const wrong = await request(`https://other.llm-meter.test:${port}/`, {
+      method: 'POST',
+      dispatcher: agent,
+    }).catch((e: unknown) => e);
+    expect(String((wrong as { code?: string }).code)).toMatch(/ERR_TLS_CERT_ALTNAME_INVALID/);
+    expect(names).toHaveLength(1);
+
+    // And a checked lookup refuses loopback before any handshake.
+    const strict = createPinnedAgent({ allowPrivate: false, lookup, timeoutMs: 10_000 }, { ca: cert });
+    closers.push(() => strict.close());
+    const refused = await request(`https://${NAME}:${port}/`, { method: 'POST', dispatcher: strict }).catch(
+      (e: unknown) => e,
+    );
+    expect(refused).toMatchObject({ code: 'ERR_LLM_METER_WEBHOOK_ADDRESS' });
+    expect(names).toHaveLength(1);
   });
 });

@@ -67,15 +67,24 @@ function failure(error: unknown): SendResult {
   return { status: null, error: timeout ? 'timeout' : 'network', permanent: false };
 }
 
+/**
+ * The dispatcher deliveries use: every connection resolves through `pinnedLookup`. `tls` adds
+ * TLS options (a private CA); the server name is the URL's host, as undici sets it.
+ */
+export function createPinnedAgent(
+  options: { allowPrivate: boolean; lookup?: Lookup | undefined; timeoutMs: number },
+  tls: { ca?: string | Buffer } = {},
+): Agent {
+  return new Agent({
+    connect: { ...tls, lookup: pinnedLookup(options), timeout: options.timeoutMs },
+    // One delivery at a time per receiver is plenty; idle sockets go soon.
+    connections: 4,
+    keepAliveTimeout: 4_000,
+  });
+}
+
 export function createWebhookTransport(options: WebhookTransportOptions): WebhookTransport {
-  const agent = options.fetch
-    ? null
-    : new Agent({
-        connect: { lookup: pinnedLookup(options), timeout: options.timeoutMs },
-        // One delivery at a time per receiver is plenty; idle sockets go soon.
-        connections: 4,
-        keepAliveTimeout: 4_000,
-      });
+  const agent = options.fetch ? null : createPinnedAgent(options);
 
   /** A host's own fetch cannot be pinned: the name is judged first, then fetched. */
   async function viaFetch(
