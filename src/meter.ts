@@ -45,6 +45,8 @@ export function createMeter(options: MeterOptions = {}): Meter & { internals: Me
   const captureContent = options.captureContent === true;
   const maxRequestBodyBytes = positive('maxRequestBodyBytes', options.maxRequestBodyBytes, 8 * MiB);
   const maxResponseBodyBytes = positive('maxResponseBodyBytes', options.maxResponseBodyBytes, 16 * MiB);
+  // Checked before any database is opened (createBudgets checks it again for its own callers).
+  positive('reservationLeaseMs', options.reservationLeaseMs, 1);
   const prices = createPriceBook(options.prices);
   const safe = createSafe(options.logger);
   const spans = createSpanSink({
@@ -255,6 +257,7 @@ function openSinks(
     usage: store,
     allowPrivateWebhooks: options.allowPrivateWebhooks === true,
     pollIntervalMs: options.webhookPollIntervalMs,
+    reservationLeaseMs: options.reservationLeaseMs,
     logger: options.logger,
   });
   budgets.start();
