@@ -339,9 +339,16 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         if ('gone' in read || clientGone) return;
         if ('refused' in read) {
           if (read.refused === 'too_large') {
-            answer(res, adapter(), 413, 'request_too_large', `Request bodies are limited to ${maxBody} bytes.`, {
-              connection: 'close',
-            });
+            answer(
+              res,
+              adapter(),
+              413,
+              'request_too_large',
+              `Request bodies are limited to ${maxBody} bytes.`,
+              {
+                connection: 'close',
+              },
+            );
           } else {
             answer(
               res,
@@ -407,7 +414,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       try {
         res.writeHead(response.status, response.statusText, out);
       } catch {
-        answer(res, adapter(), 502, 'api_error', `The upstream "${route.upstream}" sent headers that cannot be forwarded.`);
+        answer(
+          res,
+          adapter(),
+          502,
+          'api_error',
+          `The upstream "${route.upstream}" sent headers that cannot be forwarded.`,
+        );
         return;
       }
       if (!reader || method === 'HEAD') {
@@ -457,7 +470,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       else res.destroy();
     });
   };
-  const server = createServer({ noDelay: true, keepAliveTimeout: 30_000, requestTimeout: 120_000 }, onRequest);
+  const server = createServer(
+    { noDelay: true, keepAliveTimeout: 30_000, requestTimeout: 120_000 },
+    onRequest,
+  );
   server.on('connection', (socket) => limits.connected(socket));
   // `Expect: 100-continue` is answered only once the request line and headers pass (handle()).
   server.on('checkContinue', onRequest);
