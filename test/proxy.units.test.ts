@@ -1,6 +1,12 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { attributionFrom, parseTags, upstreamHeaders } from '../src/proxy/headers.js';
-import { createKeyring, generateGatewayKey, presentedKey, swapKey } from '../src/proxy/keys.js';
+import {
+  createKeyring,
+  generateGatewayKey,
+  keyAttribution,
+  presentedKey,
+  swapKey,
+} from '../src/proxy/keys.js';
 import { resolveRoute } from '../src/proxy/routes.js';
 import { resolveTimeouts, startCallTimer } from '../src/proxy/timeouts.js';
 
@@ -116,6 +122,73 @@ describe('gateway keys', () => {
     expect(() => createKeyring({ lmk_0123456789abcdefgh: { providerKeys: { openai: 5 } } as never })).toThrow(
       /providerKeys/,
     );
+  });
+});
+
+describe('gateway keys: attribution', () => {
+  const fromHeaders = attributionFrom({
+    'x-llm-meter-user': 'mallory',
+    'x-llm-meter-project': 'p-header',
+    'x-llm-meter-feature': 'f-header',
+    'x-llm-meter-tags': 'team=header,env=prod',
+  });
+  const cases: [string, Parameters<typeof keyAttribution>[0], Record<string, string>][] = [
+    [
+      'no pin: what the key sets wins, the rest comes from headers (as before)',
+      { user: 'bob', tags: { team: 'key' }, providerKeys: {} },
+      { user: 'bob', project: 'p-header', feature: 'f-header', team: 'key', env: 'prod' },
+    ],
+    [
+      'pin all: headers set nothing, unset fields stay unset',
+      { user: 'bob', tags: { team: 'key' }, pin: 'all', providerKeys: {} },
+      { user: 'bob', team: 'key' },
+    ],
+    [
+      'pin some: pinned project unset, pinned tags are the key tags only, feature still from headers',
+      { user: 'bob', tags: { team: 'key' }, pin: ['project', 'tags'], providerKeys: {} },
+      { user: 'bob', feature: 'f-header', team: 'key' },
+    ],
+    [
+      'pin user without a user: no user at all, not the header one',
+      { project: 'search', pin: ['user'], providerKeys: {} },
+      { project: 'search', feature: 'f-header', team: 'header', env: 'prod' },
+    ],
+    [
+      'a key tag named like a field never sets the field',
+      { tags: { user: 'eve' }, pin: ['user'], providerKeys: {} },
+      { project: 'p-header', feature: 'f-header', team: 'header', env: 'prod' },
+    ],
+  ];
+  for (const [name, entry, expected] of cases) {
+    it(name, () => expect(keyAttribution(entry, fromHeaders)).toEqual(expected));
+  }
+
+  it('header tags named like a field are dropped, not read as that field', () => {
+    expect(attributionFrom({ 'x-llm-meter-tags': '{"user":"mallory","project":"x","env":"prod"}' })).toEqual({
+      env: 'prod',
+    });
+    expect(attributionFrom({ 'x-llm-meter-tags': 'feature=x,env=prod', 'x-llm-meter-user': 'u' })).toEqual({
+      user: 'u',
+      env: 'prod',
+    });
+  });
+
+  it('pin, tags and provider keys are checked where they enter, without echoing keys', () => {
+    const key = 'lmk_0123456789abcdefgh';
+    expect(() => createKeyring({ [key]: { pin: ['everything'], providerKeys: {} } as never })).toThrow(
+      'Expected `pin` of a gateway key to be "all" or a list of "user", "project", "feature", "tags".',
+    );
+    expect(() => createKeyring({ [key]: { tags: { n: 1 }, providerKeys: {} } as never })).toThrow(
+      'Expected `tags` of a gateway key to be an object of strings.',
+    );
+    let message = '';
+    try {
+      createKeyring({ [key]: { providerKeys: { openai: 'sk-secret-value\n' } } });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toBe('Expected `providerKeys.openai` to be a non-empty key of visible ASCII characters.');
+    expect(message).not.toContain('sk-secret');
   });
 });
 
