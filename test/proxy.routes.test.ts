@@ -80,6 +80,8 @@ describe('gateway routes: hostile request targets', () => {
     ['asterisk-form', 'OPTIONS', '*', 400],
     ['a fragment', 'POST', '/openai/v1/chat/completions#x', 400],
     ['a network-path reference routes nowhere', 'POST', '//evil.example/v1/chat/completions', 404],
+    ['a method fetch cannot send (was a 502 of the gateway)', 'TRACE', '/v1/chat/completions', 405],
+    ['another one', 'TRACK', '/openai/v1/chat/completions', 405],
   ];
   for (const [name, method, target, status] of refused) {
     it(`${name}: ${method} ${target} → ${status}, nothing forwarded`, async () => {
@@ -87,7 +89,7 @@ describe('gateway routes: hostile request targets', () => {
       const res = await send(method, target);
       expect(res.status).toBe(status);
       expect(seen, 'the upstream saw nothing').toEqual([]);
-      const type = status === 400 ? 'invalid_request_error' : 'not_found_error';
+      const type = status === 404 ? 'not_found_error' : 'invalid_request_error';
       if (res.body.includes('{'))
         expect(JSON.parse(res.body.slice(res.body.indexOf('{'))).error.type).toBe(type);
     });

@@ -25,6 +25,9 @@ interface Exchange {
   done: Promise<void>;
 }
 
+/** Methods fetch refuses to send (Fetch standard: forbidden methods). */
+const UNSENDABLE = new Set(['CONNECT', 'TRACE', 'TRACK']);
+
 /** Content types whose first bytes the client should get as soon as they exist. */
 const STREAMING = /text\/event-stream|application\/(?:x-)?ndjson|application\/jsonl/i;
 
@@ -249,6 +252,19 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         'rate_limit_error',
         `Too many connections from one client: at most ${perClient.connections}.`,
         { connection: 'close', 'retry-after': '1' },
+      );
+      return;
+    }
+    if (UNSENDABLE.has(method)) {
+      answer(
+        res,
+        guessed(),
+        405,
+        'invalid_request_error',
+        `The gateway does not forward ${method} requests.`,
+        {
+          ...unreadBodyHeaders(req),
+        },
       );
       return;
     }
