@@ -7,6 +7,7 @@ import {
   presentedKey,
   swapKey,
 } from '../src/proxy/keys.js';
+import { clientKey } from '../src/proxy/limits.js';
 import { resolveRoute } from '../src/proxy/routes.js';
 import { resolveTimeouts, startCallTimer } from '../src/proxy/timeouts.js';
 
@@ -190,6 +191,20 @@ describe('gateway keys: attribution', () => {
     expect(message).toBe('Expected `providerKeys.openai` to be a non-empty key of visible ASCII characters.');
     expect(message).not.toContain('sk-secret');
   });
+});
+
+describe('limits: who a connection counts against', () => {
+  const cases: [string, string, string][] = [
+    ['IPv4', '203.0.113.7', '203.0.113.7'],
+    ['IPv4-mapped IPv6', '::ffff:203.0.113.7', '203.0.113.7'],
+    ['IPv6 loopback', '::1', '::1'],
+    ['IPv6: its /64', '2001:db8:1:2:aaaa:bbbb:cccc:dddd', '2001:db8:1:2::/64'],
+    ['IPv6: another address of the same /64', '2001:db8:1:2::9', '2001:db8:1:2::/64'],
+    ['IPv6: compressed inside the prefix', '2001:db8::5', '2001:db8:0:0::/64'],
+    ['IPv6: leading zeros and case', '2001:0DB8:0001:0002::1', '2001:db8:1:2::/64'],
+    ['IPv6 with a zone', 'fe80::1%eth0', 'fe80:0:0:0::/64'],
+  ];
+  for (const [name, address, key] of cases) it(name, () => expect(clientKey(address)).toBe(key));
 });
 
 describe('timeouts', () => {

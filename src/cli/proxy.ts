@@ -21,7 +21,7 @@ path prefix (/NAME/...) or by the provider's own path shape (/v1/messages → an
 and checked against budgets like meter.fetch. Attribution comes from x-llm-meter-user,
 -project, -feature and -tags headers, which are removed before forwarding; a gateway key's own
 fields win, and its "pin" keeps headers from setting the others.
-Per client (remote address): --max-client-connections (default 256) and request-body bytes in
+Per client (IPv4 address, IPv6 /64): --max-client-connections (default 512) and request-body bytes in
 memory, --max-client-body (default 2 × --max-body); --max-body-in-flight caps all clients
 together (default 8 × --max-body). Over a cap: 429 in the provider's error shape.
 Default upstreams: openai=https://api.openai.com, anthropic=https://api.anthropic.com.

@@ -25,10 +25,31 @@ export interface ClientLimits {
   bodyBytes(): number;
 }
 
-/** The client's address, IPv4-mapped IPv6 addresses as plain IPv4. */
+/**
+ * Who a connection counts against: its IPv4 address (IPv4-mapped IPv6 ones too), or for IPv6 its
+ * /64 network, the smallest block one subscriber is usually given (RFC 6177): one client could
+ * otherwise take a fresh address from its /64 for every connection.
+ */
 export function clientOf(socket: Socket): string {
-  const address = socket.remoteAddress ?? 'unknown';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  return clientKey(socket.remoteAddress ?? 'unknown');
+}
+
+export function clientKey(address: string): string {
+  if (address.includes('.')) return address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (!address.includes(':')) return address;
+  const bare = address.split('%')[0]!.toLowerCase();
+  if (bare === '::1') return bare;
+  const [head = '', tail] = bare.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g || '0', 16).toString(16))
+    .join(':')}::/64`;
 }
 
 export function createClientLimits(options: ClientLimitsOptions): ClientLimits {

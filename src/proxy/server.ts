@@ -142,7 +142,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const timeouts = resolveTimeouts(options.timeouts);
   const maxBody = positiveInt('maxRequestBodyBytes', options.maxRequestBodyBytes, 32 * MiB);
   const perClient = {
-    connections: positiveInt('maxConnectionsPerClient', options.maxConnectionsPerClient, 256),
+    connections: positiveInt('maxConnectionsPerClient', options.maxConnectionsPerClient, 512),
     bodyBytes: positiveInt('maxBodyBytesPerClient', options.maxBodyBytesPerClient, 2 * maxBody),
   };
   const bodyBytesTotal = positiveInt('maxBodyBytesInFlight', options.maxBodyBytesInFlight, 8 * maxBody);

@@ -35,8 +35,9 @@ export interface ProxyOptions {
   /** Larger request bodies are refused with 413, before they are read when declared. Default 32 MiB. */
   maxRequestBodyBytes?: number;
   /**
-   * Connections one client (remote address) may hold open; requests on further ones are answered
-   * 429 and the connection closed. Behind a load balancer every client shares its address. Default 256.
+   * Connections one client (an IPv4 address, an IPv6 /64) may hold open; requests on further
+   * ones are answered 429 and the connection closed. Behind a load balancer every client shares
+   * its address. Default 512 (twice the upstream `connections` a client could keep busy).
    */
   maxConnectionsPerClient?: number;
   /**
