@@ -136,8 +136,8 @@ async function untilStill(count: () => number, polls = 10): Promise<void> {
   if (still < polls) throw new Error('the upstream never stalled');
 }
 
-describe('gateway exits: a client that stops reading and leaves mid-drain', () => {
-  it('ends every metered call (cancelled, streamed tokens counted) and frees the budget it held', async () => {
+describe('gateway exits: clients that stop reading', () => {
+  it('leaving mid-drain ends every metered call (cancelled, streamed tokens counted) and frees the budget it held', async () => {
     const upstream = await endlessUpstream();
     opened.unshift(upstream);
     const { gw, meter, records } = await gateway({ upstreams: { openai: upstream.url } });
@@ -233,5 +233,36 @@ describe('gateway exits: a client that stops reading and leaves mid-drain', () =
     await meter.flush();
     expect(records).toHaveLength(1);
     expect(records[0]).toMatchObject({ outcome: 'error', errorType: 'timeout', httpStatus: 200 });
+  });
+
+  it('shutdown past its grace period ends a call stuck on a client that stopped reading', async () => {
+    const upstream = await endlessUpstream();
+    opened.unshift(upstream);
+    const { gw, meter, records } = await gateway({
+      upstreams: { openai: upstream.url },
+      shutdownGraceMs: 50,
+    });
+    const client = rawRequest(gw.port, chatRequest('stalled'));
+    await until(() => client.received().includes('"content"'), 'the first delta arrived');
+    client.pause();
+    await untilStill(upstream.written);
+    await gw.close();
+    await until(() => meter.stats().inFlight === 0, 'the metered call ended');
+    client.destroy();
+    await meter.flush();
+    expect(records.map((r) => r.outcome)).toEqual(['cancelled']);
+    expect(gw.stats().inFlight).toBe(0);
+  });
+
+  it('a client gone before the response headers: the upstream call is aborted and recorded cancelled', async () => {
+    const { gw, meter, records } = await gateway();
+    file.sim.enqueue({ fault: 'slow_headers', slowHeadersMs: 5000 });
+    const client = rawRequest(gw.port, chatRequest('impatient', { stream: false }));
+    await until(() => file.sim.calls.length === 1, 'the call reached the upstream');
+    client.destroy();
+    expect((await file.sim.waitForCall()).clientClosed).toBe(true);
+    await until(() => meter.stats().inFlight === 0 && gw.stats().inFlight === 0, 'everything ended');
+    await meter.flush();
+    expect(records.map((r) => r.outcome)).toEqual(['cancelled']);
   });
 });
