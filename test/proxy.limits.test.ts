@@ -122,6 +122,15 @@ describe('gateway limits: refused on headers, before the body', () => {
     expect(file.sim.calls[0]!.headers.authorization).toBe('Bearer sk-upstream-key');
   });
 
+  it('Expect: 100-continue with a declared body over maxRequestBodyBytes: 413 and never a 100', async () => {
+    const gw = await gateway({ maxRequestBodyBytes: 4096 });
+    const c = raw(gw.port);
+    c.socket.write(head({ authorization: 'Bearer sk-x', 'content-length': 5000, expect: '100-continue' }));
+    await until(() => c.status() !== null, 'an answer');
+    expect(c.status()).toBe(413);
+    expect(c.text()).not.toContain('100 Continue');
+  });
+
   it('a declared body over maxRequestBodyBytes: 413 without reading it', async () => {
     const gw = await gateway({ maxRequestBodyBytes: 4096 });
     const c = raw(gw.port);

@@ -18,6 +18,8 @@ export function readBody(
   req: IncomingMessage,
   max: number,
   charge: (bytes: number) => Charge,
+  /** Once the declared length passed: where `100 Continue` goes, so a refused body is never asked for. */
+  accepted: () => void = () => {},
 ): { done: Promise<BodyRead>; charged: () => number } {
   let charged = 0;
   const done = new Promise<BodyRead>((resolve) => {
@@ -29,6 +31,7 @@ export function readBody(
       if (verdict !== 'ok') return resolve({ refused: verdict });
       charged = declared;
     }
+    accepted();
     const chunks: Buffer[] = [];
     let size = 0;
     const settle = (value: BodyRead) => {

@@ -349,8 +349,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     try {
       let body: Buffer | undefined;
       if (method !== 'GET' && method !== 'HEAD') {
-        if (/^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue();
-        reading = readBody(req, maxBody, (bytes) => limits.charge(client, bytes));
+        const expectsContinue = /^100-continue$/i.test(req.headers.expect ?? '');
+        reading = readBody(
+          req,
+          maxBody,
+          (bytes) => limits.charge(client, bytes),
+          () => expectsContinue && res.writeContinue(),
+        );
         const read = await reading.done;
         if ('gone' in read || clientGone) return;
         if ('refused' in read) {
