@@ -95,6 +95,19 @@ describe('gateway limits: refused on headers, before the body', () => {
     expect(file.sim.calls).toHaveLength(0);
   });
 
+  it('no gateway key: 401 whatever the path, so routes cannot be probed; a hostile target is still 400', async () => {
+    const gw = await gateway({ requireKey: true, keys: KEYS });
+    const probe = async (target: string) => {
+      const c = raw(gw.port);
+      c.socket.write(head({ 'content-length': 2 }, target) + '{}');
+      await until(() => c.status() !== null, 'an answer');
+      return c.status();
+    };
+    expect(await probe('/secret-upstream/v1/chat/completions')).toBe(401);
+    expect(await probe('/v1/chat/completions')).toBe(401);
+    expect(await probe('/openai/../../raw')).toBe(400);
+  });
+
   it('Expect: 100-continue with a bad key gets the 401 and never a 100', async () => {
     const gw = await gateway({ requireKey: true, keys: KEYS });
     const c = raw(gw.port);

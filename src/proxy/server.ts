@@ -14,7 +14,7 @@ import { readBody, unreadBodyHeaders } from './body.js';
 import { attributionFrom, clientHeaders, upstreamHeaders } from './headers.js';
 import { createKeyring, type Keyring, keyAttribution, presentedKey, readKeysFile, swapKey } from './keys.js';
 import { type ClientLimits, clientOf, createClientLimits } from './limits.js';
-import { resolveRoute } from './routes.js';
+import { type Routing, resolveRoute } from './routes.js';
 import { resolveTimeouts, startCallTimer, type TimeoutKind, timeoutMessage } from './timeouts.js';
 import type { GatewayKey, ProxyOptions, ProxyStats, RunningProxy } from './types.js';
 
@@ -96,6 +96,26 @@ function causeCode(error: unknown): string | null {
     e = (e as { cause?: unknown }).cause;
   }
   return null;
+}
+
+/**
+ * The answer to a request refused on its target or its key: a hostile target (400) first, then a
+ * missing or unknown gateway key (401), then a target no upstream serves (404), so that a client
+ * without a key learns nothing of the routes.
+ */
+function refusalFor(
+  routing: Routing,
+  unknownKey: boolean,
+): { status: number; type: string; message: string } {
+  if ('refused' in routing && (routing.refused.status === 400 || !unknownKey)) {
+    const { status, message } = routing.refused;
+    return { status, type: status === 400 ? 'invalid_request_error' : 'not_found_error', message };
+  }
+  return {
+    status: 401,
+    type: 'authentication_error',
+    message: 'Invalid gateway key: this gateway accepts only its own keys.',
+  };
 }
 
 /** Resolves when `res` can take more, is gone, or the call was aborted (a timeout fired meanwhile). */
@@ -269,38 +289,22 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       return;
     }
     const routing = resolveRoute(target, upstreams);
-    if ('refused' in routing) {
-      const { status, message } = routing.refused;
-      answer(
-        res,
-        guessed(),
-        status,
-        status === 404 ? 'not_found_error' : 'invalid_request_error',
-        message,
-        unreadBodyHeaders(req),
-      );
+    const headers = upstreamHeaders(req.headers);
+    // With keys required, a client without one learns nothing more than that (not which routes exist).
+    const presented = keyring ? presentedKey(headers) : null;
+    const entry = presented && keyring ? keyring.lookup(presented.value) : null;
+    if (!('route' in routing) || (keyring && !entry)) {
+      const { status, type, message } = refusalFor(routing, keyring !== null && entry === null);
+      const shape = 'route' in routing ? adapterFor(routing.route.url, method) : guessed();
+      answer(res, shape, status, type, message, unreadBodyHeaders(req));
       return;
     }
     const { route } = routing;
     let known: ProviderAdapter | null = null;
     const adapter = () => (known ??= adapterFor(route.url, method));
 
-    const headers = upstreamHeaders(req.headers);
     let attribution = attributionFrom(req.headers);
-    if (keyring) {
-      const presented = presentedKey(headers);
-      const entry = presented ? keyring.lookup(presented.value) : null;
-      if (!presented || !entry) {
-        answer(
-          res,
-          adapter(),
-          401,
-          'authentication_error',
-          'Invalid gateway key: this gateway accepts only its own keys.',
-          unreadBodyHeaders(req),
-        );
-        return;
-      }
+    if (keyring && presented && entry) {
       const providerKey = entry.providerKeys[route.upstream];
       if (!providerKey) {
         answer(
