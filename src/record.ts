@@ -180,6 +180,14 @@ export interface CallRecord {
 
 export const NANOS_PER_USD = 1_000_000_000;
 
+/**
+ * The largest token figure llm-meter believes from the wire, per figure (input, output, cache
+ * reads, ...). No model today has a context window within two orders of magnitude of it, and it
+ * keeps every figure, and the cost computed from it, far inside an SQLite INTEGER (2^63).
+ * A larger figure is clamped to it and the usage marked as not the provider's (see src/usage.ts).
+ */
+export const MAX_TOKENS = 100_000_000;
+
 export function nanosToUsd(nanos: number | null): number | null {
   return nanos === null ? null : nanos / NANOS_PER_USD;
 }
