@@ -56,7 +56,12 @@ export interface TokenUsage {
 
 /** What the request said, read without consuming it. */
 export interface RequestInfo {
-  /** False when the body could not be read (not JSON, a stream, FormData, over the size cap). */
+  /**
+   * False when the body could not be read (not JSON, a stream, FormData, over the size cap), or a
+   * field llm-meter reads (model, stream, max tokens, choices, the input) has a type the wire
+   * format does not take: the figures below are then not to be trusted, and a blocking budget
+   * refuses the call (its cost cannot be bounded).
+   */
   parsed: boolean;
   model: string | null;
   stream: boolean;

@@ -7,9 +7,16 @@ import {
   countTurns,
   createArgumentCheck,
   int,
+  isArray,
+  isBoolean,
+  isCount,
+  isString,
+  isStringOrArray,
   type Json,
+  limit,
   num,
   obj,
+  optional,
   parseJson,
   str,
 } from './json.js';
@@ -28,12 +35,24 @@ interface AnthropicDetection extends Detection {
   countTokens: boolean;
 }
 
+/** The fields llm-meter reads have the types the API takes (see `optional`). */
+function wellTyped(body: Json): boolean {
+  return (
+    optional(body.model, isString) &&
+    optional(body.stream, isBoolean) &&
+    optional(body.max_tokens, isCount) &&
+    optional(body.messages, isArray) &&
+    optional(body.system, isStringOrArray) &&
+    optional(body.tools, isArray)
+  );
+}
+
 function parseRequest(body: Json, detection: Detection): RequestInfo {
   return {
-    parsed: true,
+    parsed: wellTyped(body),
     model: str(body.model) ?? detection.urlModel,
     stream: body.stream === true,
-    maxTokens: num(body.max_tokens),
+    maxTokens: limit(body.max_tokens),
     temperature: num(body.temperature),
     choices: null,
     toolCount: arr(body.tools)?.length ?? 0,

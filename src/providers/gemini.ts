@@ -6,9 +6,14 @@ import {
   clip,
   countTurns,
   int,
+  isArray,
+  isCount,
+  isObject,
   type Json,
+  limit,
   num,
   obj,
+  optional,
   parseJson,
   str,
   withNestedDefault,
@@ -94,14 +99,24 @@ function parseRequest(body: Json, detection: Detection): RequestInfo {
   const d = detection as GeminiDetection;
   const wrapped = obj(field(body, 'generateContentRequest', 'generate_content_request'));
   const request = d.method === 'countTokens' && wrapped ? wrapped : body;
-  const config = obj(field(request, 'generationConfig', 'generation_config'));
+  const rawConfig = field(request, 'generationConfig', 'generation_config');
+  const config = obj(rawConfig);
+  const maxTokens = field(config, 'maxOutputTokens', 'max_output_tokens');
+  const choices = field(config, 'candidateCount', 'candidate_count');
+  // The fields llm-meter reads have the types the API takes (see `optional`).
+  const wellTyped =
+    optional(rawConfig, isObject) &&
+    optional(maxTokens, isCount) &&
+    optional(choices, isCount) &&
+    optional(request.contents, isArray) &&
+    optional(request.tools, isArray);
   return {
-    parsed: true,
+    parsed: wellTyped,
     model: detection.urlModel,
     stream: d.method === 'streamGenerateContent',
-    maxTokens: num(field(config, 'maxOutputTokens', 'max_output_tokens')),
+    maxTokens: limit(maxTokens),
     temperature: num(config?.temperature),
-    choices: num(field(config, 'candidateCount', 'candidate_count')),
+    choices: limit(choices),
     toolCount: countTools(request.tools),
     toolRounds: countToolRounds(body),
   };

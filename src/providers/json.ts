@@ -1,4 +1,5 @@
 /** Narrowing helpers for untrusted JSON from the wire. Never throw. */
+import { MAX_TOKENS } from '../record.js';
 
 export type Json = Record<string, unknown>;
 
@@ -23,6 +24,35 @@ export function int(value: unknown): number {
   const n = num(value);
   return n === null ? 0 : Math.round(n);
 }
+
+/**
+ * A token limit or a count the request asks for (`max_tokens`, `n`), at most MAX_TOKENS: a
+ * figure so large that it stands for "no limit" must not overflow what is computed from it.
+ */
+export function limit(value: unknown): number | null {
+  const n = num(value);
+  return n === null ? null : Math.min(n, MAX_TOKENS);
+}
+
+/**
+ * Type checks for the fields of a request body that llm-meter relies on. A field that is absent
+ * (undefined, or JSON null, which the wire formats read as "not set") passes; one that is present
+ * with another type makes the request unparsed (`RequestInfo.parsed: false`): still metered, but
+ * its figures are not to be trusted. Fields llm-meter does not read are never looked at, so an
+ * unknown or odd extra field changes nothing (servers ignore them too: Go's encoding/json,
+ * Pydantic's default, serde without deny_unknown_fields).
+ */
+export function optional(value: unknown, test: (value: unknown) => boolean): boolean {
+  return value === undefined || value === null || test(value);
+}
+export const isString = (value: unknown): boolean => typeof value === 'string';
+export const isBoolean = (value: unknown): boolean => typeof value === 'boolean';
+export const isArray = (value: unknown): boolean => Array.isArray(value);
+export const isObject = (value: unknown): boolean => obj(value) !== null;
+export const isCount = (value: unknown): boolean => num(value) !== null;
+export const isFiniteNumber = (value: unknown): boolean =>
+  typeof value === 'number' && Number.isFinite(value);
+export const isStringOrArray = (value: unknown): boolean => isString(value) || isArray(value);
 
 export function bool(value: unknown): boolean {
   return value === true;

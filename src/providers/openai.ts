@@ -7,9 +7,16 @@ import {
   countTurns,
   createArgumentCheck,
   int,
+  isArray,
+  isBoolean,
+  isCount,
+  isString,
+  isStringOrArray,
   type Json,
+  limit,
   num,
   obj,
+  optional,
   parseJson,
   str,
 } from './json.js';
@@ -105,15 +112,38 @@ function kindOf(pathname: string): { kind: Kind; deployment: string | null } | n
   return { kind, deployment: m ? decodeURIComponent(m[1]!) : null };
 }
 
+/** The field that carries the input, per endpoint. */
+const INPUT_FIELD: Record<Kind, string> = {
+  chat: 'messages',
+  responses: 'input',
+  embeddings: 'input',
+  completions: 'prompt',
+};
+
+/** The fields llm-meter reads have the types the API takes (see `optional`). */
+function wellTyped(body: Json, kind: Kind): boolean {
+  return (
+    optional(body.model, isString) &&
+    optional(body.stream, isBoolean) &&
+    optional(body.max_completion_tokens, isCount) &&
+    optional(body.max_tokens, isCount) &&
+    optional(body.max_output_tokens, isCount) &&
+    optional(body.n, isCount) &&
+    optional(body.tools, isArray) &&
+    optional(body.functions, isArray) &&
+    optional(body[INPUT_FIELD[kind]], kind === 'chat' ? isArray : isStringOrArray)
+  );
+}
+
 function parseRequest(body: Json, detection: Detection): RequestInfo {
   const tools = arr(body.tools)?.length ?? arr(body.functions)?.length ?? 0;
   return {
-    parsed: true,
+    parsed: wellTyped(body, (detection as OpenAIDetection).kind),
     model: str(body.model) ?? detection.urlModel,
     stream: body.stream === true,
-    maxTokens: num(body.max_completion_tokens) ?? num(body.max_tokens) ?? num(body.max_output_tokens),
+    maxTokens: limit(body.max_completion_tokens) ?? limit(body.max_tokens) ?? limit(body.max_output_tokens),
     temperature: num(body.temperature),
-    choices: num(body.n),
+    choices: limit(body.n),
     toolCount: tools,
     toolRounds: countToolRounds(body, detection),
   };
