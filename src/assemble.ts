@@ -9,7 +9,7 @@ import {
 import type { Target } from './fetch/request.js';
 import type { CallState } from './fetch/wrap.js';
 import type { PriceBook } from './pricing/index.js';
-import { emptyParsed, type ParsedResponse, type ParsedUsage } from './providers/types.js';
+import { emptyParsed, type ParsedResponse } from './providers/types.js';
 import {
   type CallRecord,
   type CallTiming,
@@ -21,6 +21,7 @@ import {
 } from './record.js';
 import { type EnvelopePoint, fitEnvelope, observe, splitTimeToFirstToken } from './timing/envelope.js';
 import { countOutputText, estimateChatInput } from './tokens/index.js';
+import { clampUsage } from './usage.js';
 
 /**
  * Turns the state of one finished call into its CallRecord: outcome and error class, exact or
@@ -42,6 +43,24 @@ const NO_COST: CallRecord['cost'] = {
   source: null,
   pricedAs: null,
 };
+
+/**
+ * A duration the server reports for its part of this call (queue, prefill, generation, processing),
+ * or null when it cannot be one: not a number, negative, or longer than the whole call as the
+ * client timed it (the server's part happens inside it). The component is then estimated instead.
+ */
+export function withinCall(ms: number | null | undefined, durationMs: number): number | null {
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 && ms <= durationMs ? ms : null;
+}
+
+/** The longest wait a provider's Retry-After is believed for: a monthly quota resets within 31 days. */
+export const MAX_RETRY_AFTER_MS = 31 * 24 * 3_600_000;
+
+/** A provider's retry wait in [0, MAX_RETRY_AFTER_MS] milliseconds, or null. */
+export function boundedWait(ms: number | null): number | null {
+  if (ms === null || Number.isNaN(ms)) return null;
+  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+}
 
 function generated(state: CallState): boolean {
   if (state.ending === 'blocked' || state.ending === 'refused' || state.ending === 'thrown') return false;
@@ -66,10 +85,12 @@ export function createAssembler(options: {
     let generation: TimingComponent | null =
       generationMs !== null ? { ms: generationMs, source: 'observed' } : null;
     const server = parsed.serverTiming;
+    const within = (ms: number | null | undefined) => withinCall(ms, endMs - startMs);
     if (server) {
-      if (server.queueMs !== null) queue = { ms: server.queueMs, source: 'provider' };
-      if (server.prefillMs !== null) prefill = { ms: server.prefillMs, source: 'provider' };
-      if (server.generationMs !== null) generation = { ms: server.generationMs, source: 'provider' };
+      const [q, p, g] = [within(server.queueMs), within(server.prefillMs), within(server.generationMs)];
+      if (q !== null) queue = { ms: q, source: 'provider' };
+      if (p !== null) prefill = { ms: p, source: 'provider' };
+      if (g !== null) generation = { ms: g, source: 'provider' };
     }
     const model = state.info.model ?? parsed.responseModel;
     if (ttft !== null && usage && model && (queue === null || prefill === null)) {
@@ -104,7 +125,7 @@ export function createAssembler(options: {
       queue,
       prefill,
       generation,
-      serverProcessingMs: state.facts?.serverProcessingMs ?? null,
+      serverProcessingMs: within(state.facts?.serverProcessingMs),
     };
   }
 
@@ -221,7 +242,7 @@ export function createAssembler(options: {
       errorCode,
       retryable: errorType ? (facts?.shouldRetry ?? isRetryable(errorType)) : null,
       // Headers first (Retry-After); Gemini names the wait only in its error body (RetryInfo).
-      retryAfterMs: facts?.retryAfterMs ?? retryAfterMs ?? null,
+      retryAfterMs: boundedWait(facts?.retryAfterMs ?? retryAfterMs ?? null),
       httpStatus: state.status,
       rateLimit: facts?.rateLimit ?? null,
       finishReasons: parsed.finishReasons,
@@ -251,16 +272,17 @@ export function createAssembler(options: {
         parsed = emptyParsed();
       }
       const provider = parsed.usage;
+      const reported = provider ? clampUsage(provider, 'provider') : null;
       const sent = state.ending !== 'blocked' && state.ending !== 'refused';
       const complete = parsed.terminal && !parsed.streamError && (state.status ?? 0) < 400;
-      if (provider && complete) return finish(state, parsed, { ...provider, source: 'provider' });
+      if (reported && complete) return finish(state, parsed, reported);
       // Nothing was generated: a refusal, an error status, or a failure before the response.
       if (!sent || (state.status ?? 0) >= 400 || state.status === null) {
-        return finish(state, parsed, provider ? { ...provider, source: 'provider' } : null);
+        return finish(state, parsed, reported);
       }
-      return estimateUsage(state, parsed, provider).then(
+      return estimateUsage(state, parsed, reported).then(
         (usage) => finish(state, parsed, usage),
-        () => finish(state, parsed, provider ? { ...provider, source: 'provider' } : null),
+        () => finish(state, parsed, reported),
       );
     },
   };
@@ -273,7 +295,7 @@ export function createAssembler(options: {
 async function estimateUsage(
   state: CallState,
   parsed: ParsedResponse,
-  provider: ParsedUsage | null,
+  provider: TokenUsage | null,
 ): Promise<TokenUsage | null> {
   const model = parsed.responseModel ?? state.info.model;
   const counted = parsed.outputText ? (await countOutputText(parsed.outputText, model)).tokens : 0;
@@ -284,12 +306,17 @@ async function estimateUsage(
       await estimateChatInput(state.body, model, state.detection.adapter.bodyShape(state.detection))
     ).tokens;
   }
-  return {
-    inputTokens,
-    outputTokens: Math.max(provider?.outputTokens ?? 0, counted),
-    cacheReadTokens: provider?.cacheReadTokens ?? 0,
-    cacheWriteTokens: provider?.cacheWriteTokens ?? 0,
-    reasoningTokens: provider?.reasoningTokens ?? 0,
-    source: 'estimated',
-  };
+  const usage = clampUsage(
+    {
+      inputTokens,
+      outputTokens: Math.max(provider?.outputTokens ?? 0, counted),
+      cacheReadTokens: provider?.cacheReadTokens ?? 0,
+      cacheWriteTokens: provider?.cacheWriteTokens ?? 0,
+      reasoningTokens: provider?.reasoningTokens ?? 0,
+    },
+    'estimated',
+  );
+  // What was clamped in the provider's figures stays said.
+  if (provider?.clamped) usage.clamped = [...new Set([...provider.clamped, ...(usage.clamped ?? [])])];
+  return usage;
 }

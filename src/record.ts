@@ -50,9 +50,25 @@ export interface TokenUsage {
   cacheWriteTokens: number;
   /** Reasoning ("thinking") tokens (a subset of outputTokens). */
   reasoningTokens: number;
-  /** `provider`: the response said so; `estimated`: counted by llm-meter's tokenizer. */
+  /**
+   * `provider`: the response said so; `estimated`: counted by llm-meter's tokenizer, or the
+   * provider's figures changed to keep them within bounds (see `clamped`).
+   */
   source: 'provider' | 'estimated';
+  /**
+   * Figures that were out of bounds (over MAX_TOKENS, negative, not whole, a part larger than
+   * its whole) and were clamped; absent when none was. See src/usage.ts.
+   */
+  clamped?: TokenFigure[];
 }
+
+/** The token figures of a TokenUsage. */
+export type TokenFigure =
+  | 'inputTokens'
+  | 'outputTokens'
+  | 'cacheReadTokens'
+  | 'cacheWriteTokens'
+  | 'reasoningTokens';
 
 /** What the request said, read without consuming it. */
 export interface RequestInfo {

@@ -28,7 +28,7 @@ import type {
   ProviderError,
   ResponseParser,
 } from './types.js';
-import { emptyParsed, inputOnlyUsage } from './types.js';
+import { emptyParsed, inputOnlyUsage, withUnreadable } from './types.js';
 
 /**
  * Google Gemini, on the Generative Language API
@@ -130,17 +130,33 @@ function parseRequest(body: Json, detection: Detection): RequestInfo {
  */
 export function geminiUsage(usage: Json | null): ParsedUsage | null {
   if (!usage) return null;
-  const prompt = num(usage.promptTokenCount);
+  const prompt = count(usage.promptTokenCount);
   if (prompt === null) return null;
-  const input = Math.round(prompt) + int(usage.toolUsePromptTokenCount);
-  const thoughts = int(usage.thoughtsTokenCount);
-  return {
-    inputTokens: input,
-    outputTokens: int(usage.candidatesTokenCount) + thoughts,
-    cacheReadTokens: Math.min(int(usage.cachedContentTokenCount), input),
-    cacheWriteTokens: 0,
-    reasoningTokens: thoughts,
-  };
+  const toolUse = usage.toolUsePromptTokenCount;
+  const thoughts = usage.thoughtsTokenCount;
+  const candidates = usage.candidatesTokenCount;
+  const cached = usage.cachedContentTokenCount;
+  return withUnreadable(
+    {
+      // Each figure is at most 2^53 − 1: the sums stay finite; src/usage.ts bounds them.
+      inputTokens: prompt + (count(toolUse) ?? 0),
+      outputTokens: (count(candidates) ?? 0) + (count(thoughts) ?? 0),
+      cacheReadTokens: count(cached) ?? 0,
+      cacheWriteTokens: 0,
+      reasoningTokens: count(thoughts) ?? 0,
+    },
+    [toolUse, thoughts, candidates, cached].some((v) => v !== undefined && v !== null && count(v) === null),
+  );
+}
+
+/**
+ * A proto3 JSON integer: a number, or its decimal string (how int64 fields are written, and what
+ * parsers accept for any integer, https://protobuf.dev/programming-guides/json/), as a whole
+ * number of at most 2^53 − 1; null when absent or not a count.
+ */
+function count(value: unknown): number | null {
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  return num(n) === null ? null : int(n);
 }
 
 /** `{error:{code,message,status,details}}`, also wrapped in a one-element array (JSON-array streams). */
@@ -260,7 +276,7 @@ function createUnaryParser(method: Method): ResponseParser {
       if (!b) return;
       out.terminal = true;
       if (method === 'countTokens') {
-        const total = num(b.totalTokens);
+        const total = count(b.totalTokens);
         if (total !== null) {
           out.usage = inputOnlyUsage(total);
         }

@@ -20,9 +20,18 @@ export function num(value: unknown): number | null {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : null;
 }
 
+/**
+ * A whole number from a finite, non-negative one, else 0. At most 2^53 − 1, so that sums of such
+ * figures stay finite and exact; bounds that mean something are applied later (src/usage.ts).
+ */
 export function int(value: unknown): number {
   const n = num(value);
-  return n === null ? 0 : Math.round(n);
+  return n === null ? 0 : Math.min(Math.round(n), Number.MAX_SAFE_INTEGER);
+}
+
+/** Some of `values` is on the wire (not undefined or null) but not a count: a string, a negative... */
+export function unreadable(...values: unknown[]): boolean {
+  return values.some((value) => value !== undefined && value !== null && num(value) === null);
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   arr,
   clip,
   countTurns,
+  int,
   isArray,
   isBoolean,
   isFiniteNumber,
@@ -17,6 +18,7 @@ import {
   optional,
   parseJson,
   str,
+  unreadable,
   withNestedDefault,
 } from './json.js';
 import type {
@@ -29,7 +31,7 @@ import type {
   ResponseParser,
   ServerTiming,
 } from './types.js';
-import { emptyParsed, inputOnlyUsage } from './types.js';
+import { emptyParsed, inputOnlyUsage, withUnreadable } from './types.js';
 
 /**
  * Ollama's native API: `/api/chat`, `/api/generate`, `/api/embed` and the legacy
@@ -143,16 +145,18 @@ function createParser(): ResponseParser {
     out.terminal = true;
     const reason = str(o.done_reason);
     if (reason) out.finishReasons = [reason];
-    const prompt = num(o.prompt_eval_count);
-    const evals = num(o.eval_count);
-    if (prompt !== null || evals !== null) {
-      out.usage = {
-        inputTokens: Math.round(prompt ?? 0),
-        outputTokens: Math.round(evals ?? 0),
-        cacheReadTokens: 0,
-        cacheWriteTokens: 0,
-        reasoningTokens: 0,
-      };
+    const { prompt_eval_count: prompt, eval_count: evals } = o;
+    if (num(prompt) !== null || num(evals) !== null) {
+      out.usage = withUnreadable(
+        {
+          inputTokens: int(prompt),
+          outputTokens: int(evals),
+          cacheReadTokens: 0,
+          cacheWriteTokens: 0,
+          reasoningTokens: 0,
+        },
+        unreadable(prompt, evals),
+      );
     }
     const queueMs = ms(o.load_duration);
     const timing: ServerTiming = {

@@ -19,6 +19,7 @@ import {
   optional,
   parseJson,
   str,
+  unreadable,
 } from './json.js';
 import type {
   BodyShape,
@@ -32,7 +33,7 @@ import type {
   ServerTiming,
   StreamEvent,
 } from './types.js';
-import { emptyParsed, inputOnlyUsage } from './types.js';
+import { emptyParsed, inputOnlyUsage, withUnreadable } from './types.js';
 
 /**
  * OpenAI wire formats on any host: Chat Completions, Responses, Embeddings and legacy
@@ -189,19 +190,22 @@ function amendRequest(
 function chatUsage(usage: Json | null): ParsedUsage | null {
   if (!usage) return null;
   const input = num(usage.prompt_tokens) ?? num(usage.input_tokens);
-  const output = num(usage.completion_tokens) ?? num(usage.output_tokens) ?? 0;
   if (input === null) return null;
+  const output = usage.completion_tokens ?? usage.output_tokens;
   const inDetails = obj(usage.prompt_tokens_details) ?? obj(usage.input_tokens_details);
   const outDetails = obj(usage.completion_tokens_details) ?? obj(usage.output_tokens_details);
   // DeepSeek reports cache hits at top level: https://api-docs.deepseek.com/guides/kv_cache
   const cacheRead = int(inDetails?.cached_tokens) || int(usage.prompt_cache_hit_tokens);
-  return {
-    inputTokens: Math.round(input),
-    outputTokens: Math.round(output),
-    cacheReadTokens: Math.min(cacheRead, Math.round(input)),
-    cacheWriteTokens: 0,
-    reasoningTokens: int(outDetails?.reasoning_tokens),
-  };
+  return withUnreadable(
+    {
+      inputTokens: int(input),
+      outputTokens: int(output),
+      cacheReadTokens: cacheRead,
+      cacheWriteTokens: 0,
+      reasoningTokens: int(outDetails?.reasoning_tokens),
+    },
+    unreadable(output, inDetails?.cached_tokens, usage.prompt_cache_hit_tokens, outDetails?.reasoning_tokens),
+  );
 }
 
 /** Server-reported splits: Groq (seconds), llama.cpp `timings`, vLLM `metrics`. */
@@ -241,7 +245,7 @@ function serverTiming(body: Json): ServerTiming | null {
  */
 function withLlamaCppCache(usage: ParsedUsage | null, cacheN: number | null): ParsedUsage | null {
   if (!usage || !cacheN || usage.cacheReadTokens) return usage;
-  return { ...usage, cacheReadTokens: Math.min(Math.round(cacheN), usage.inputTokens) };
+  return { ...usage, cacheReadTokens: int(cacheN) };
 }
 
 function createChatParser(): ResponseParser {
@@ -337,13 +341,18 @@ function responsesUsage(usage: Json | null): ParsedUsage | null {
   if (!usage) return null;
   const input = num(usage.input_tokens);
   if (input === null) return null;
-  return {
-    inputTokens: Math.round(input),
-    outputTokens: int(usage.output_tokens),
-    cacheReadTokens: Math.min(int(obj(usage.input_tokens_details)?.cached_tokens), Math.round(input)),
-    cacheWriteTokens: 0,
-    reasoningTokens: int(obj(usage.output_tokens_details)?.reasoning_tokens),
-  };
+  const cached = obj(usage.input_tokens_details)?.cached_tokens;
+  const reasoning = obj(usage.output_tokens_details)?.reasoning_tokens;
+  return withUnreadable(
+    {
+      inputTokens: int(input),
+      outputTokens: int(usage.output_tokens),
+      cacheReadTokens: int(cached),
+      cacheWriteTokens: 0,
+      reasoningTokens: int(reasoning),
+    },
+    unreadable(usage.output_tokens, cached, reasoning),
+  );
 }
 
 /** Responses API: https://platform.openai.com/docs/api-reference/responses-streaming */

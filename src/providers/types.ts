@@ -114,12 +114,15 @@ export interface ServerTiming {
   generationMs: number | null;
 }
 
+/** Token figures as the wire gave them, normalized to record.ts's counting; bounded later (src/usage.ts). */
 export interface ParsedUsage {
   inputTokens: number;
   outputTokens: number;
   cacheReadTokens: number;
   cacheWriteTokens: number;
   reasoningTokens: number;
+  /** A figure was on the wire but not a count (a string, a negative number...): read as absent. */
+  unreadable?: boolean;
 }
 
 /**
@@ -153,10 +156,16 @@ export interface ParsedResponse {
   serverTiming: ServerTiming | null;
 }
 
+/** `usage`, marked when one of its figures was on the wire but could not be read. */
+export function withUnreadable(usage: ParsedUsage, odd: boolean): ParsedUsage {
+  if (odd) usage.unreadable = true;
+  return usage;
+}
+
 /** Usage of a call that generates nothing (embeddings, token counts): its input only. */
 export function inputOnlyUsage(inputTokens: number): ParsedUsage {
   return {
-    inputTokens: Math.round(inputTokens),
+    inputTokens: Math.min(Math.round(inputTokens), Number.MAX_SAFE_INTEGER),
     outputTokens: 0,
     cacheReadTokens: 0,
     cacheWriteTokens: 0,
