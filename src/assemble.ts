@@ -181,7 +181,8 @@ export function createAssembler(options: {
         errorCode: null,
       };
     }
-    if (state.info.stream && state.chunks > 0 && !parsed.terminal) {
+    // Something streamed (events read, or too large to read) but the end never came.
+    if (state.info.stream && (state.chunks > 0 || state.unreadBytes > 0) && !parsed.terminal) {
       return { outcome: 'error', errorType: 'stream_interrupted', errorCode: null };
     }
     if (parsed.finishReasons.some(isContentFilterFinish)) {
@@ -275,7 +276,9 @@ export function createAssembler(options: {
       const reported = provider ? clampUsage(provider, 'provider') : null;
       const sent = state.ending !== 'blocked' && state.ending !== 'refused';
       const complete = parsed.terminal && !parsed.streamError && (state.status ?? 0) < 400;
-      if (reported && complete) return finish(state, parsed, reported);
+      // The final figures were read, but not all of what came with them: kept, and flagged. (They
+      // count the unread event; its size would not: an image's base64 is no measure of its tokens.)
+      if (reported && complete) return finish(state, parsed, withUnread(reported, state.unreadBytes));
       // Nothing was generated: a refusal, an error status, or a failure before the response.
       if (!sent || (state.status ?? 0) >= 400 || state.status === null) {
         return finish(state, parsed, reported);
@@ -298,7 +301,9 @@ async function estimateUsage(
   provider: TokenUsage | null,
 ): Promise<TokenUsage | null> {
   const model = parsed.responseModel ?? state.info.model;
-  const counted = parsed.outputText ? (await countOutputText(parsed.outputText, model)).tokens : 0;
+  const counted =
+    (parsed.outputText ? (await countOutputText(parsed.outputText, model)).tokens : 0) +
+    (GENERATES.has(state.detection.operation) ? Math.ceil(state.unreadBytes / BYTES_PER_TOKEN) : 0);
   let inputTokens = provider?.inputTokens ?? state.preflight.inputTokensEstimate;
   if (inputTokens === null || inputTokens === undefined) {
     if (!state.body) return null;
@@ -318,5 +323,21 @@ async function estimateUsage(
   );
   // What was clamped in the provider's figures stays said.
   if (provider?.clamped) usage.clamped = [...new Set([...provider.clamped, ...(usage.clamped ?? [])])];
-  return usage;
+  return withUnread(usage, state.unreadBytes);
+}
+
+/** Operations whose response is generated output (an unread part of it is output). */
+const GENERATES: ReadonlySet<string> = new Set(['chat', 'text_completion', 'generate_content']);
+
+/**
+ * Tokens for bytes that could not be read: about four characters of English text per token
+ * (https://help.openai.com/en/articles/4936856), bytes counting each character at least once and
+ * JSON framing too, so it errs high, as a budget should.
+ */
+const BYTES_PER_TOKEN = 4;
+
+/** `usage` flagged with the response bytes that could not be read, if any. */
+function withUnread(usage: TokenUsage, unreadBytes: number): TokenUsage {
+  if (unreadBytes <= 0) return usage;
+  return { ...usage, source: 'estimated', unreadBytes };
 }

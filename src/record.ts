@@ -60,6 +60,12 @@ export interface TokenUsage {
    * its whole) and were clamped; absent when none was. See src/usage.ts.
    */
   clamped?: TokenFigure[];
+  /**
+   * Bytes of the response too large to parse (a stream event over the parser's cap, a body over
+   * `maxResponseBodyBytes`); absent when everything was read. The usage is then `estimated`, and
+   * the output counts these bytes too when the provider's final figures were not read.
+   */
+  unreadBytes?: number;
 }
 
 /** The token figures of a TokenUsage. */
