@@ -9,6 +9,7 @@ import {
 import type { Target } from './fetch/request.js';
 import type { CallState } from './fetch/wrap.js';
 import type { PriceBook } from './pricing/index.js';
+import { clip, MAX_CHOICES, MAX_NAME_CHARS } from './providers/json.js';
 import { emptyParsed, type ParsedResponse } from './providers/types.js';
 import {
   type CallRecord,
@@ -61,6 +62,23 @@ export function boundedWait(ms: number | null): number | null {
   if (ms === null || Number.isNaN(ms)) return null;
   return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
 }
+
+/**
+ * The names and lists a response reports, bounded: they become span names, metric labels, rows.
+ * (Adapters bound what they hold while reading; this bounds what any adapter hands over.)
+ */
+function bounded(parsed: ParsedResponse): ParsedResponse {
+  return {
+    ...parsed,
+    responseModel: clip(parsed.responseModel, MAX_NAME_CHARS),
+    responseId: clip(parsed.responseId, MAX_NAME_CHARS),
+    finishReasons: parsed.finishReasons
+      .slice(0, MAX_CHOICES)
+      .map((r) => clip(r, MAX_FINISH_REASON_CHARS) ?? ''),
+  };
+}
+
+const MAX_FINISH_REASON_CHARS = 64;
 
 function generated(state: CallState): boolean {
   if (state.ending === 'blocked' || state.ending === 'refused' || state.ending === 'thrown') return false;
@@ -210,7 +228,8 @@ export function createAssembler(options: {
       .slice(0, 12);
   }
 
-  function finish(state: CallState, parsed: ParsedResponse, usage: TokenUsage | null): CallRecord {
+  function finish(state: CallState, wire: ParsedResponse, usage: TokenUsage | null): CallRecord {
+    const parsed = bounded(wire);
     const { outcome, errorType, errorCode, retryAfterMs } = outcomeOf(state, parsed);
     const model = parsed.responseModel ?? state.info.model;
     const price = usage ? options.prices.lookup(state.detection.provider, model, usage.inputTokens) : null;

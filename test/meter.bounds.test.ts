@@ -40,6 +40,18 @@ const ROUTES = {
     `{"model":"llama3.2","message":{"role":"assistant","content":"hi"},"done":true,"done_reason":"stop",
       "prompt_eval_count":7,"eval_count":1e20,"load_duration":-5,"prompt_eval_duration":1e300,"eval_duration":1000}`,
   ),
+  '/names/v1/chat/completions': json(
+    JSON.stringify({
+      id: 'i'.repeat(100_000),
+      model: 'm'.repeat(100_000),
+      choices: Array.from({ length: 1000 }, (_, index) => ({
+        index,
+        message: { role: 'assistant', content: 'hi' },
+        finish_reason: 'r'.repeat(1000),
+      })),
+      usage: { prompt_tokens: 1, completion_tokens: 1000 },
+    }),
+  ),
   '/v1/chat/completions': json('{"error":{"message":"slow down","type":"rate_limit_error"}}', 429, {
     'retry-after': '99999999999999999999999',
     'openai-processing-ms': '1e300',
@@ -156,6 +168,15 @@ describe('token figures from the wire are bounded, and the usage flagged', () =>
     });
     expect(record.timing.serverProcessingMs).toBeNull();
     expect(row).toMatchObject({ retry_after_ms: MAX_RETRY_AFTER_MS, server_processing_ms: null });
+  });
+
+  it('names and lists from the wire: a 100k-character model and id, 1000 long finish reasons', async () => {
+    const { record, row } = await call('/names/v1/chat/completions', { model: 'x'.repeat(10_000), messages });
+    expect(record.requestModel).toBe('x'.repeat(256));
+    expect(record.responseModel).toBe('m'.repeat(256));
+    expect(record.responseId).toBe('i'.repeat(256));
+    expect(record.finishReasons).toEqual(Array.from({ length: 128 }, () => 'r'.repeat(64)));
+    expect(row).toMatchObject({ request_model: 'x'.repeat(256), response_model: 'm'.repeat(256) });
   });
 
   it('a request asking for 1e300 tokens and choices: bounded in the record, the projection exact', async () => {

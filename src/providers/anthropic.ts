@@ -14,6 +14,7 @@ import {
   isStringOrArray,
   type Json,
   limit,
+  name,
   num,
   obj,
   optional,
@@ -51,7 +52,7 @@ function wellTyped(body: Json): boolean {
 function parseRequest(body: Json, detection: Detection): RequestInfo {
   return {
     parsed: wellTyped(body),
-    model: str(body.model) ?? detection.urlModel,
+    model: name(body.model) ?? detection.urlModel,
     stream: body.stream === true,
     maxTokens: limit(body.max_tokens),
     temperature: num(body.temperature),

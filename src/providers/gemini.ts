@@ -11,6 +11,8 @@ import {
   isObject,
   type Json,
   limit,
+  MAX_CHOICES,
+  MAX_NAME_CHARS,
   num,
   obj,
   optional,
@@ -221,7 +223,8 @@ function createGenerateParser(): ResponseParser {
       if (!candidate) continue;
       const reason = str(candidate.finishReason);
       if (reason) {
-        finish.set(int(candidate.index), reason);
+        const index = int(candidate.index);
+        if (finish.size < MAX_CHOICES || finish.has(index)) finish.set(index, reason);
         // The last chunk carries the finish reason and the totals; there is no other terminator.
         out.terminal = true;
       }
@@ -300,6 +303,7 @@ export const geminiAdapter: ProviderAdapter = {
     } catch {
       model = match[1]!;
     }
+    model = model.slice(0, MAX_NAME_CHARS);
     const name = match[2] as Method;
     const detection: GeminiDetection = {
       adapter: geminiAdapter,

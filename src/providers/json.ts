@@ -85,6 +85,20 @@ export function appendCapped(current: string, piece: string): string {
     : current + piece;
 }
 
+/**
+ * The longest name (a model, a response id) kept from the wire: model names become span names,
+ * metric labels and report keys. Real ones are well under 100 characters.
+ */
+export const MAX_NAME_CHARS = 256;
+
+/** A name from the wire (see MAX_NAME_CHARS), or null. */
+export function name(value: unknown): string | null {
+  return clip(str(value), MAX_NAME_CHARS);
+}
+
+/** Choices a response is believed to have: OpenAI's `n` is at most 128. Finish reasons past it are not kept. */
+export const MAX_CHOICES = 128;
+
 /** Bounded copy of a provider's error code or message, for low-cardinality attributes. */
 export function clip(value: string | null, max = 120): string | null {
   return value === null ? null : value.length > max ? value.slice(0, max) : value;

@@ -13,6 +13,7 @@ import {
   isString,
   type Json,
   limit,
+  name,
   num,
   obj,
   optional,
@@ -121,7 +122,7 @@ function parseRequest(body: Json, detection: Detection): RequestInfo {
   return {
     parsed: wellTyped(body, kind),
     // null (no model, or not a name): Ollama refuses it, and on a shared path the call passes.
-    model: typeof body.model === 'string' && body.model.length > 0 ? body.model : null,
+    model: name(body.model) || null,
     // Ollama streams unless told not to.
     stream: generates && body.stream !== false,
     // num_predict -1 (and -2) mean "until the context is full": no limit, which num() drops.

@@ -14,6 +14,8 @@ import {
   isStringOrArray,
   type Json,
   limit,
+  MAX_CHOICES,
+  name,
   num,
   obj,
   optional,
@@ -140,7 +142,7 @@ function parseRequest(body: Json, detection: Detection): RequestInfo {
   const tools = arr(body.tools)?.length ?? arr(body.functions)?.length ?? 0;
   return {
     parsed: wellTyped(body, (detection as OpenAIDetection).kind),
-    model: str(body.model) ?? detection.urlModel,
+    model: name(body.model) ?? detection.urlModel,
     stream: body.stream === true,
     maxTokens: limit(body.max_completion_tokens) ?? limit(body.max_tokens) ?? limit(body.max_output_tokens),
     temperature: num(body.temperature),
@@ -248,6 +250,9 @@ function withLlamaCppCache(usage: ParsedUsage | null, cacheN: number | null): Pa
   return { ...usage, cacheReadTokens: int(cacheN) };
 }
 
+/** Distinct tool calls a stream's count keeps track of. */
+const MAX_TOOL_CALLS = 4096;
+
 function createChatParser(): ResponseParser {
   const out: ParsedResponse = emptyParsed();
   const seenToolCalls = new Set<string>();
@@ -284,7 +289,7 @@ function createChatParser(): ResponseParser {
         if (!choice) continue;
         const index = int(choice.index);
         const reason = str(choice.finish_reason);
-        if (reason) finish.set(index, reason);
+        if (reason && (finish.size < MAX_CHOICES || finish.has(index))) finish.set(index, reason);
         const delta = obj(choice.delta);
         const text = str(delta?.content) ?? str(choice.text);
         if (text) {
@@ -299,7 +304,8 @@ function createChatParser(): ResponseParser {
           const call = obj(t);
           if (!call) continue;
           const key = `${index}:${int(call.index)}`;
-          seenToolCalls.add(key);
+          // Held per call for the count; a stream naming more calls than any response has is not.
+          if (seenToolCalls.size < MAX_TOOL_CALLS) seenToolCalls.add(key);
           const fn = obj(call.function);
           const args = str(fn?.arguments) ?? '';
           if (args) argumentCheck.fragment(key, args);
@@ -318,7 +324,8 @@ function createChatParser(): ResponseParser {
         const choice = obj(c);
         if (!choice) continue;
         const reason = str(choice.finish_reason);
-        if (reason) finish.set(int(choice.index), reason);
+        const index = int(choice.index);
+        if (reason && (finish.size < MAX_CHOICES || finish.has(index))) finish.set(index, reason);
         const message = obj(choice.message);
         const text = str(message?.content) ?? str(choice.text);
         if (text) out.outputText = appendCapped(out.outputText, text);
