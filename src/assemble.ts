@@ -9,7 +9,8 @@ import {
 import type { Target } from './fetch/request.js';
 import type { CallState } from './fetch/wrap.js';
 import type { PriceBook } from './pricing/index.js';
-import { emptyParsed, type ParsedResponse, type ParsedUsage } from './providers/types.js';
+import { clip, MAX_CHOICES, MAX_NAME_CHARS } from './providers/json.js';
+import { emptyParsed, type ParsedResponse } from './providers/types.js';
 import {
   type CallRecord,
   type CallTiming,
@@ -21,6 +22,7 @@ import {
 } from './record.js';
 import { type EnvelopePoint, fitEnvelope, observe, splitTimeToFirstToken } from './timing/envelope.js';
 import { countOutputText, estimateChatInput } from './tokens/index.js';
+import { clampUsage } from './usage.js';
 
 /**
  * Turns the state of one finished call into its CallRecord: outcome and error class, exact or
@@ -42,6 +44,41 @@ const NO_COST: CallRecord['cost'] = {
   source: null,
   pricedAs: null,
 };
+
+/**
+ * A duration the server reports for its part of this call (queue, prefill, generation, processing),
+ * or null when it cannot be one: not a number, negative, or longer than the whole call as the
+ * client timed it (the server's part happens inside it). The component is then estimated instead.
+ */
+export function withinCall(ms: number | null | undefined, durationMs: number): number | null {
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 && ms <= durationMs ? ms : null;
+}
+
+/** The longest wait a provider's Retry-After is believed for: a monthly quota resets within 31 days. */
+export const MAX_RETRY_AFTER_MS = 31 * 24 * 3_600_000;
+
+/** A provider's retry wait in [0, MAX_RETRY_AFTER_MS] milliseconds, or null. */
+export function boundedWait(ms: number | null): number | null {
+  if (ms === null || Number.isNaN(ms)) return null;
+  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+}
+
+/**
+ * The names and lists a response reports, bounded: they become span names, metric labels, rows.
+ * (Adapters bound what they hold while reading; this bounds what any adapter hands over.)
+ */
+function bounded(parsed: ParsedResponse): ParsedResponse {
+  return {
+    ...parsed,
+    responseModel: clip(parsed.responseModel, MAX_NAME_CHARS),
+    responseId: clip(parsed.responseId, MAX_NAME_CHARS),
+    finishReasons: parsed.finishReasons
+      .slice(0, MAX_CHOICES)
+      .map((r) => clip(r, MAX_FINISH_REASON_CHARS) ?? ''),
+  };
+}
+
+const MAX_FINISH_REASON_CHARS = 64;
 
 function generated(state: CallState): boolean {
   if (state.ending === 'blocked' || state.ending === 'refused' || state.ending === 'thrown') return false;
@@ -66,10 +103,12 @@ export function createAssembler(options: {
     let generation: TimingComponent | null =
       generationMs !== null ? { ms: generationMs, source: 'observed' } : null;
     const server = parsed.serverTiming;
+    const within = (ms: number | null | undefined) => withinCall(ms, endMs - startMs);
     if (server) {
-      if (server.queueMs !== null) queue = { ms: server.queueMs, source: 'provider' };
-      if (server.prefillMs !== null) prefill = { ms: server.prefillMs, source: 'provider' };
-      if (server.generationMs !== null) generation = { ms: server.generationMs, source: 'provider' };
+      const [q, p, g] = [within(server.queueMs), within(server.prefillMs), within(server.generationMs)];
+      if (q !== null) queue = { ms: q, source: 'provider' };
+      if (p !== null) prefill = { ms: p, source: 'provider' };
+      if (g !== null) generation = { ms: g, source: 'provider' };
     }
     const model = state.info.model ?? parsed.responseModel;
     if (ttft !== null && usage && model && (queue === null || prefill === null)) {
@@ -104,7 +143,7 @@ export function createAssembler(options: {
       queue,
       prefill,
       generation,
-      serverProcessingMs: state.facts?.serverProcessingMs ?? null,
+      serverProcessingMs: within(state.facts?.serverProcessingMs),
     };
   }
 
@@ -160,7 +199,8 @@ export function createAssembler(options: {
         errorCode: null,
       };
     }
-    if (state.info.stream && state.chunks > 0 && !parsed.terminal) {
+    // Something streamed (events read, or too large to read) but the end never came.
+    if (state.info.stream && (state.chunks > 0 || state.unreadBytes > 0) && !parsed.terminal) {
       return { outcome: 'error', errorType: 'stream_interrupted', errorCode: null };
     }
     if (parsed.finishReasons.some(isContentFilterFinish)) {
@@ -188,7 +228,8 @@ export function createAssembler(options: {
       .slice(0, 12);
   }
 
-  function finish(state: CallState, parsed: ParsedResponse, usage: TokenUsage | null): CallRecord {
+  function finish(state: CallState, wire: ParsedResponse, usage: TokenUsage | null): CallRecord {
+    const parsed = bounded(wire);
     const { outcome, errorType, errorCode, retryAfterMs } = outcomeOf(state, parsed);
     const model = parsed.responseModel ?? state.info.model;
     const price = usage ? options.prices.lookup(state.detection.provider, model, usage.inputTokens) : null;
@@ -221,7 +262,7 @@ export function createAssembler(options: {
       errorCode,
       retryable: errorType ? (facts?.shouldRetry ?? isRetryable(errorType)) : null,
       // Headers first (Retry-After); Gemini names the wait only in its error body (RetryInfo).
-      retryAfterMs: facts?.retryAfterMs ?? retryAfterMs ?? null,
+      retryAfterMs: boundedWait(facts?.retryAfterMs ?? retryAfterMs ?? null),
       httpStatus: state.status,
       rateLimit: facts?.rateLimit ?? null,
       finishReasons: parsed.finishReasons,
@@ -251,16 +292,19 @@ export function createAssembler(options: {
         parsed = emptyParsed();
       }
       const provider = parsed.usage;
+      const reported = provider ? clampUsage(provider, 'provider') : null;
       const sent = state.ending !== 'blocked' && state.ending !== 'refused';
       const complete = parsed.terminal && !parsed.streamError && (state.status ?? 0) < 400;
-      if (provider && complete) return finish(state, parsed, { ...provider, source: 'provider' });
+      // The final figures were read, but not all of what came with them: kept, and flagged. (They
+      // count the unread event; its size would not: an image's base64 is no measure of its tokens.)
+      if (reported && complete) return finish(state, parsed, withUnread(reported, state.unreadBytes));
       // Nothing was generated: a refusal, an error status, or a failure before the response.
       if (!sent || (state.status ?? 0) >= 400 || state.status === null) {
-        return finish(state, parsed, provider ? { ...provider, source: 'provider' } : null);
+        return finish(state, parsed, reported);
       }
-      return estimateUsage(state, parsed, provider).then(
+      return estimateUsage(state, parsed, reported).then(
         (usage) => finish(state, parsed, usage),
-        () => finish(state, parsed, provider ? { ...provider, source: 'provider' } : null),
+        () => finish(state, parsed, reported),
       );
     },
   };
@@ -273,10 +317,12 @@ export function createAssembler(options: {
 async function estimateUsage(
   state: CallState,
   parsed: ParsedResponse,
-  provider: ParsedUsage | null,
+  provider: TokenUsage | null,
 ): Promise<TokenUsage | null> {
   const model = parsed.responseModel ?? state.info.model;
-  const counted = parsed.outputText ? (await countOutputText(parsed.outputText, model)).tokens : 0;
+  const counted =
+    (parsed.outputText ? (await countOutputText(parsed.outputText, model)).tokens : 0) +
+    (GENERATES.has(state.detection.operation) ? Math.ceil(state.unreadBytes / BYTES_PER_TOKEN) : 0);
   let inputTokens = provider?.inputTokens ?? state.preflight.inputTokensEstimate;
   if (inputTokens === null || inputTokens === undefined) {
     if (!state.body) return null;
@@ -284,12 +330,33 @@ async function estimateUsage(
       await estimateChatInput(state.body, model, state.detection.adapter.bodyShape(state.detection))
     ).tokens;
   }
-  return {
-    inputTokens,
-    outputTokens: Math.max(provider?.outputTokens ?? 0, counted),
-    cacheReadTokens: provider?.cacheReadTokens ?? 0,
-    cacheWriteTokens: provider?.cacheWriteTokens ?? 0,
-    reasoningTokens: provider?.reasoningTokens ?? 0,
-    source: 'estimated',
-  };
+  const usage = clampUsage(
+    {
+      inputTokens,
+      outputTokens: Math.max(provider?.outputTokens ?? 0, counted),
+      cacheReadTokens: provider?.cacheReadTokens ?? 0,
+      cacheWriteTokens: provider?.cacheWriteTokens ?? 0,
+      reasoningTokens: provider?.reasoningTokens ?? 0,
+    },
+    'estimated',
+  );
+  // What was clamped in the provider's figures stays said.
+  if (provider?.clamped) usage.clamped = [...new Set([...provider.clamped, ...(usage.clamped ?? [])])];
+  return withUnread(usage, state.unreadBytes);
+}
+
+/** Operations whose response is generated output (an unread part of it is output). */
+const GENERATES: ReadonlySet<string> = new Set(['chat', 'text_completion', 'generate_content']);
+
+/**
+ * Tokens for bytes that could not be read: about four characters of English text per token
+ * (https://help.openai.com/en/articles/4936856), bytes counting each character at least once and
+ * JSON framing too, so it errs high, as a budget should.
+ */
+const BYTES_PER_TOKEN = 4;
+
+/** `usage` flagged with the response bytes that could not be read, if any. */
+function withUnread(usage: TokenUsage, unreadBytes: number): TokenUsage {
+  if (unreadBytes <= 0) return usage;
+  return { ...usage, source: 'estimated', unreadBytes };
 }

@@ -264,15 +264,22 @@ function openSinks(
   meter.addSink('store', (record) => store.write(record));
   meter.addSink('budgets', (record) => budgets.settle(record));
   meter.addGate('budgets', (state) => {
+    const { info } = state;
     const scope = {
       user: state.attribution.user,
       project: state.attribution.project,
       feature: state.attribution.feature,
       provider: state.detection.provider,
-      models: [state.info.model],
+      // A body that could not be read names no model to trust: every model's budget applies.
+      models: info.parsed || info.model !== null ? [info.model] : null,
     };
     const blocking = budgets.blockingFor(scope);
     if (blocking.length === 0) return null;
+    // Fail closed. The cost of an unparsed call cannot be bounded: its model, output limit and
+    // number of choices are unknown or unreadable, and whoever sends it chooses them, so any
+    // projection would be a guess it could exceed (a bypass is the attack this guards against).
+    // The official SDKs always send JSON that parses, so this refuses no ordinary call.
+    if (!info.parsed) return budgetRefusal(state, blocking[0]!.name, unboundedReason(state));
     return (async () => {
       await estimatePreflight(state, prices);
       const refusing = budgets.reserve(state.id, blocking, state.preflight.projectedMaxCostNanos ?? 0);
@@ -290,11 +297,29 @@ function openSinks(
 }
 
 /** A 429 in the provider's own error shape that the official SDKs raise and do not retry. */
-function budgetRefusal(state: CallState, budgetName: string): Response {
+function budgetRefusal(state: CallState, budgetName: string, why?: string): Response {
   return localRefusal(state.detection.adapter, {
     marker: ['x-llm-meter-budget', 'exceeded'],
     status: 429,
     type: 'budget_exceeded',
-    message: `Budget "${budgetName}" would be exceeded by this call; it was not sent.`,
+    message: why
+      ? `Budget "${budgetName}" blocks calls whose cost cannot be bounded, and ${why}; it was not sent.`
+      : `Budget "${budgetName}" would be exceeded by this call; it was not sent.`,
   });
+}
+
+/** Why an unparsed call's cost cannot be bounded, for the refusal's message. */
+function unboundedReason(state: CallState): string {
+  switch (state.unparsedReason) {
+    case null:
+      return 'a field of its body that the cost depends on has a type the API does not take';
+    case 'too_large':
+      return 'its body is larger than `maxRequestBodyBytes`';
+    case 'absent':
+      return 'it has no body';
+    case 'not_json':
+      return 'its body is not a JSON object';
+    default:
+      return `its body could not be read (${state.unparsedReason})`;
+  }
 }

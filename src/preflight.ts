@@ -18,9 +18,12 @@ export async function estimatePreflight(state: CallState, prices: PriceBook): Pr
   const window = contextWindow(state.detection.provider, model);
   const maxOut = state.info.maxTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
   const price = prices.lookup(state.detection.provider, model, tokens);
+  const projected = prices.projectedMaxCostNanos(tokens, maxOut * (state.info.choices ?? 1), price);
   state.preflight = {
     inputTokensEstimate: tokens,
-    projectedMaxCostNanos: prices.projectedMaxCostNanos(tokens, maxOut * (state.info.choices ?? 1), price),
+    // Saturates: a request may ask for absurd limits (each bounded by MAX_TOKENS, but not their
+    // product); the projection stays an exact integer, far above any budget.
+    projectedMaxCostNanos: projected === null ? null : Math.min(projected, Number.MAX_SAFE_INTEGER),
     contextWindow: window,
     contextExceeded: window === null ? null : tokens + (state.info.maxTokens ?? 0) > window,
   };

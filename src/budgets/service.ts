@@ -77,7 +77,8 @@ export interface CallScope {
   project?: string | undefined;
   feature?: string | undefined;
   provider: string;
-  models: (string | null)[];
+  /** The models the call names; null when it names none that can be trusted: every model's budgets apply. */
+  models: (string | null)[] | null;
 }
 
 export interface BudgetsOptions {
@@ -190,7 +191,7 @@ function scopeMatches(scope: BudgetScope, call: CallScope): boolean {
   if (scope.project !== undefined && scope.project !== call.project) return false;
   if (scope.feature !== undefined && scope.feature !== call.feature) return false;
   if (scope.provider !== undefined && scope.provider !== call.provider) return false;
-  if (scope.model !== undefined && !call.models.includes(scope.model)) return false;
+  if (scope.model !== undefined && call.models !== null && !call.models.includes(scope.model)) return false;
   return true;
 }
 

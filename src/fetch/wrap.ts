@@ -55,6 +55,11 @@ export interface CallState {
   parser: ResponseParser;
   /** Stream events seen. */
   chunks: number;
+  /**
+   * Response bytes too large to parse (an event over the parser's cap, a JSON body over
+   * `maxResponseBodyBytes`): what they said is unknown, so usage is estimated.
+   */
+  unreadBytes: number;
   /** How the exchange ended, as seen by the wrapper. */
   ending: 'done' | 'error' | 'cancel' | 'thrown' | 'blocked' | 'refused';
   error: unknown;
@@ -242,6 +247,7 @@ async function send(
     facts: null,
     parser: adapter.createParser(detection, info),
     chunks: 0,
+    unreadBytes: 0,
     ending: 'done',
     error: null,
     errorBody: null,
@@ -437,7 +443,12 @@ function sseObserver(
   init: RequestInit | undefined,
 ): BodyObserver {
   let at = 0;
-  const sse = createSseParser({ onEvent: (event) => onEvent(state, event, at) });
+  const sse = createSseParser({
+    onEvent: (event) => onEvent(state, event, at),
+    onOversized: (bytes) => {
+      state.unreadBytes += bytes;
+    },
+  });
   return {
     chunk(bytes, atMs) {
       at = atMs;
@@ -462,10 +473,13 @@ function lineObserver(
 ): BodyObserver {
   let at = 0;
   const onText = (data: string) => onEvent(state, { event: '', data, id: undefined }, at);
+  const onOversized = (bytes: number) => {
+    state.unreadBytes += bytes;
+  };
   const parser =
     format === 'ndjson'
-      ? createNdjsonParser({ onLine: onText })
-      : createJsonArrayParser({ onElement: onText });
+      ? createNdjsonParser({ onLine: onText, onOversized })
+      : createJsonArrayParser({ onElement: onText, onOversized });
   return {
     chunk(bytes, atMs) {
       at = atMs;
@@ -500,6 +514,7 @@ function rewritingSseObserver(
     onBlock(block, oversized) {
       // A piece of an event too large to hold goes to the caller as it came, unparsed.
       if (oversized) {
+        state.unreadBytes += block.byteLength;
         out.push(block);
         return;
       }
@@ -563,8 +578,8 @@ function jsonObserver(
   let overflow = false;
   return {
     chunk(bytes) {
+      size += bytes.byteLength;
       if (!overflow) {
-        size += bytes.byteLength;
         if (size > engine.maxResponseBodyBytes) {
           overflow = true;
           parts = [];
@@ -585,6 +600,7 @@ function jsonObserver(
         if ((state.status ?? 0) >= 400) state.errorBody = value ?? text.slice(0, 2000);
         else if (value !== undefined) state.parser.json(value);
       }
+      if (overflow) state.unreadBytes = size;
       parts = [];
       endObserved(engine, state, input, init, how, error);
     },
