@@ -180,6 +180,13 @@ export interface CallRecord {
 
 export const NANOS_PER_USD = 1_000_000_000;
 
+/**
+ * Most tokens one figure of one call can hold (1e8, a hundred times the largest context
+ * window): anything above is a broken or hostile report and is clamped to it, so that sums over
+ * many calls stay far from 64-bit overflow.
+ */
+export const MAX_TOKENS = 100_000_000;
+
 export function nanosToUsd(nanos: number | null): number | null {
   return nanos === null ? null : nanos / NANOS_PER_USD;
 }

@@ -129,7 +129,7 @@ function rollupPart(
   ];
   const select = [
     ...keys,
-    ...SUM_COLUMNS.map((c) => `SUM(${c}) AS ${c}`),
+    ...SUM_COLUMNS.map((c) => `total(${c}) AS ${c}`),
     'llm_meter_hist_sum(latency_hist) AS latency_hist',
     'llm_meter_hist_sum(ttft_hist) AS ttft_hist',
   ];
@@ -155,15 +155,15 @@ function rawPart(
   const select = [
     ...keys,
     'COUNT(*) AS requests',
-    "SUM(outcome = 'error') AS errors",
-    'COALESCE(SUM(input_tokens), 0) AS input_tokens',
-    'COALESCE(SUM(cached_input_tokens), 0) AS cached_input_tokens',
-    'COALESCE(SUM(cache_write_input_tokens), 0) AS cache_write_input_tokens',
-    'COALESCE(SUM(output_tokens), 0) AS output_tokens',
-    'COALESCE(SUM(reasoning_tokens), 0) AS reasoning_tokens',
-    'COALESCE(SUM(cost_nanos), 0) AS cost_nanos',
-    'SUM(cost_nanos IS NULL) AS unpriced_requests',
-    'TOTAL(duration_ms) AS duration_ms_sum',
+    "total(outcome = 'error') AS errors",
+    'total(input_tokens) AS input_tokens',
+    'total(cached_input_tokens) AS cached_input_tokens',
+    'total(cache_write_input_tokens) AS cache_write_input_tokens',
+    'total(output_tokens) AS output_tokens',
+    'total(reasoning_tokens) AS reasoning_tokens',
+    'total(cost_nanos) AS cost_nanos',
+    'total(cost_nanos IS NULL) AS unpriced_requests',
+    'total(duration_ms) AS duration_ms_sum',
     'llm_meter_hist_of(duration_ms) AS latency_hist',
     'llm_meter_hist_of(ttft_ms) AS ttft_hist',
   ];

@@ -203,8 +203,17 @@ export interface StoreStats {
   failed: number;
   /** Records discarded: the pending queue overflowed, or written after close. */
   dropped: number;
-  /** Records the database refused (a value it cannot store): logged in `lastError`, discarded. */
+  /**
+   * Records refused and discarded, alone, while the rest of their batch committed: no identity
+   * (id, provider, operation, outcome, a start time between 1970 and 9999), or a row a statement
+   * failed on. Logged in `lastError`.
+   */
   invalid: number;
+  /**
+   * Records stored with figures clamped: tokens above MAX_TOKENS, a cost above $1M, a duration
+   * above 30 days, a negative, NaN or non-numeric figure. `lastError` names the columns.
+   */
+  clamped: number;
   /** Records waiting to be committed. */
   pending: number;
   lastError: { code: string; message: string; atMs: number } | null;

@@ -70,7 +70,14 @@ export interface ObservedMeter {
   readonly gateway?: { stats(): ProxyStats } | null;
   readonly budgets?: (BudgetSource & { stats?(): SettleStats }) | null;
   readonly store?: {
-    stats(): { written: number; failed: number; dropped: number; invalid: number; pending: number };
+    stats(): {
+      written: number;
+      failed: number;
+      dropped: number;
+      invalid: number;
+      clamped?: number;
+      pending: number;
+    };
   } | null;
   stats?(): { inFlight: number; sinkErrors: number; sinkErrorsBy?: Record<string, number> };
 }
@@ -226,11 +233,17 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions = {}):
             'invalid',
             'llm_meter.store.invalid',
             '{record}',
-            'Usage records the database refused and discarded.',
+            'Usage records refused and discarded, alone (the rest of their batch committed).',
+          ],
+          [
+            'clamped',
+            'llm_meter.store.clamped',
+            '{record}',
+            'Usage records stored with out-of-range figures clamped (tokens, cost, durations).',
           ],
         ],
         ['llm_meter.store.pending', '{record}', 'Usage records waiting to be committed.'],
-        () => store.stats(),
+        () => ({ clamped: 0, ...store.stats() }),
       );
     }
 
