@@ -1,5 +1,5 @@
 import { openSqliteStore } from '../store/sqlite.js';
-import { GROUP_BY_KEYS, type GroupByKey } from '../store/types.js';
+import { GROUP_BY_KEYS, type GroupByKey, TIME_BUCKETS } from '../store/types.js';
 import { DB_FLAG, dbPath, instant, parse, str, table, UsageError } from './args.js';
 
 export const REPORT_HELP = `Usage: llm-meter report [--group-by model,user,day] [--from ISO] [--to ISO] [--tz ZONE] [--json] [--db PATH]
@@ -37,6 +37,8 @@ export async function reportCommand(args: string[], out: (s: string) => void): P
     if (values.json) return out(`${JSON.stringify(result, null, 2)}\n`);
     const money = (usd: number | null) => (usd === null ? null : `$${usd.toFixed(6)}`);
     const ms = (v: number | null) => (v === null ? null : Math.round(v));
+    // The row that adds up the groups past the report's limit says how many it holds there.
+    const firstDimension = groupBy.findIndex((g) => !(TIME_BUCKETS as readonly string[]).includes(g));
     const rows = [
       ...result.rows,
       { ...result.totals, ...Object.fromEntries(groupBy.map((g, i) => [g, i === 0 ? 'TOTAL' : ''])) },
@@ -57,7 +59,11 @@ export async function reportCommand(args: string[], out: (s: string) => void): P
           'ttft p50',
         ],
         rows.map((r) => [
-          ...groupBy.map((g) => (r as unknown as Record<string, string | null>)[g] ?? null),
+          ...groupBy.map((g, i) =>
+            'other' in r && r.other && i === firstDimension
+              ? `(${r.other_groups} others)`
+              : ((r as unknown as Record<string, string | null>)[g] ?? null),
+          ),
           r.requests,
           r.errors,
           r.input_tokens,

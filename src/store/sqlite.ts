@@ -50,7 +50,7 @@ import { createPendingQueue } from './queue.js';
 import { createRollupBatch, ROLLUP_TABLES, type RollupBatch, upsertSql } from './rollup.js';
 import { rowValues, toUsageEvent, toUsageRow, USAGE_COLUMNS, type UsageRow } from './row.js';
 import { type SqlPart, summarize } from './summary.js';
-import { toTimeseries } from './timeseries.js';
+import { timeseries } from './timeseries.js';
 import type { EventsPage, EventsQuery, StoreStats, UsageEvent, UsageStore } from './types.js';
 
 export interface SqliteStoreOptions {
@@ -420,12 +420,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     },
     async timeseries(query) {
       assertOpen();
-      const summary = summarize(
-        run,
-        { ...query, groupBy: [query.interval, ...(query.groupBy ?? [])] },
-        watermark(),
-      );
-      return toTimeseries(summary, query);
+      return timeseries(run, query, watermark());
     },
     async prune(olderThanMs) {
       assertOpen();

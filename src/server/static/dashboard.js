@@ -61,6 +61,8 @@
     new Date(ms).toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
   const nameOf = (value) =>
     value === null || value === undefined || value === '' ? '(none)' : String(value);
+  /** A summary row's name: its `key`, or how many groups the row past the API's limit adds up. */
+  const groupName = (row, key) => (row.other ? `${fmtInt(row.other_groups)} others` : nameOf(row[key]));
 
   // ---- DOM ----------------------------------------------------------------------------------
 
@@ -270,13 +272,17 @@
     const intervalMs = INTERVAL_MS[result.interval];
     // Unpriced models have no cost to stack (the cost tile says how many calls they made).
     const all = result.series
-      .map((s) => ({ label: nameOf(s.key.model), values: s.points.map((p) => p.value ?? 0) }))
+      .map((s) => ({
+        label: s.other ? `${s.other_groups} other models` : nameOf(s.key.model),
+        models: s.other ? s.other_groups : 1,
+        values: s.points.map((p) => p.value ?? 0),
+      }))
       .filter((s) => s.values.some((v) => v > 0));
     const shown = all.slice(0, TOP_MODELS);
     const rest = all.slice(TOP_MODELS);
     if (rest.length > 0) {
       shown.push({
-        label: `${rest.length} other models`,
+        label: `${rest.reduce((n, s) => n + s.models, 0)} other models`,
         values: rest[0].values.map((_, i) => rest.reduce((sum, s) => sum + s.values[i], 0)),
       });
     }
@@ -386,8 +392,8 @@
       ...top.map((row) =>
         h(
           'li',
-          { 'data-name': nameOf(row[key]) },
-          h('span', { class: 'name', text: nameOf(row[key]), title: nameOf(row[key]) }),
+          { 'data-name': groupName(row, key) },
+          h('span', { class: 'name', text: groupName(row, key), title: groupName(row, key) }),
           h(
             'span',
             { class: 'bar' },
@@ -470,8 +476,8 @@
       ...rows.map((r) =>
         h(
           'div',
-          { class: 'range-model', 'data-model': nameOf(r.model) },
-          h('div', { class: 'model-name', text: nameOf(r.model), title: nameOf(r.model) }),
+          { class: 'range-model', 'data-model': groupName(r, 'model') },
+          h('div', { class: 'model-name', text: groupName(r, 'model'), title: groupName(r, 'model') }),
           track('latency', r.latency_p50_ms, r.latency_p95_ms),
           track('TTFT', r.ttft_p50_ms, r.ttft_p95_ms),
         ),
