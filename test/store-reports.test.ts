@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { CallRecord } from '../src/record.js';
+import { MAX_PAGE_BYTES } from '../src/store/events.js';
 import {
   isInvalidQueryError,
   openSqliteStore,
@@ -163,6 +164,33 @@ describe('summary', () => {
     await expect(store.summary({ limit: 1001 })).rejects.toSatisfy(
       (error) => isInvalidQueryError(error) && error.field === 'limit',
     );
+    await store.close();
+  });
+});
+
+describe('events', () => {
+  it('a page stops early past its byte budget of captured content; the cursor goes on from there', async () => {
+    const big = 'x'.repeat(7 * 1024 * 1024);
+    const store = await storeWith(
+      Array.from({ length: 5 }, (_, i) =>
+        makeRecord({ id: `big-${i}`, startMs: T0 + i, content: { output: big } }),
+      ),
+    );
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (let pages = 0; pages < 10; pages++) {
+      const page = await store.events({ limit: 1000, cursor });
+      expect(page.events.length).toBeGreaterThan(0);
+      const bytes = page.events.reduce((n, e) => n + JSON.stringify(e.content).length, 0);
+      expect(bytes, 'one page').toBeLessThanOrEqual(MAX_PAGE_BYTES);
+      seen.push(...page.events.map((e) => e.id));
+      cursor = page.next_cursor ?? undefined;
+      if (!cursor) break;
+    }
+    expect(seen).toEqual(['big-4', 'big-3', 'big-2', 'big-1', 'big-0']);
+    let exported = 0;
+    for await (const _ of store.eventsIterator({})) exported++;
+    expect(exported).toBe(5);
     await store.close();
   });
 });

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { decodeCursor } from '../store/cursor.js';
-import { MAX_EVENTS_LIMIT } from '../store/events.js';
+import { MAX_EVENTS_LIMIT, MAX_PAGE_BYTES } from '../store/events.js';
 import { MAX_SUMMARY_GROUPS, MAX_SUMMARY_ROWS } from '../store/summary.js';
 import {
   DEFAULT_TIMESERIES_SERIES,
@@ -180,7 +180,9 @@ export const eventsQuery = z
     ...rangeShape,
     limit: count(MAX_EVENTS_LIMIT)
       .optional()
-      .describe(`Events per page, 1 to ${MAX_EVENTS_LIMIT}. Default 100.`),
+      .describe(
+        `Events per page, 1 to ${MAX_EVENTS_LIMIT}. Default 100. A page also ends before ${MAX_PAGE_BYTES / 1024 / 1024} MiB of text (captured content), with a \`next_cursor\` to go on.`,
+      ),
     cursor: single
       .refine((value) => decodeCursor(value) !== null, 'pass the `next_cursor` of a previous page')
       .optional()

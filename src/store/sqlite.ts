@@ -43,7 +43,7 @@ import {
 } from './connection.js';
 import { encodeCursor } from './cursor.js';
 import { InvalidQueryError, StoreError } from './errors.js';
-import { eventsSql, MAX_EVENTS_LIMIT } from './events.js';
+import { eventsSql, MAX_EVENTS_LIMIT, MAX_PAGE_BYTES, rowWeight } from './events.js';
 import { registerHistogramFunctions } from './histogram.js';
 import { migrate } from './migrate.js';
 import { createPendingQueue } from './queue.js';
@@ -362,19 +362,34 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     if (closed) throw new StoreError('The usage store is closed.');
   };
   const watermark = () => (readWatermark.get() as number | undefined) ?? 0;
+  /**
+   * A report of many groups reads the database in several passes (rank the groups, sum the
+   * first ones, sum each bucket); one read transaction gives them all the same snapshot, so the
+   * `other` rows are exactly the rest while other processes write.
+   */
+  const snapshot = <T>(read: () => T): T => (db.inTransaction ? read() : db.transaction(read).deferred());
 
   const eventsPage = (query: EventsQuery): EventsPage => {
     assertOpen();
     const { sql, params, limit } = eventsSql(query);
-    const rows = prepared(sql).all(...params) as Array<Record<string, unknown>>;
-    const page = rows.slice(0, limit);
+    const page: Array<Record<string, unknown>> = [];
+    let weight = 0;
+    let more = false;
+    // Row by row: a page ends at `limit` events or MAX_PAGE_BYTES, whichever comes first.
+    for (const row of prepared(sql).iterate(...params) as Iterable<Record<string, unknown>>) {
+      const next = rowWeight(row);
+      if (page.length === limit || (page.length > 0 && weight + next > MAX_PAGE_BYTES)) {
+        more = true;
+        break;
+      }
+      weight += next;
+      page.push(row);
+    }
     const last = page.at(-1);
     return {
       events: page.map(toUsageEvent),
       next_cursor:
-        rows.length > limit && last
-          ? encodeCursor({ timeMs: last['time_ms'] as number, seq: last['seq'] as number })
-          : null,
+        more && last ? encodeCursor({ timeMs: last['time_ms'] as number, seq: last['seq'] as number }) : null,
     };
   };
 
@@ -405,7 +420,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     },
     async summary(query) {
       assertOpen();
-      return summarize(run, query, watermark());
+      return snapshot(() => summarize(run, query, watermark()));
     },
     async events(query) {
       return eventsPage(query);
@@ -420,7 +435,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     },
     async timeseries(query) {
       assertOpen();
-      return timeseries(run, query, watermark());
+      return snapshot(() => timeseries(run, query, watermark()));
     },
     async prune(olderThanMs) {
       assertOpen();

@@ -91,7 +91,7 @@ export interface SummaryResult {
 
 export interface EventsQuery extends TimeRange {
   filters?: UsageFilters | undefined;
-  /** 1..1000, default 100. */
+  /** 1..1000, default 100. A page also ends before 16 MiB of text (captured content). */
   limit?: number | undefined;
   /** `next_cursor` of the previous page. */
   cursor?: string | undefined;
