@@ -8,11 +8,18 @@ import { describe, expect, it } from 'vitest';
 import { type CallRecord, MAX_TOKENS } from '../src/record.js';
 import { openSqliteStore, StoreError, type UsageEvent } from '../src/store/index.js';
 import { MAX_SUM } from '../src/store/rollup.js';
-import { MAX_COST_NANOS, MAX_DURATION_MS } from '../src/store/row.js';
+import { MAX_COST_NANOS, MAX_DURATION_MS, USAGE_COLUMNS } from '../src/store/row.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 import { makeRecord } from './helpers/records.js';
 
 const newDb = useTempDb();
+/** Every usage column, for copying a row with raw SQL. */
+const COLUMNS = [
+  'id',
+  'time_ms',
+  'end_ms',
+  ...USAGE_COLUMNS.filter((c) => !['id', 'time_ms', 'end_ms'].includes(c)),
+].join(', ');
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2025, 2, 10, 14, 0, 0);
 
@@ -238,6 +245,62 @@ describe('sums never overflow', () => {
       toMs: T0 + 10 * HOUR,
     });
     expect(series.series[0]!.points.map((p) => p.value)).toContain(6e18);
+    await store.close();
+  });
+});
+
+describe('times no report can label', () => {
+  it('rows an older version stored far outside 1970..9999 do not break events, summaries or timeseries', async () => {
+    const path = newDb();
+    const store = openSqliteStore({ path });
+    store.write(makeRecord({ id: 'template', startMs: T0 }));
+    await store.flush();
+    const other = new Database(path);
+    for (const [id, at] of [
+      ['far-future', 9e15],
+      ['far-past', -9e15],
+      ['farther-past', -9.1e15],
+    ] as const) {
+      other.exec(
+        `INSERT INTO usage (${COLUMNS}) SELECT ${COLUMNS.replace('id, time_ms, end_ms', `'${id}', ${at}, ${at}`)} FROM usage WHERE id = 'template'`,
+      );
+    }
+    // Their rollups: a future hour for the model rollup, a past one for the full one, a day.
+    other.exec(
+      `INSERT INTO usage_model_hourly SELECT 9000000000000000, model, provider, operation, outcome, requests, errors, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens, reasoning_tokens, cost_nanos, unpriced_requests, duration_ms_sum, latency_hist, ttft_hist FROM usage_model_hourly`,
+    );
+    other.exec(
+      `INSERT INTO usage_hourly SELECT -9000000000000000, model, provider, user, project, feature, operation, outcome, requests, errors, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens, reasoning_tokens, cost_nanos, unpriced_requests, duration_ms_sum, latency_hist, ttft_hist FROM usage_hourly`,
+    );
+    other.exec(
+      `INSERT INTO usage_daily SELECT 8999999971200000, model, provider, user, project, feature, operation, outcome, requests, errors, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens, reasoning_tokens, cost_nanos, unpriced_requests, duration_ms_sum, latency_hist, ttft_hist FROM usage_daily`,
+    );
+    other.close();
+    expect((await store.events({})).events.map((e) => e.id)).toHaveLength(4);
+    // A page at a time, past the row before 1970 too.
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    for (let pages = 0; pages < 5; pages++) {
+      const page = await store.events({ limit: 1, cursor });
+      ids.push(...page.events.map((e) => e.id));
+      cursor = page.next_cursor ?? undefined;
+      if (!cursor) break;
+    }
+    expect(ids).toEqual(['far-future', 'template', 'far-past', 'farther-past']);
+    for (const groupBy of [
+      ['hour'],
+      ['day'],
+      ['week'],
+      ['month'],
+      ['model', 'day'],
+      ['user', 'hour'],
+    ] as const) {
+      const { totals } = await store.summary({ groupBy: [...groupBy], tz: 'America/New_York' });
+      expect(totals.requests, groupBy.join()).toBeGreaterThanOrEqual(2);
+    }
+    await expect(store.timeseries({ interval: 'day', metric: 'requests' })).rejects.toSatisfy(
+      (error) => (error as { name?: string }).name === 'InvalidQueryError',
+    );
     await store.close();
   });
 });

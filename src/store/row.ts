@@ -251,6 +251,11 @@ function parseJson<T>(value: unknown, fallback: T): T {
   }
 }
 
+/** Date's own range; a row an older version wrote may lie outside it. */
+const MAX_DATE_MS = 8.64e15;
+const iso = (ms: number | null): string =>
+  new Date(Math.min(MAX_DATE_MS, Math.max(-MAX_DATE_MS, ms ?? 0))).toISOString();
+
 const bool = (value: unknown): boolean | null => (value === 1 ? true : value === 0 ? false : null);
 const usd = (value: unknown): number | null => nanosToUsd(typeof value === 'number' ? value : null);
 
@@ -262,8 +267,8 @@ export function toUsageEvent(row: Stored): UsageEvent {
   const tokensEstimated = bool(row['tokens_estimated']);
   return {
     id: s('id')!,
-    time: new Date(n('time_ms')!).toISOString(),
-    end_time: new Date(n('end_ms')!).toISOString(),
+    time: iso(n('time_ms')),
+    end_time: iso(n('end_ms')),
     trace_id: s('trace_id'),
     span_id: s('span_id'),
     provider: s('provider')!,
