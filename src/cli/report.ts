@@ -1,11 +1,13 @@
 import { openSqliteStore } from '../store/sqlite.js';
+import { MAX_SUMMARY_GROUPS } from '../store/summary.js';
 import { GROUP_BY_KEYS, type GroupByKey, TIME_BUCKETS } from '../store/types.js';
-import { DB_FLAG, dbPath, instant, parse, str, table, UsageError } from './args.js';
+import { DB_FLAG, dbPath, instant, parse, positiveInt, str, table, UsageError } from './args.js';
 
-export const REPORT_HELP = `Usage: llm-meter report [--group-by model,user,day] [--from ISO] [--to ISO] [--tz ZONE] [--json] [--db PATH]
+export const REPORT_HELP = `Usage: llm-meter report [--group-by model,user,day] [--from ISO] [--to ISO] [--tz ZONE] [--limit N] [--json] [--db PATH]
 
 Spend, tokens, errors and latency from the usage database, grouped by any of:
 ${GROUP_BY_KEYS.join(', ')}. Default: --group-by model, all time.
+--limit: most groups shown, 1 to ${MAX_SUMMARY_GROUPS} (the default); the rest is one row.
 `;
 
 export async function reportCommand(args: string[], out: (s: string) => void): Promise<void> {
@@ -15,6 +17,7 @@ export async function reportCommand(args: string[], out: (s: string) => void): P
     from: { type: 'string' },
     to: { type: 'string' },
     tz: { type: 'string' },
+    limit: { type: 'string' },
     json: { type: 'boolean' },
   });
   if (values.help) return out(REPORT_HELP);
@@ -26,6 +29,10 @@ export async function reportCommand(args: string[], out: (s: string) => void): P
       );
     }
   }
+  const limit = positiveInt(values, 'limit', MAX_SUMMARY_GROUPS);
+  if (limit > MAX_SUMMARY_GROUPS) {
+    throw new UsageError(`Expected \`--limit\` to be an integer from 1 to ${MAX_SUMMARY_GROUPS}.`);
+  }
   const store = openSqliteStore({ path: dbPath(values) });
   try {
     const result = await store.summary({
@@ -33,6 +40,7 @@ export async function reportCommand(args: string[], out: (s: string) => void): P
       fromMs: instant(values, 'from'),
       toMs: instant(values, 'to'),
       tz: str(values, 'tz'),
+      limit,
     });
     if (values.json) return out(`${JSON.stringify(result, null, 2)}\n`);
     const money = (usd: number | null) => (usd === null ? null : `$${usd.toFixed(6)}`);
