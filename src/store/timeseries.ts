@@ -52,29 +52,36 @@ export function timeseries(run: RunSql, query: TimeseriesQuery, prunedBeforeMs: 
       field,
       `The range holds more than ${MAX_TIMESERIES_BUCKETS} \`${unit}\` buckets: narrow \`from\` and \`to\`, or choose a coarser \`interval\`.`,
     );
-  // Refused before any SQL when the range says it all.
-  if (query.fromMs !== undefined && query.toMs !== undefined) {
-    if (query.fromMs >= query.toMs) return empty;
-    const first = bucketLabel(query.fromMs, unit, tz);
-    if (!axisOf(first, bucketLabel(query.toMs - 1, unit, tz), unit)) throw tooLong();
-  }
   const base = { fromMs: query.fromMs, toMs: query.toMs, filters: query.filters, tz };
   const options = { rankBy: query.metric, percentiles: false, bucketsField: field };
+  const byTime = () =>
+    summarize(run, { ...base, groupBy: [unit] }, prunedBeforeMs, {
+      ...options,
+      maxRows: MAX_TIMESERIES_BUCKETS,
+    }).rows;
 
-  const byTime = summarize(run, { ...base, groupBy: [unit] }, prunedBeforeMs, {
-    ...options,
-    maxRows: MAX_TIMESERIES_BUCKETS,
-  });
-  if (byTime.rows.length === 0) return empty;
-  const labels = byTime.rows.map((row) => row[unit] as string).sort();
-  const first = query.fromMs === undefined ? labels[0]! : bucketLabel(query.fromMs, unit, tz);
-  const last = query.toMs === undefined ? labels.at(-1)! : bucketLabel(query.toMs - 1, unit, tz);
+  // The axis: the range's buckets, refused before any SQL when there are too many; without
+  // both ends, the data's first or last bucket stands for the missing one.
+  let ungrouped: SummaryRow[] | null = null;
+  let first: string;
+  let last: string;
+  if (query.fromMs !== undefined && query.toMs !== undefined) {
+    if (query.fromMs >= query.toMs) return empty;
+    first = bucketLabel(query.fromMs, unit, tz);
+    last = bucketLabel(query.toMs - 1, unit, tz);
+  } else {
+    ungrouped = byTime();
+    if (ungrouped.length === 0) return empty;
+    const labels = ungrouped.map((row) => row[unit] as string).sort();
+    first = query.fromMs === undefined ? labels[0]! : bucketLabel(query.fromMs, unit, tz);
+    last = query.toMs === undefined ? labels.at(-1)! : bucketLabel(query.toMs - 1, unit, tz);
+  }
   const axis = axisOf(first, last, unit);
   if (!axis) throw tooLong();
 
   const rows =
     dims.length === 0
-      ? byTime.rows
+      ? (ungrouped ?? byTime())
       : summarize(
           run,
           {
@@ -86,6 +93,7 @@ export function timeseries(run: RunSql, query: TimeseriesQuery, prunedBeforeMs: 
           prunedBeforeMs,
           { ...options, maxRows: MAX_TIMESERIES_POINTS },
         ).rows;
+  if (rows.length === 0) return empty;
   return { interval: unit, metric: query.metric, series: pivot(rows, query, axis) };
 }
 
