@@ -404,7 +404,9 @@ export function summarize(
   const inBucket = new Map<string, Group[]>();
   for (const group of shown.values()) {
     const id = idOf(group.keys, units);
-    inBucket.set(id, [...(inBucket.get(id) ?? []), group]);
+    const list = inBucket.get(id);
+    if (list) list.push(group);
+    else inBucket.set(id, [group]);
   }
   const others: Group[] = [];
   for (const [id, bucket] of byTime) {
