@@ -72,6 +72,11 @@ describe('llm-meter CLI', () => {
     expect(report.code, report.err).toBe(0);
     const summary = JSON.parse(report.out) as { totals: { requests: number } };
     expect(summary.totals.requests).toBe(10);
+    // Past --limit, the rest of the groups is one row that says how many it holds.
+    const top = cli('report', '--db', db, '--group-by', 'provider,model', '--limit', '1');
+    expect(top.code, top.err).toBe(0);
+    expect(top.out).toMatch(/^\(\d+ others\) /m);
+    expect(cli('report', '--db', db, '--limit', '1001').err).toMatch(/--limit/);
     const created = cli(
       'budgets',
       'create',

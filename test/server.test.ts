@@ -226,6 +226,14 @@ describe('validation', () => {
     ['/v1/usage/timeseries?metric=latency', 'metric', /cost_usd/],
     ['/v1/usage/timeseries?group_by=day', 'group_by', /unknown value "day"/],
     [`/v1/usage/summary?user=${'x'.repeat(300)}`, 'user', /longer than 256/],
+    ['/v1/usage/summary?limit=0', 'limit', /from 1 to 1000/],
+    ['/v1/usage/summary?limit=1001', 'limit', /from 1 to 1000/],
+    ['/v1/usage/timeseries?limit=101', 'limit', /from 1 to 100\b/],
+    [
+      '/v1/usage/timeseries?interval=hour&group_by=user&from=2020-01-01&to=2025-01-01',
+      'interval',
+      /more than 10000 `hour` buckets/,
+    ],
   ])('%s → 400 naming `%s`', async (path, field, message) => {
     const res = await api.fetch(path);
     expect(res.status).toBe(400);

@@ -5,6 +5,7 @@ export const METRIC_STORE_WRITTEN = 'llm_meter.store.written';
 export const METRIC_STORE_FAILED = 'llm_meter.store.failed';
 export const METRIC_STORE_DROPPED = 'llm_meter.store.dropped';
 export const METRIC_STORE_INVALID = 'llm_meter.store.invalid';
+export const METRIC_STORE_CLAMPED = 'llm_meter.store.clamped';
 export const METRIC_STORE_PENDING = 'llm_meter.store.pending';
 
 /** The figures of `UsageStore.stats()` this file reads. */
@@ -13,6 +14,8 @@ export interface StoreFigures {
   failed: number;
   dropped: number;
   invalid: number;
+  /** Absent from stores older than the clamping: read as 0. */
+  clamped?: number;
   pending: number;
 }
 
@@ -39,7 +42,12 @@ const COUNTERS: Record<Exclude<keyof StoreFigures, 'pending'>, InstrumentSpec> =
   invalid: {
     name: METRIC_STORE_INVALID,
     unit: '{record}',
-    description: 'Usage records the database refused and discarded.',
+    description: 'Usage records refused and discarded, alone (the rest of their batch committed).',
+  },
+  clamped: {
+    name: METRIC_STORE_CLAMPED,
+    unit: '{record}',
+    description: 'Usage records stored with out-of-range figures clamped (tokens, cost, durations).',
   },
 };
 
@@ -50,5 +58,5 @@ const PENDING: InstrumentSpec = {
 };
 
 export function observeStore(registry: Registry, store: StoreSource): void {
-  observeTallies(registry, COUNTERS, PENDING, () => store.stats());
+  observeTallies(registry, COUNTERS, PENDING, () => ({ clamped: 0, ...store.stats() }));
 }

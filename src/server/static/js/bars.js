@@ -1,6 +1,6 @@
 /** A top-N list by cost (top users, top features): one bar per name. */
 import { empty, h } from './dom.js';
-import { fmtInt, fmtUsd, nameOf } from './format.js';
+import { fmtInt, fmtUsd, groupName } from './format.js';
 
 export function renderBarList(target, rows, key, color) {
   const sorted = [...rows].sort((a, b) => (b.cost_usd ?? 0) - (a.cost_usd ?? 0) || b.requests - a.requests);
@@ -14,8 +14,8 @@ export function renderBarList(target, rows, key, color) {
     ...top.map((row) =>
       h(
         'li',
-        { 'data-name': nameOf(row[key]) },
-        h('span', { class: 'name', text: nameOf(row[key]), title: nameOf(row[key]) }),
+        { 'data-name': groupName(row, key) },
+        h('span', { class: 'name', text: groupName(row, key), title: groupName(row, key) }),
         h(
           'span',
           { class: 'bar' },

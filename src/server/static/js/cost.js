@@ -13,13 +13,17 @@ export function renderCost(result, range) {
   const intervalMs = INTERVAL_MS[result.interval];
   // Unpriced models have no cost to stack (the cost tile says how many calls they made).
   const all = result.series
-    .map((s) => ({ label: nameOf(s.key.model), values: s.points.map((p) => p.value ?? 0) }))
+    .map((s) => ({
+      label: s.other ? `${s.other_groups} other models` : nameOf(s.key.model),
+      models: s.other ? s.other_groups : 1,
+      values: s.points.map((p) => p.value ?? 0),
+    }))
     .filter((s) => s.values.some((v) => v > 0));
   const shown = all.slice(0, TOP_MODELS);
   const rest = all.slice(TOP_MODELS);
   if (rest.length > 0) {
     shown.push({
-      label: `${rest.length} other models`,
+      label: `${rest.reduce((n, s) => n + s.models, 0)} other models`,
       values: rest[0].values.map((_, i) => rest.reduce((sum, s) => sum + s.values[i], 0)),
     });
   }

@@ -35,3 +35,6 @@ export const fmtDate = (ms) =>
 /** A caller-controlled name (user, feature, model) as it is shown; missing ones say so. */
 export const nameOf = (value) =>
   value === null || value === undefined || value === '' ? '(none)' : String(value);
+
+/** A summary row's name: its `key`, or how many groups the row past the API's limit adds up. */
+export const groupName = (row, key) => (row.other ? `${fmtInt(row.other_groups)} others` : nameOf(row[key]));

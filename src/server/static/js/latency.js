@@ -1,6 +1,6 @@
 /** Latency per model: p50 inside p95, for the whole call and for the first token. */
 import { $, empty, h } from './dom.js';
-import { fmtMs, nameOf } from './format.js';
+import { fmtMs, groupName } from './format.js';
 
 export function renderLatency(byModel) {
   const rows = byModel.rows
@@ -30,8 +30,8 @@ export function renderLatency(byModel) {
     ...rows.map((r) =>
       h(
         'div',
-        { class: 'range-model', 'data-model': nameOf(r.model) },
-        h('div', { class: 'model-name', text: nameOf(r.model), title: nameOf(r.model) }),
+        { class: 'range-model', 'data-model': groupName(r, 'model') },
+        h('div', { class: 'model-name', text: groupName(r, 'model'), title: groupName(r, 'model') }),
         track('latency', r.latency_p50_ms, r.latency_p95_ms),
         track('TTFT', r.ttft_p50_ms, r.ttft_p95_ms),
       ),
