@@ -10,7 +10,8 @@ import type { CallEnd } from './fetch/call.js';
 import type { Refusal } from './fetch/refuse.js';
 import type { Target } from './fetch/request.js';
 import type { PriceBook } from './pricing/index.js';
-import type { ParsedUsage, ProviderError } from './providers/types.js';
+import { clip, MAX_CHOICES, MAX_NAME_CHARS } from './providers/json.js';
+import type { ParsedResponse, ProviderError } from './providers/types.js';
 import {
   type CallRecord,
   type CallTiming,
@@ -22,6 +23,7 @@ import {
 } from './record.js';
 import { type EnvelopePoint, fitEnvelope, observe, splitTimeToFirstToken } from './timing/envelope.js';
 import { countOutputText, estimateChatInput } from './tokens/index.js';
+import { clampUsage } from './usage.js';
 
 /**
  * Turns one finished call into its CallRecord: outcome and error class, exact or estimated
@@ -43,6 +45,46 @@ const NO_COST: CallRecord['cost'] = {
   source: null,
   pricedAs: null,
 };
+
+/**
+ * A duration the server reports for its part of this call (queue, prefill, generation, processing),
+ * or null when it cannot be one: not a number, negative, or longer than the whole call as the
+ * client timed it (the server's part happens inside it). The component is then estimated instead.
+ */
+export function withinCall(ms: number | null | undefined, durationMs: number): number | null {
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 && ms <= durationMs ? ms : null;
+}
+
+/** The longest wait a provider's Retry-After is believed for: a monthly quota resets within 31 days. */
+export const MAX_RETRY_AFTER_MS = 31 * 24 * 3_600_000;
+
+/** A provider's retry wait in [0, MAX_RETRY_AFTER_MS] milliseconds, or null. */
+export function boundedWait(ms: number | null): number | null {
+  if (ms === null || Number.isNaN(ms)) return null;
+  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+}
+
+/**
+ * The names and lists a response reports, bounded: they become span names, metric labels, rows.
+ * (Adapters bound what they hold while reading; this bounds what any adapter hands over.)
+ */
+function bounded(parsed: ParsedResponse): ParsedResponse {
+  return {
+    ...parsed,
+    responseModel: clip(parsed.responseModel, MAX_NAME_CHARS),
+    responseId: clip(parsed.responseId, MAX_NAME_CHARS),
+    finishReasons: parsed.finishReasons
+      .slice(0, MAX_CHOICES)
+      .map((r) => clip(r, MAX_FINISH_REASON_CHARS) ?? ''),
+  };
+}
+
+const MAX_FINISH_REASON_CHARS = 64;
+
+/** The call as the record may tell it: its response's names and lists bounded (a new frozen end). */
+function withBoundedResponse(end: CallEnd): CallEnd {
+  return Object.freeze({ ...end, parsed: bounded(end.parsed) });
+}
 
 function generated(end: CallEnd): boolean {
   if (end.ending === 'refused' || end.ending === 'thrown') return false;
@@ -119,7 +161,8 @@ export function outcomeOf(end: CallEnd): CallOutcome {
       errorCode: null,
     };
   }
-  if (end.info.stream && end.chunks > 0 && !parsed.terminal) {
+  // Something streamed (events read, or too large to read) but the end never came.
+  if (end.info.stream && (end.chunks > 0 || end.unreadBytes > 0) && !parsed.terminal) {
     return { outcome: 'error', errorType: 'stream_interrupted', errorCode: null };
   }
   if (parsed.finishReasons.some(isContentFilterFinish)) {
@@ -148,10 +191,12 @@ export function createAssembler(options: {
     let generation: TimingComponent | null =
       generationMs !== null ? { ms: generationMs, source: 'observed' } : null;
     const server = parsed.serverTiming;
+    const within = (ms: number | null | undefined) => withinCall(ms, endMs - startMs);
     if (server) {
-      if (server.queueMs !== null) queue = { ms: server.queueMs, source: 'provider' };
-      if (server.prefillMs !== null) prefill = { ms: server.prefillMs, source: 'provider' };
-      if (server.generationMs !== null) generation = { ms: server.generationMs, source: 'provider' };
+      const [q, p, g] = [within(server.queueMs), within(server.prefillMs), within(server.generationMs)];
+      if (q !== null) queue = { ms: q, source: 'provider' };
+      if (p !== null) prefill = { ms: p, source: 'provider' };
+      if (g !== null) generation = { ms: g, source: 'provider' };
     }
     const model = end.info.model ?? parsed.responseModel;
     if (ttft !== null && usage && model && (queue === null || prefill === null)) {
@@ -186,7 +231,7 @@ export function createAssembler(options: {
       queue,
       prefill,
       generation,
-      serverProcessingMs: end.facts?.serverProcessingMs ?? null,
+      serverProcessingMs: within(end.facts?.serverProcessingMs),
     };
   }
 
@@ -243,7 +288,7 @@ export function createAssembler(options: {
       errorCode,
       retryable: errorType ? (facts?.shouldRetry ?? isRetryable(errorType)) : null,
       // Headers first (Retry-After); Gemini names the wait only in its error body (RetryInfo).
-      retryAfterMs: facts?.retryAfterMs ?? retryAfterMs ?? null,
+      retryAfterMs: boundedWait(facts?.retryAfterMs ?? retryAfterMs ?? null),
       httpStatus: end.status,
       rateLimit: facts?.rateLimit ?? null,
       finishReasons: parsed.finishReasons,
@@ -265,19 +310,23 @@ export function createAssembler(options: {
   }
 
   return {
-    build(end) {
+    build(call) {
+      const end = withBoundedResponse(call);
       const parsed = end.parsed;
       const provider = parsed.usage;
+      const reported = provider ? clampUsage(provider, 'provider') : null;
       const sent = end.ending !== 'refused';
       const complete = parsed.terminal && !parsed.streamError && (end.status ?? 0) < 400;
-      if (provider && complete) return finish(end, { ...provider, source: 'provider' });
+      // The final figures were read, but not all of what came with them: kept, and flagged. (They
+      // count the unread event; its size would not: an image's base64 is no measure of its tokens.)
+      if (reported && complete) return finish(end, withUnread(reported, end.unreadBytes));
       // Nothing was generated: a refusal, an error status, or a failure before the response.
       if (!sent || (end.status ?? 0) >= 400 || end.status === null) {
-        return finish(end, provider ? { ...provider, source: 'provider' } : null);
+        return finish(end, reported);
       }
-      return estimateUsage(end, provider).then(
+      return estimateUsage(end, reported).then(
         (usage) => finish(end, usage),
-        () => finish(end, provider ? { ...provider, source: 'provider' } : null),
+        () => finish(end, reported),
       );
     },
   };
@@ -287,22 +336,45 @@ export function createAssembler(options: {
  * Usage for a call that ended without the provider's final figures (interrupted, cancelled,
  * or a server that sends none): keep what the provider did say, count the rest.
  */
-async function estimateUsage(end: CallEnd, provider: ParsedUsage | null): Promise<TokenUsage | null> {
+async function estimateUsage(end: CallEnd, provider: TokenUsage | null): Promise<TokenUsage | null> {
   const parsed = end.parsed;
   const model = parsed.responseModel ?? end.info.model;
-  const counted = parsed.outputText ? (await countOutputText(parsed.outputText, model)).tokens : 0;
+  const counted =
+    (parsed.outputText ? (await countOutputText(parsed.outputText, model)).tokens : 0) +
+    (GENERATES.has(end.detection.operation) ? Math.ceil(end.unreadBytes / BYTES_PER_TOKEN) : 0);
   let inputTokens = provider?.inputTokens ?? end.preflight.inputTokensEstimate;
   if (inputTokens === null || inputTokens === undefined) {
     if (!end.body) return null;
     inputTokens = (await estimateChatInput(end.body, model, end.detection.adapter.bodyShape(end.detection)))
       .tokens;
   }
-  return {
-    inputTokens,
-    outputTokens: Math.max(provider?.outputTokens ?? 0, counted),
-    cacheReadTokens: provider?.cacheReadTokens ?? 0,
-    cacheWriteTokens: provider?.cacheWriteTokens ?? 0,
-    reasoningTokens: provider?.reasoningTokens ?? 0,
-    source: 'estimated',
-  };
+  const usage = clampUsage(
+    {
+      inputTokens,
+      outputTokens: Math.max(provider?.outputTokens ?? 0, counted),
+      cacheReadTokens: provider?.cacheReadTokens ?? 0,
+      cacheWriteTokens: provider?.cacheWriteTokens ?? 0,
+      reasoningTokens: provider?.reasoningTokens ?? 0,
+    },
+    'estimated',
+  );
+  // What was clamped in the provider's figures stays said.
+  if (provider?.clamped) usage.clamped = [...new Set([...provider.clamped, ...(usage.clamped ?? [])])];
+  return withUnread(usage, end.unreadBytes);
+}
+
+/** Operations whose response is generated output (an unread part of it is output). */
+const GENERATES: ReadonlySet<string> = new Set(['chat', 'text_completion', 'generate_content']);
+
+/**
+ * Tokens for bytes that could not be read: about four characters of English text per token
+ * (https://help.openai.com/en/articles/4936856), bytes counting each character at least once and
+ * JSON framing too, so it errs high, as a budget should.
+ */
+const BYTES_PER_TOKEN = 4;
+
+/** `usage` flagged with the response bytes that could not be read, if any. */
+function withUnread(usage: TokenUsage, unreadBytes: number): TokenUsage {
+  if (unreadBytes <= 0) return usage;
+  return { ...usage, source: 'estimated', unreadBytes };
 }

@@ -1,4 +1,6 @@
 export type { BudgetsStats } from './budgets/service.js';
+export type { VerifyWebhookOptions } from './budgets/signature.js';
+export { verifyWebhook } from './budgets/signature.js';
 export { isRetryable } from './errors/classify.js';
 export {
   ContextWindowExceededError,

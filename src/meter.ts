@@ -3,7 +3,7 @@ import { createAssembler } from './assemble.js';
 import { currentAttribution, runWith } from './attribution.js';
 import { type Budgets, createBudgets } from './budgets/service.js';
 import { InvalidOptionError } from './errors/errors.js';
-import type { CallEnd } from './fetch/call.js';
+import type { CallEnd, PreparedCall } from './fetch/call.js';
 import { type Engine, WRAPPER_PLACES } from './fetch/engine.js';
 import type { Refusal } from './fetch/refuse.js';
 import type { FetchLike } from './fetch/request.js';
@@ -37,6 +37,8 @@ export function createMeter(options: MeterOptions = {}): Meter {
   const captureContent = options.captureContent === true;
   const maxRequestBodyBytes = positive('maxRequestBodyBytes', options.maxRequestBodyBytes, 8 * MiB);
   const maxResponseBodyBytes = positive('maxResponseBodyBytes', options.maxResponseBodyBytes, 16 * MiB);
+  // Checked before any database is opened (createBudgets checks it again for its own callers).
+  positive('reservationLeaseMs', options.reservationLeaseMs, 1);
   const prices = createPriceBook(options.prices);
   const safe = createSafe(options.logger);
   const spans = createSpanSink({
@@ -256,21 +258,29 @@ function openSinks(
     usage: store,
     allowPrivateWebhooks: options.allowPrivateWebhooks === true,
     pollIntervalMs: options.webhookPollIntervalMs,
+    reservationLeaseMs: options.reservationLeaseMs,
     logger: options.logger,
   });
   budgets.start();
   meter.addSink('store', (record) => store.write(record));
   meter.addSink('budgets', (record) => budgets.settle(record));
   meter.addGate('budgets', (call) => {
+    const { info } = call;
     const scope = {
       user: call.attribution.user,
       project: call.attribution.project,
       feature: call.attribution.feature,
       provider: call.detection.provider,
-      models: [call.model],
+      // A body that could not be read names no model to trust: every model's budget applies.
+      models: info.parsed || info.model !== null ? [info.model] : null,
     };
     const blocking = budgets.blockingFor(scope);
     if (blocking.length === 0) return null;
+    // Fail closed. The cost of an unparsed call cannot be bounded: its model, output limit and
+    // number of choices are unknown or unreadable, and whoever sends it chooses them, so any
+    // projection would be a guess it could exceed (a bypass is the attack this guards against).
+    // The official SDKs always send JSON that parses, so this refuses no ordinary call.
+    if (!info.parsed) return budgetRefusal(blocking[0]!.name, unboundedReason(call));
     return (async () => {
       const figures = await call.estimate();
       const refusing = budgets.reserve(call.id, blocking, figures.projectedMaxCostNanos ?? 0);
@@ -288,12 +298,30 @@ function openSinks(
 }
 
 /** A 429 in the provider's own error shape that the official SDKs raise and do not retry. */
-function budgetRefusal(budgetName: string): Refusal {
+function budgetRefusal(budgetName: string, why?: string): Refusal {
   return {
     kind: 'budget',
     marker: ['x-llm-meter-budget', 'exceeded'],
     status: 429,
     type: 'budget_exceeded',
-    message: `Budget "${budgetName}" would be exceeded by this call; it was not sent.`,
+    message: why
+      ? `Budget "${budgetName}" blocks calls whose cost cannot be bounded, and ${why}; it was not sent.`
+      : `Budget "${budgetName}" would be exceeded by this call; it was not sent.`,
   };
+}
+
+/** Why an unparsed call's cost cannot be bounded, for the refusal's message. */
+function unboundedReason(call: PreparedCall): string {
+  switch (call.unparsedReason) {
+    case null:
+      return 'a field of its body that the cost depends on has a type the API does not take';
+    case 'too_large':
+      return 'its body is larger than `maxRequestBodyBytes`';
+    case 'absent':
+      return 'it has no body';
+    case 'not_json':
+      return 'its body is not a JSON object';
+    default:
+      return `its body could not be read (${call.unparsedReason})`;
+  }
 }

@@ -22,9 +22,12 @@ export async function estimatePreflight(call: PreparedCall, prices: PriceBook): 
   const window = contextWindow(detection.provider, model);
   const maxOut = info.maxTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
   const price = prices.lookup(detection.provider, model, tokens);
+  const projected = prices.projectedMaxCostNanos(tokens, maxOut * (info.choices ?? 1), price);
   return {
     inputTokensEstimate: tokens,
-    projectedMaxCostNanos: prices.projectedMaxCostNanos(tokens, maxOut * (info.choices ?? 1), price),
+    // Saturates: a request may ask for absurd limits (each bounded by MAX_TOKENS, but not their
+    // product); the projection stays an exact integer, far above any budget.
+    projectedMaxCostNanos: projected === null ? null : Math.min(projected, Number.MAX_SAFE_INTEGER),
     contextWindow: window,
     contextExceeded: window === null ? null : tokens + (info.maxTokens ?? 0) > window,
   };

@@ -50,13 +50,40 @@ export interface TokenUsage {
   cacheWriteTokens: number;
   /** Reasoning ("thinking") tokens (a subset of outputTokens). */
   reasoningTokens: number;
-  /** `provider`: the response said so; `estimated`: counted by llm-meter's tokenizer. */
+  /**
+   * `provider`: the response said so; `estimated`: counted by llm-meter's tokenizer, or the
+   * provider's figures changed to keep them within bounds (see `clamped`).
+   */
   source: 'provider' | 'estimated';
+  /**
+   * Figures that were out of bounds (over MAX_TOKENS, negative, not whole, a part larger than
+   * its whole) and were clamped; absent when none was. See src/usage.ts.
+   */
+  clamped?: TokenFigure[];
+  /**
+   * Bytes of the response too large to parse (a stream event over the parser's cap, a body over
+   * `maxResponseBodyBytes`); absent when everything was read. The usage is then `estimated`, and
+   * the output counts these bytes too when the provider's final figures were not read.
+   */
+  unreadBytes?: number;
 }
+
+/** The token figures of a TokenUsage. */
+export type TokenFigure =
+  | 'inputTokens'
+  | 'outputTokens'
+  | 'cacheReadTokens'
+  | 'cacheWriteTokens'
+  | 'reasoningTokens';
 
 /** What the request said, read without consuming it. */
 export interface RequestInfo {
-  /** False when the body could not be read (not JSON, a stream, FormData, over the size cap). */
+  /**
+   * False when the body could not be read (not JSON, a stream, FormData, over the size cap), or a
+   * field llm-meter reads (model, stream, max tokens, choices, the input) has a type the wire
+   * format does not take: the figures below are then not to be trusted, and a blocking budget
+   * refuses the call (its cost cannot be bounded).
+   */
   parsed: boolean;
   model: string | null;
   stream: boolean;
@@ -179,6 +206,14 @@ export interface CallRecord {
 }
 
 export const NANOS_PER_USD = 1_000_000_000;
+
+/**
+ * The largest token figure llm-meter believes from the wire, per figure (input, output, cache
+ * reads, ...). No model today has a context window within two orders of magnitude of it, and it
+ * keeps every figure, and the cost computed from it, far inside an SQLite INTEGER (2^63).
+ * A larger figure is clamped to it and the usage marked as not the provider's (see src/usage.ts).
+ */
+export const MAX_TOKENS = 100_000_000;
 
 export function nanosToUsd(nanos: number | null): number | null {
   return nanos === null ? null : nanos / NANOS_PER_USD;

@@ -48,6 +48,12 @@ export interface MeterOptions {
   allowPrivateWebhooks?: boolean;
   /** How often the webhook outbox is polled for due deliveries. Default 1000 ms. */
   webhookPollIntervalMs?: number;
+  /**
+   * How long a blocking budget's reservation counts unless its process renews it (it does,
+   * while the call is in flight): a crashed process's reservations stop counting within this.
+   * Default 2 minutes.
+   */
+  reservationLeaseMs?: number;
   /** Receives records after every sink has seen them; errors are swallowed. */
   onRecord?: (record: CallRecord) => void;
   /** Diagnostic logger for swallowed internal errors. Default: silent. Never gets secrets. */

@@ -98,6 +98,7 @@ interface Answer {
   status: number;
   type: string;
   text: string;
+  headers: Record<string, string | string[] | undefined>;
 }
 
 /** A raw HTTP request (any method, any path bytes, any header), so nothing is normalised on the way. */
@@ -106,8 +107,17 @@ function raw(
   path: string,
   options: { headers?: Record<string, string>; body?: Buffer | string; token?: string | null } = {},
 ): Promise<Answer> {
+  return rawTo(base, method, path, options);
+}
+
+function rawTo(
+  server: string,
+  method: string,
+  path: string,
+  options: { headers?: Record<string, string>; body?: Buffer | string; token?: string | null } = {},
+): Promise<Answer> {
   const { token = TOKEN, headers = {}, body } = options;
-  const url = new URL(base);
+  const url = new URL(server);
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       {
@@ -129,6 +139,7 @@ function raw(
             status: res.statusCode ?? 0,
             type: String(res.headers['content-type'] ?? ''),
             text: Buffer.concat(chunks).toString('utf8'),
+            headers: res.headers,
           }),
         );
         res.on('error', reject);
@@ -433,6 +444,39 @@ describe('budgets API: malformed and hostile bodies', () => {
   });
 });
 
+describe('bodies that cannot be read name the body', () => {
+  it.each(['gzip', 'deflate', 'br'])(
+    'a %s body that does not inflate → 400 with field `body`',
+    async (encoding) => {
+      const answer = await raw('POST', '/v1/budgets', {
+        headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+        body: '{"name":',
+      });
+      expectJsonError(answer);
+      expect(answer.status).toBe(400);
+      expect(JSON.parse(answer.text).error).toMatchObject({ type: 'invalid_request', field: 'body' });
+    },
+  );
+
+  it('invalid JSON → 400 with field `body`', async () => {
+    const answer = await raw('POST', '/v1/budgets', {
+      headers: { 'content-type': 'application/json' },
+      body: '{"name":',
+    });
+    expect(JSON.parse(answer.text).error).toEqual({
+      type: 'invalid_request',
+      message: 'Request body is not valid JSON.',
+      field: 'body',
+    });
+  });
+
+  it('a path parameter that is not percent-encoding → 400 with field `path`', async () => {
+    const answer = await get('/v1/budgets/%E0%A4%A');
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.text).error).toMatchObject({ type: 'invalid_request', field: 'path' });
+  });
+});
+
 describe('auth', () => {
   const routes = ['/v1/usage/summary', '/v1/usage/events', '/v1/budgets', '/v1/alerts', `/v1/budgets/${'x'}`];
   const tokens: [string, Record<string, string>][] = [
@@ -585,5 +629,245 @@ describe('property: any query string on the usage routes', () => {
     expect(ok + refused).toBe(150);
     expect(ok, 'some generated queries are valid').toBeGreaterThan(0);
     expect(refused, 'some generated queries are refused').toBeGreaterThan(0);
+  });
+});
+
+describe('fuzz: any method, path, query, body and headers', () => {
+  /** Only ever sent in headers: if it shows up in an answer, a header was reflected. */
+  const MARK = 'zz-reflect-7q';
+  const METHODS = [
+    'GET',
+    'HEAD',
+    'POST',
+    'PUT',
+    'PATCH',
+    'DELETE',
+    'OPTIONS',
+    'TRACE',
+    'PROPFIND',
+    'SEARCH',
+    'LOCK',
+    'PURGE',
+    'MKCOL',
+    'COPY',
+    'REPORT',
+  ];
+  const ROUTES = [
+    '/',
+    '/healthz',
+    '/readyz',
+    '/openapi.json',
+    '/metrics',
+    '/assets/dashboard.js',
+    '/v1/usage/summary',
+    '/v1/usage/events',
+    '/v1/usage/timeseries',
+    '/v1/budgets',
+    '/v1/budgets/BUDGET',
+    '/v1/budgets/BUDGET/test-alert',
+    '/v1/alerts',
+  ];
+  const SEGMENTS = [
+    'v1',
+    'budgets',
+    'usage',
+    'events',
+    'assets',
+    '..',
+    '.',
+    '%2e%2e',
+    '%2f',
+    '%00',
+    '%',
+    '%E0%A4%A',
+    '',
+    'x'.repeat(300),
+  ];
+  const path = fc.oneof(
+    fc.constantFrom(...ROUTES),
+    fc
+      .array(fc.oneof(fc.constantFrom(...SEGMENTS), fc.string({ maxLength: 12 }).map(encodeURIComponent)), {
+        minLength: 1,
+        maxLength: 5,
+      })
+      .map((segments) => `/${segments.join('/')}`),
+  );
+  const queryValue = fc.oneof(
+    fc.constantFrom(...HOSTILE.filter((h) => h.length < 300), '', '0', '-1', '1e308', '2025-03-10', 'model'),
+    fc.string({ maxLength: 20 }),
+  );
+  const query = fc
+    .array(
+      fc.tuple(
+        fc.constantFrom(
+          'from',
+          'to',
+          'tz',
+          'group_by',
+          'limit',
+          'cursor',
+          'format',
+          'budget_id',
+          'model',
+          'x',
+        ),
+        queryValue,
+      ),
+      { maxLength: 4 },
+    )
+    .map((pairs) => pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&'));
+  // No public webhook URL: a fuzzed test-alert must not send traffic off this machine.
+  const budgetish = fc.record(
+    {
+      name: fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom(...HOSTILE), fc.integer()),
+      period: fc.constantFrom('day', 'week', 'month', 'total', 'year', 5, null),
+      limit_usd: fc.oneof(fc.double(), fc.constantFrom(1, '1', 0, -1)),
+      scope: fc.oneof(
+        fc.record(
+          { user: fc.string({ maxLength: 10 }), model: fc.constantFrom(...HOSTILE) },
+          { requiredKeys: [] },
+        ),
+        fc.jsonValue({ maxDepth: 2 }),
+      ),
+      thresholds: fc.array(fc.double(), { maxLength: 4 }),
+      action: fc.constantFrom('alert', 'block', 'explode'),
+      webhook_url: fc.constantFrom('http://127.0.0.1:1/', 'file:///etc/passwd', 'not a url', 'http://[::1]/'),
+      timezone: fc.constantFrom('UTC', 'Europe/Paris', '../../etc/localtime'),
+    },
+    { requiredKeys: [] },
+  );
+  const body = fc.oneof(
+    fc.constant(undefined),
+    fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+    budgetish.map((v) => JSON.stringify(v)),
+    fc.string({ maxLength: 40 }),
+    fc.constantFrom('{"name":', '\u0000', '[[[[[', '{"__proto__":{"x":1}}'),
+  );
+  const headerText = fc.string({
+    unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)),
+    maxLength: 30,
+  });
+  const headers = fc.record(
+    {
+      'content-type': fc.constantFrom(
+        'application/json',
+        'application/json; charset=utf-16',
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        'application/json; charset="',
+      ),
+      'content-encoding': fc.constantFrom('gzip', 'deflate', 'br', 'identity', 'zstd'),
+      accept: fc.constantFrom('*/*', 'text/csv', 'application/json', 'text/html'),
+      origin: fc.constantFrom(`http://${MARK}.example`, 'null', `https://${MARK}.example:8787`),
+      'sec-fetch-site': fc.constantFrom('cross-site', 'same-site', 'same-origin', 'none', MARK),
+      host: fc.constantFrom(`${MARK}.example`, `${MARK}.example:80`, `127.0.0.1.${MARK}.example`),
+      'x-forwarded-host': fc.constant(`${MARK}.example`),
+      'x-forwarded-for': fc.constantFrom('10.0.0.1', `${MARK}`),
+      'x-http-method-override': fc.constantFrom('DELETE', 'PUT'),
+      range: fc.constantFrom('bytes=0-1', 'bytes=-1', 'bytes=99999999-'),
+      'if-none-match': fc.constantFrom('*', 'W/"x"'),
+      'x-junk': headerText,
+    },
+    { requiredKeys: [] },
+  );
+  const token = fc.constantFrom<string | null>(TOKEN, TOKEN, null, 'wrong');
+
+  /** Everything an answer must be, whatever was sent. */
+  function expectSane(answer: Answer, method: string, sent: string[]): void {
+    const what = `${answer.status} ${answer.text.slice(0, 200)}`;
+    expect(answer.status, what).toBeLessThan(500);
+    expect(JSON.stringify(answer.headers) + answer.text, 'a request header was reflected').not.toContain(
+      MARK,
+    );
+    expect(
+      Object.keys(answer.headers).filter((h) => h.startsWith('access-control-')),
+      'no CORS is granted',
+    ).toEqual([]);
+    if (answer.status < 400 || method === 'HEAD') return;
+    expectJsonError(answer, sent);
+    if (answer.status === 400) {
+      const error = (JSON.parse(answer.text) as { error: { field?: unknown } }).error;
+      expect(typeof error.field === 'string' && error.field !== '', `a 400 names its field: ${what}`).toBe(
+        true,
+      );
+    }
+  }
+
+  it('with a token: never a 5xx, never a crash, every error JSON, no header reflected', async () => {
+    const statuses = new Set<number>();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...METHODS),
+        path,
+        query,
+        body,
+        headers,
+        token,
+        async (method, p, q, b, h, t) => {
+          const target = `${p.replace(/BUDGET/g, budgetId)}${q ? `?${q}` : ''}`;
+          const answer = await raw(method, target, {
+            token: t,
+            headers: h,
+            ...(b === undefined ? {} : { body: b }),
+          });
+          statuses.add(answer.status);
+          expectSane(answer, method, [target, p, q, ...sentValues(q), ...(b === undefined ? [] : [b])]);
+        },
+      ),
+      { numRuns: 250, seed: 20250612 },
+    );
+    expect(statuses.size, `a spread of answers: ${[...statuses]}`).toBeGreaterThan(4);
+    expect((await get('/healthz', null)).status).toBe(200);
+  });
+
+  it('without a token: a foreign Host is always 421, a foreign write always 403', async () => {
+    const open = createServer(meter).listen(0);
+    await new Promise<void>((resolve) => open.once('listening', () => resolve()));
+    const openBase = `http://127.0.0.1:${(open.address() as AddressInfo).port}`;
+    const loopbackHost = fc.constantFrom(
+      new URL(openBase).host,
+      `localhost:${new URL(openBase).port}`,
+      `[::1]:${new URL(openBase).port}`,
+    );
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(...METHODS),
+          path,
+          query,
+          body,
+          headers,
+          fc.boolean(),
+          loopbackHost,
+          async (method, p, q, b, h, loopback, own) => {
+            const sent: Record<string, string> = { ...h };
+            if (loopback) sent.host = own;
+            const target = `${p.replace(/BUDGET/g, budgetId)}${q ? `?${q}` : ''}`;
+            const answer = await rawTo(openBase, method, target, {
+              token: null,
+              headers: sent,
+              ...(b === undefined ? {} : { body: b }),
+            });
+            expectSane(answer, method, [target, p, q, ...sentValues(q), ...(b === undefined ? [] : [b])]);
+            if (!loopback && h.host !== undefined) {
+              expect(answer.status, `Host ${h.host}`).toBe(421);
+            } else if (
+              !['GET', 'HEAD', 'OPTIONS'].includes(method) &&
+              (h.origin !== undefined ||
+                h['sec-fetch-site'] === 'cross-site' ||
+                h['sec-fetch-site'] === 'same-site')
+            ) {
+              expect(answer.status, `${method} with ${JSON.stringify(h)}`).toBe(403);
+            }
+          },
+        ),
+        { numRuns: 150, seed: 20250613 },
+      );
+      expect((await rawTo(openBase, 'GET', '/healthz', { token: null })).status).toBe(200);
+    } finally {
+      open.closeAllConnections();
+      await new Promise<void>((resolve) => open.close(() => resolve()));
+    }
   });
 });

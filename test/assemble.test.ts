@@ -54,6 +54,7 @@ function endOf(fields: Partial<CallEnd> = {}): CallEnd {
     facts: null,
     parsed: FINISHED,
     chunks: 0,
+    unreadBytes: 0,
     ending: 'done',
     error: null,
     providerError: null,

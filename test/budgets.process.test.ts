@@ -22,6 +22,25 @@ function worker(path: string, calls: number, cost: number, id: number): Promise<
 
 beforeAll(() => buildOnce());
 
+/** Starts the reserver, waits until it holds its reservation, then kills it with SIGKILL. */
+function reserveAndCrash(path: string, clockMs: number, leaseMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['test/fixtures/budget-reserver.mjs', DIST, path, String(clockMs), String(leaseMs)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      if (out.includes('\n')) child.kill('SIGKILL');
+    });
+    child.on('exit', (_code, signal) =>
+      signal === 'SIGKILL' ? resolve(out.trim()) : reject(new Error(out)),
+    );
+  });
+}
+
 describe('two processes sharing one database', () => {
   it('see one spend and fire each threshold exactly once', async () => {
     const path = newDb();
@@ -42,6 +61,36 @@ describe('two processes sharing one database', () => {
     expect(Math.round(view!.spent_usd * 1e9)).toBe(600 * 5_000_000);
     const alerts = budgets.alerts(budget.id);
     expect(alerts.map((a) => a.threshold).sort()).toEqual([0.25, 0.5, 0.75, 1]);
+    store.close();
+  });
+
+  it("a crashed process's reservation stops counting when its lease runs out", async () => {
+    const path = newDb();
+    const clock = { t: Date.parse('2026-11-29T10:00:00Z') };
+    const lease = 2 * 60_000;
+    const store = openBudgetStore({ path });
+    const budgets = createBudgets({
+      store,
+      pollIntervalMs: 0,
+      now: () => clock.t,
+      reservationLeaseMs: lease,
+    });
+    await budgets.create({
+      name: 'cap',
+      scope: { user: 'alice' },
+      period: 'day',
+      limit_usd: 1,
+      action: 'block',
+    });
+    expect(await reserveAndCrash(path, clock.t, lease)).toBe('reserved');
+    const blocking = budgets.blockingFor({ user: 'alice', provider: 'openai', models: ['gpt-4o-mini'] });
+    expect(
+      budgets.reserve('survivor-1', blocking, 600_000_000)?.name,
+      'the dead call still holds $0.60',
+    ).toBe('cap');
+    clock.t += lease;
+    expect(budgets.reserve('survivor-2', blocking, 600_000_000), 'its lease ran out').toBeNull();
+    await budgets.stop();
     store.close();
   });
 });

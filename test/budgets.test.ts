@@ -1,11 +1,12 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isPrivateAddress } from '../src/budgets/addresses.js';
 import { backoffDelay, DEFAULT_BACKOFF, shouldRetry } from '../src/budgets/backoff.js';
 import { forecastNanos, periodBounds } from '../src/budgets/period.js';
 import { type Budgets, createBudgets } from '../src/budgets/service.js';
-import { sign, verify } from '../src/budgets/signature.js';
-import { checkWebhookUrl, isPrivateAddress } from '../src/budgets/webhook-url.js';
+import { sign, verifyWebhook } from '../src/budgets/signature.js';
+import { checkWebhookUrl } from '../src/budgets/webhook-url.js';
 import { openBudgetStore } from '../src/store/budgets.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 import { makeRecord } from './helpers/records.js';
@@ -88,10 +89,18 @@ describe('period boundaries are computed, in the budget time zone', () => {
 describe('signatures, backoff and webhook URL checks', () => {
   it('sign and verify round-trip; tampering, a wrong secret and an old timestamp fail', () => {
     const header = sign('s3cret-s3cret-s3cret', '{"a":1}', 1_700_000_000);
-    expect(verify(header, 's3cret-s3cret-s3cret', '{"a":1}', 1_700_000_010)).toBe(true);
-    expect(verify(header, 's3cret-s3cret-s3cret', '{"a":2}', 1_700_000_010)).toBe(false);
-    expect(verify(header, 'other-other-other-other', '{"a":1}', 1_700_000_010)).toBe(false);
-    expect(verify(header, 's3cret-s3cret-s3cret', '{"a":1}', 1_700_001_000)).toBe(false);
+    expect(verifyWebhook('s3cret-s3cret-s3cret', header, '{"a":1}', { now: 1_700_000_010 * 1000 })).toBe(
+      true,
+    );
+    expect(verifyWebhook('s3cret-s3cret-s3cret', header, '{"a":2}', { now: 1_700_000_010 * 1000 })).toBe(
+      false,
+    );
+    expect(verifyWebhook('other-other-other-other', header, '{"a":1}', { now: 1_700_000_010 * 1000 })).toBe(
+      false,
+    );
+    expect(verifyWebhook('s3cret-s3cret-s3cret', header, '{"a":1}', { now: 1_700_001_000 * 1000 })).toBe(
+      false,
+    );
     expect(header).toMatch(/^t=1700000000,v1=[0-9a-f]{64}$/);
   });
 
@@ -111,15 +120,17 @@ describe('signatures, backoff and webhook URL checks', () => {
       ['127.0.0.1', '10.1.2.3', '169.254.169.254', '192.168.1.1', '::1', 'fe80::1'].every(isPrivateAddress),
     ).toBe(true);
     expect(isPrivateAddress('93.184.216.34')).toBe(false);
-    const resolve = async (host: string) => (host === 'evil.example' ? ['10.0.0.5'] : ['93.184.216.34']);
-    expect(await checkWebhookUrl('https://evil.example/hook', { allowPrivate: false, resolve })).toMatch(
+    const lookup = async (host: string) => [
+      { address: host === 'evil.example' ? '10.0.0.5' : '93.184.216.34', family: 4 },
+    ];
+    expect(await checkWebhookUrl('https://evil.example/hook', { allowPrivate: false, lookup })).toMatch(
       /public address/,
     );
-    expect(await checkWebhookUrl('https://good.example/hook', { allowPrivate: false, resolve })).toBeNull();
-    expect(await checkWebhookUrl('ftp://good.example/', { allowPrivate: false, resolve })).toMatch(
+    expect(await checkWebhookUrl('https://good.example/hook', { allowPrivate: false, lookup })).toBeNull();
+    expect(await checkWebhookUrl('ftp://good.example/', { allowPrivate: false, lookup })).toMatch(
       /http or https/,
     );
-    expect(await checkWebhookUrl('http://127.0.0.1:9/', { allowPrivate: true, resolve })).toBeNull();
+    expect(await checkWebhookUrl('http://127.0.0.1:9/', { allowPrivate: true, lookup })).toBeNull();
   });
 });
 
@@ -224,12 +235,9 @@ describe('budgets on a real SQLite file with webhook delivery to a loopback rece
       expect(payload).toMatchObject({ type: 'budget.threshold', limit_usd: 1, budget: { id: budget.id } });
       expect(r.headers['idempotency-key']).toBe(payload.id);
       expect(
-        verify(
-          r.headers['x-llm-meter-signature'] as string,
-          webhookSecret!,
-          r.body,
-          Math.floor(clock.t / 1000),
-        ),
+        verifyWebhook(webhookSecret!, r.headers['x-llm-meter-signature'] as string, r.body, {
+          now: clock.t,
+        }),
       ).toBe(true);
     }
     expect(budgets.alerts(budget.id).every((a) => a.state === 'delivered' && a.attempts === 1)).toBe(true);
@@ -346,12 +354,9 @@ describe('budgets on a real SQLite file with webhook delivery to a loopback rece
     const [r] = receiver.received;
     expect(JSON.parse(r!.body).type).toBe('budget.test');
     expect(
-      verify(
-        r!.headers['x-llm-meter-signature'] as string,
-        webhookSecret!,
-        r!.body,
-        Math.floor(clock.t / 1000),
-      ),
+      verifyWebhook(webhookSecret!, r!.headers['x-llm-meter-signature'] as string, r!.body, {
+        now: clock.t,
+      }),
     ).toBe(true);
     store.close();
   });

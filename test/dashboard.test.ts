@@ -5,10 +5,11 @@
  * shows the API's totals, refreshes by itself, and loads nothing from another origin.
  * A screenshot lands in test-output/dashboard.png.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SCOPE_KEYS } from '../src/budgets/types.js';
 import {
   EDGE_CALLS,
   type MeteredServer,
@@ -130,6 +131,20 @@ describe.skipIf(!available)(`the built-in dashboard in Chromium (${available ? C
       expect(a.headers.get('x-content-type-options'), asset).toBe('nosniff');
     }
     expect((await fetch(`${api.base}/assets/../package.json`)).status).toBe(404);
+  });
+
+  it('serves every script module as JavaScript, and its config from the TypeScript constants', async () => {
+    const modules = readdirSync(new URL('../src/server/static/js/', import.meta.url)).map((f) => `js/${f}`);
+    for (const asset of ['dashboard.js', 'js/config.js', ...modules]) {
+      const a = await fetch(`${api.base}/assets/${asset}`);
+      expect(a.status, asset).toBe(200);
+      expect(a.headers.get('content-type'), asset).toMatch(/^text\/javascript/);
+      expect(a.headers.get('x-content-type-options'), asset).toBe('nosniff');
+    }
+    await page.goto(`${api.base}/`);
+    // A string, so vitest leaves the page's own import() alone.
+    const served = await page.evaluate("import('./assets/js/config.js').then((m) => m.SCOPE_KEYS)");
+    expect(served, "the budget scope keys, imported under the page's policy").toEqual([...SCOPE_KEYS]);
   });
 
   it('asks for the API token, then keeps it in sessionStorage for this tab', async () => {

@@ -11,6 +11,7 @@ import { createPrometheusMetrics } from '../src/telemetry/prometheus.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 import { parseExposition } from './helpers/exposition.js';
 import { post } from './helpers/metered.js';
+import { makeRecord } from './helpers/records.js';
 
 const newDb = useTempDb();
 let sim: Simulator;
@@ -97,6 +98,26 @@ describe('meter.stats() and /metrics while the database is locked', () => {
     const view = (await meter.budgets!.list())[0]!;
     expect(view.requests, 'the spend kept during the outage reached the budget').toBe(1);
 
+    stopObserving();
+    await meter.shutdown();
+    await prometheus.shutdown();
+  });
+
+  it('counts records stored with clamped figures, in meter.stats() and /metrics', async () => {
+    const prometheus = createPrometheusMetrics();
+    const meter = createMeter({
+      database: newDb(),
+      meterProvider: prometheus.meterProvider,
+      webhookPollIntervalMs: 0,
+    });
+    const stopObserving = prometheus.observe(meter);
+    meter.store!.write(makeRecord({ usage: { inputTokens: 9e18, reasoningTokens: 1e12 } }));
+    meter.store!.write(makeRecord());
+    await meter.flush();
+    expect(meter.stats().store).toMatchObject({ written: 2, clamped: 1, invalid: 0, pending: 0 });
+    const scraped = parseExposition(await prometheus.scrape());
+    expect(scraped.sum('llm_meter_store_clamped_total')).toBe(1);
+    expect(scraped.sum('llm_meter_store_invalid_total')).toBe(0);
     stopObserving();
     await meter.shutdown();
     await prometheus.shutdown();

@@ -314,6 +314,23 @@ describe('createSseParser: the spec, case by case', () => {
     }
   });
 
+  it('an event over maxEventBytes reports all its bytes once it ends, a cut-off one at the end', () => {
+    const big = 'x'.repeat(100);
+    // 2 × (6 + 100 + 1) + 1 for the first event, through its blank line; the last is cut off.
+    const body = bytes(`data: ${big}\ndata: ${big}\n\ndata: ok\n\ndata: ${big}${big}`);
+    for (const split of splits(body)) {
+      const dropped: number[] = [];
+      const parser = createSseParser({
+        onEvent: () => {},
+        maxEventBytes: 150,
+        onOversized: (n) => dropped.push(n),
+      });
+      for (const c of split.chunks) parser.feed(c);
+      parser.end();
+      expect(dropped, split.name).toEqual([215, 206]);
+    }
+  });
+
   it('a bad chunk is counted, not thrown', () => {
     const parser = createSseParser({ onEvent: () => {} });
     parser.feed(42 as unknown as Uint8Array);
@@ -599,6 +616,21 @@ describe('createNdjsonParser', () => {
     }
   });
 
+  it('a line over maxLineBytes reports all its bytes, a last one without LF too', () => {
+    const body = bytes(`{"a":1}\n"${'x'.repeat(50)}"\n{"b":2}\n"${'y'.repeat(50)}"`);
+    for (const split of splits(body)) {
+      const dropped: number[] = [];
+      const parser = createNdjsonParser({
+        onLine: () => {},
+        maxLineBytes: 20,
+        onOversized: (n) => dropped.push(n),
+      });
+      for (const c of split.chunks) parser.feed(c);
+      parser.end();
+      expect(dropped, split.name).toEqual([52, 52]);
+    }
+  });
+
   it('a throwing onLine is counted and parsing goes on', () => {
     const parser = createNdjsonParser({
       onLine: () => {
@@ -733,6 +765,21 @@ describe('createJsonArrayParser', () => {
       const run = runJsonArray(split.chunks, 20);
       expect(run.elements, split.name).toEqual(['1', '4']);
       expect(run.end, split.name).toMatchObject({ complete: true, errors: 0, oversized: 2 });
+    }
+  });
+
+  it('an element over maxElementBytes reports all its bytes, a cut-off one at the end', () => {
+    const body = bytes(`[1,"${'x'.repeat(50)}",{"a":[${'2,'.repeat(30)}3]},"${'z'.repeat(40)}`);
+    for (const split of splits(body)) {
+      const dropped: number[] = [];
+      const parser = createJsonArrayParser({
+        onElement: () => {},
+        maxElementBytes: 20,
+        onOversized: (n) => dropped.push(n),
+      });
+      for (const c of split.chunks) parser.feed(c);
+      parser.end();
+      expect(dropped, split.name).toEqual([52, 69, 41]);
     }
   });
 

@@ -301,34 +301,23 @@ describe('HTTP errors', () => {
   });
 });
 
-describe('detection: only Ollama-shaped bodies are metered', () => {
+describe('detection: by the path and the model Ollama requires, never by fields it ignores', () => {
   const answer = { ok: true };
+  // Ollama answers 400 "model is required" to these: on a path other servers share, they are theirs.
   const notOllama: { name: string; path: string; init: RequestInit }[] = [
     {
       name: 'Vercel AI SDK UI messages (parts, no model)',
       path: '/api/chat',
       init: post({ id: 'x', messages: [{ id: '1', role: 'user', parts: [{ type: 'text', text: 'hi' }] }] }),
     },
+    { name: 'an empty model', path: '/api/chat', init: post({ model: '', messages: [] }) },
     {
-      name: 'UI messages with a model',
+      name: 'a model that is not a name',
       path: '/api/chat',
-      init: post({ model: 'gpt-4o', messages: [{ role: 'user', parts: [{ type: 'text', text: 'hi' }] }] }),
-    },
-    {
-      name: 'content parts (an OpenAI-shaped body)',
-      path: '/api/chat',
-      init: post({ model: 'gpt-4o', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }] }),
-    },
-    { name: 'no messages', path: '/api/chat', init: post({ model: 'gpt-4o', prompt: 'hi' }) },
-    {
-      name: 'a non-boolean stream',
-      path: '/api/chat',
-      init: post({ model: 'm', messages: [], stream: 'yes' }),
+      init: post({ model: { id: 'gpt-4o' }, messages: [] }),
     },
     { name: 'a form upload', path: '/api/chat', init: { method: 'POST', body: new FormData() } },
     { name: 'plain text', path: '/api/chat', init: { method: 'POST', body: 'hello' } },
-    { name: 'generate with messages', path: '/api/generate', init: post({ model: 'm', messages: [] }) },
-    { name: 'embed without input', path: '/api/embed', init: post({ model: 'm', text: 'x' }) },
   ];
   it.each(notOllama)('$name passes through untouched', async ({ path, init }) => {
     env.setup();
@@ -343,6 +332,53 @@ describe('detection: only Ollama-shaped bodies are metered', () => {
     await env.probe.meter.flush();
     expect(env.probe.records).toHaveLength(0);
     expect(env.probe.tel.llmSpans()).toHaveLength(0);
+  });
+
+  // Ollama's Go decoder skips fields it does not know, so it serves these: they are metered. (They
+  // were once let through for their extra fields, which a red-team review showed to be a way past
+  // budgets and guards.) A field llm-meter reads, of a type Ollama does not take, makes the call
+  // unparsed, never unmetered.
+  const metered: { name: string; path: string; body: Record<string, unknown>; parsed: boolean }[] = [
+    {
+      name: 'UI messages with a model',
+      path: '/api/chat',
+      body: { model: MODEL, messages: [{ role: 'user', parts: [{ type: 'text', text: 'hi' }] }] },
+      parsed: true,
+    },
+    {
+      name: '"parts": null beside the content',
+      path: '/api/chat',
+      body: { model: MODEL, messages: [{ role: 'user', content: 'hi', parts: null }] },
+      parsed: true,
+    },
+    { name: 'no messages', path: '/api/chat', body: { model: MODEL, prompt: 'hi' }, parsed: true },
+    {
+      name: 'generate with messages',
+      path: '/api/generate',
+      body: { model: MODEL, messages: [] },
+      parsed: true,
+    },
+    { name: 'embed without input', path: '/api/embed', body: { model: MODEL, text: 'x' }, parsed: true },
+    {
+      name: 'content parts (an OpenAI-shaped body)',
+      path: '/api/chat',
+      body: { model: MODEL, messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }] },
+      parsed: false,
+    },
+    {
+      name: 'a non-boolean stream',
+      path: '/api/chat',
+      body: { model: MODEL, messages: [], stream: 'yes' },
+      parsed: false,
+    },
+  ];
+  it.each(metered)('$name is metered (request.parsed: $parsed) and sent as it came', async (c) => {
+    env.setup();
+    const res = await env.probe.meter.fetch(`${env.sim.url}${c.path}`, post(c.body));
+    await res.arrayBuffer();
+    const record = await env.probe.record();
+    expect(record).toMatchObject({ provider: 'ollama', requestModel: MODEL, request: { parsed: c.parsed } });
+    expect(env.sim.calls[0]!.body).toEqual(c.body);
   });
 
   it('an Ollama body on any host and port is metered', async () => {

@@ -342,6 +342,37 @@ describe('gateway: keys', () => {
     });
   });
 
+  it('requireKey: a key that pins its attribution cannot be re-attributed by headers', async () => {
+    const { url } = await gateway({
+      requireKey: true,
+      keys: {
+        lmk_dave_0123456789abcdef: {
+          user: 'dave',
+          project: 'search',
+          pin: 'all',
+          providerKeys: { openai: 'sk-upstream-openai-key' },
+        },
+      },
+    });
+    const openai = openaiClient(`${url}/v1`, {
+      apiKey: 'lmk_dave_0123456789abcdef',
+      headers: {
+        'x-llm-meter-user': 'mallory',
+        'x-llm-meter-project': 'billing',
+        'x-llm-meter-feature': 'rank',
+        'x-llm-meter-tags': '{"team":"other","user":"mallory"}',
+      },
+    });
+    await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: chatMessages });
+    const [record] = await settled();
+    expect(record!.attribution, 'only what the key says').toEqual({
+      user: 'dave',
+      project: 'search',
+      feature: undefined,
+      tags: {},
+    });
+  });
+
   it('requireKey: an unknown key is a 401 in the provider shape, a key without that upstream a 403', async () => {
     const { url } = await gateway({ requireKey: true, keys: KEYS });
     const stranger = openaiClient(`${url}/v1`, { apiKey: CLIENT_KEY });

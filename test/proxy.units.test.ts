@@ -1,6 +1,13 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { attributionFrom, parseTags, upstreamHeaders } from '../src/proxy/headers.js';
-import { createKeyring, generateGatewayKey, presentedKey, swapKey } from '../src/proxy/keys.js';
+import {
+  createKeyring,
+  generateGatewayKey,
+  keyAttribution,
+  presentedKey,
+  swapKey,
+} from '../src/proxy/keys.js';
+import { clientKey } from '../src/proxy/limits.js';
 import { resolveRoute } from '../src/proxy/routes.js';
 import { resolveTimeouts, startCallTimer } from '../src/proxy/timeouts.js';
 
@@ -11,6 +18,12 @@ const UPSTREAMS = new Map([
   ['gemini', new URL('https://generativelanguage.googleapis.com')],
   ['groq', new URL('https://api.groq.com/openai')],
 ]);
+
+/** The upstream URL a target routes to, or null when it is refused. */
+function routedUrl(target: string): string | null {
+  const routing = resolveRoute(target, UPSTREAMS);
+  return 'route' in routing ? routing.route.url : null;
+}
 
 describe('routes', () => {
   const cases: [string, string, string | null][] = [
@@ -41,7 +54,7 @@ describe('routes', () => {
     ['unknown path', '/hello', null],
   ];
   for (const [name, path, url] of cases) {
-    it(name, () => expect(resolveRoute(path, UPSTREAMS)?.url ?? null).toBe(url));
+    it(name, () => expect(routedUrl(path)).toBe(url));
   }
 });
 
@@ -111,6 +124,87 @@ describe('gateway keys', () => {
       /providerKeys/,
     );
   });
+});
+
+describe('gateway keys: attribution', () => {
+  const fromHeaders = attributionFrom({
+    'x-llm-meter-user': 'mallory',
+    'x-llm-meter-project': 'p-header',
+    'x-llm-meter-feature': 'f-header',
+    'x-llm-meter-tags': 'team=header,env=prod',
+  });
+  const cases: [string, Parameters<typeof keyAttribution>[0], Record<string, string>][] = [
+    [
+      'no pin: what the key sets wins, the rest comes from headers (as before)',
+      { user: 'bob', tags: { team: 'key' }, providerKeys: {} },
+      { user: 'bob', project: 'p-header', feature: 'f-header', team: 'key', env: 'prod' },
+    ],
+    [
+      'pin all: headers set nothing, unset fields stay unset',
+      { user: 'bob', tags: { team: 'key' }, pin: 'all', providerKeys: {} },
+      { user: 'bob', team: 'key' },
+    ],
+    [
+      'pin some: pinned project unset, pinned tags are the key tags only, feature still from headers',
+      { user: 'bob', tags: { team: 'key' }, pin: ['project', 'tags'], providerKeys: {} },
+      { user: 'bob', feature: 'f-header', team: 'key' },
+    ],
+    [
+      'pin user without a user: no user at all, not the header one',
+      { project: 'search', pin: ['user'], providerKeys: {} },
+      { project: 'search', feature: 'f-header', team: 'header', env: 'prod' },
+    ],
+    [
+      'a key tag named like a field never sets the field',
+      { tags: { user: 'eve' }, pin: ['user'], providerKeys: {} },
+      { project: 'p-header', feature: 'f-header', team: 'header', env: 'prod' },
+    ],
+  ];
+  for (const [name, entry, expected] of cases) {
+    it(name, () => expect(keyAttribution(entry, fromHeaders)).toEqual(expected));
+  }
+
+  it('header tags named like a field are dropped, not read as that field', () => {
+    expect(attributionFrom({ 'x-llm-meter-tags': '{"user":"mallory","project":"x","env":"prod"}' })).toEqual({
+      env: 'prod',
+    });
+    expect(attributionFrom({ 'x-llm-meter-tags': 'feature=x,env=prod', 'x-llm-meter-user': 'u' })).toEqual({
+      user: 'u',
+      env: 'prod',
+    });
+  });
+
+  it('pin, tags and provider keys are checked where they enter, without echoing keys', () => {
+    const key = 'lmk_0123456789abcdefgh';
+    expect(() => createKeyring({ [key]: { pin: ['everything'], providerKeys: {} } as never })).toThrow(
+      'Expected `pin` of a gateway key to be "all" or a list of "user", "project", "feature", "tags".',
+    );
+    expect(() => createKeyring({ [key]: { tags: { n: 1 }, providerKeys: {} } as never })).toThrow(
+      'Expected `tags` of a gateway key to be an object of strings.',
+    );
+    let message = '';
+    try {
+      createKeyring({ [key]: { providerKeys: { openai: 'sk-secret-value\n' } } });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toBe('Expected `providerKeys.openai` to be a non-empty key of visible ASCII characters.');
+    expect(message).not.toContain('sk-secret');
+  });
+});
+
+describe('limits: who a connection counts against', () => {
+  const cases: [string, string, string][] = [
+    ['IPv4', '203.0.113.7', '203.0.113.7'],
+    ['IPv4-mapped IPv6', '::ffff:203.0.113.7', '203.0.113.7'],
+    ['IPv6 loopback', '::1', '::1'],
+    ['IPv6: its /64', '2001:db8:1:2:aaaa:bbbb:cccc:dddd', '2001:db8:1:2::/64'],
+    ['IPv6: another address of the same /64', '2001:db8:1:2::9', '2001:db8:1:2::/64'],
+    ['IPv6: compressed inside the prefix', '2001:db8::5', '2001:db8:0:0::/64'],
+    ['IPv6: leading zeros and case', '2001:0DB8:0001:0002::1', '2001:db8:1:2::/64'],
+    ['IPv6 with a zone', 'fe80::1%eth0', 'fe80:0:0:0::/64'],
+  ];
+  for (const [name, address, key] of cases) it(name, () => expect(clientKey(address)).toBe(key));
 });
 
 describe('timeouts', () => {

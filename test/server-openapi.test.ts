@@ -92,9 +92,9 @@ describe('/openapi.json', () => {
   });
 
   it.each([
-    ['/v1/usage/summary', ['from', 'to', 'tz', 'group_by', 'model', 'user', 'outcome']],
+    ['/v1/usage/summary', ['from', 'to', 'tz', 'group_by', 'limit', 'model', 'user', 'outcome']],
     ['/v1/usage/events', ['limit', 'cursor', 'format', 'from', 'provider']],
-    ['/v1/usage/timeseries', ['interval', 'metric', 'group_by', 'feature']],
+    ['/v1/usage/timeseries', ['interval', 'metric', 'group_by', 'limit', 'feature']],
   ])('lists the query parameters of %s', (path, names) => {
     const parameters = doc.paths[path]!['get']!.parameters;
     for (const name of names) expect(parameters.map((p) => p.name)).toContain(name);

@@ -1,13 +1,21 @@
 /**
  * The real Express app over loopback, on a real SQLite file.
  */
+import { request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Express } from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { isLlmMeterError } from '../src/errors/errors.js';
+import { createMeter } from '../src/index.js';
 import { createServer, defaultHost, defineRoute, type RouteModule } from '../src/server/index.js';
+import {
+  hostnameOf,
+  isLoopbackAddress,
+  isLoopbackBindHost,
+  isLoopbackHostname,
+} from '../src/server/loopback.js';
 import { openSqliteStore, type UsageStore } from '../src/store/index.js';
 import { useTempDir } from './fixtures/store-tmp.js';
 import { makeErrorRecord, makeRecord } from './helpers/records.js';
@@ -218,6 +226,14 @@ describe('validation', () => {
     ['/v1/usage/timeseries?metric=latency', 'metric', /cost_usd/],
     ['/v1/usage/timeseries?group_by=day', 'group_by', /unknown value "day"/],
     [`/v1/usage/summary?user=${'x'.repeat(300)}`, 'user', /longer than 256/],
+    ['/v1/usage/summary?limit=0', 'limit', /from 1 to 1000/],
+    ['/v1/usage/summary?limit=1001', 'limit', /from 1 to 1000/],
+    ['/v1/usage/timeseries?limit=101', 'limit', /from 1 to 100\b/],
+    [
+      '/v1/usage/timeseries?interval=hour&group_by=user&from=2020-01-01&to=2025-01-01',
+      'interval',
+      /more than 10000 `hour` buckets/,
+    ],
   ])('%s → 400 naming `%s`', async (path, field, message) => {
     const res = await api.fetch(path);
     expect(res.status).toBe(400);
@@ -322,5 +338,330 @@ describe('errors', () => {
     expect(await res.json()).toEqual({ status: 'unavailable' });
     expect((await down.fetch('/healthz')).status).toBe(200);
     await down.close();
+  });
+});
+
+/** A raw request to 127.0.0.1:port with any `Host`, `Origin` or other header. */
+function rawRequest(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<{ status: number; headers: Record<string, unknown>; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: {
+          ...(body === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }),
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const listening = (server: Server) =>
+  new Promise<void>((resolve, reject) => {
+    if (server.listening) resolve();
+    server.once('listening', () => resolve());
+    server.once('error', reject);
+  });
+const closeServer = (server: Server) =>
+  new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+const portOf = (server: Server) => (server.address() as AddressInfo).port;
+
+describe('loopback: names and addresses', () => {
+  it.each<[string, boolean]>([
+    ['127.0.0.1', true],
+    ['127.255.0.9', true],
+    ['::1', true],
+    ['[::1]', true],
+    ['::ffff:127.0.0.1', true],
+    ['0.0.0.0', false],
+    ['::', false],
+    ['10.0.0.1', false],
+    ['::ffff:10.0.0.1', false],
+    ['128.0.0.1', false],
+    ['localhost', false],
+    ['', false],
+  ])('isLoopbackAddress(%j) is %s', (address, expected) => {
+    expect(isLoopbackAddress(address)).toBe(expected);
+  });
+
+  it.each<[string, boolean]>([
+    ['localhost', true],
+    ['LocalHost', true],
+    ['127.0.0.1', true],
+    ['::1', true],
+    ['0.0.0.0', false],
+    ['::', false],
+    ['', false],
+    ['192.168.1.10', false],
+    ['localhost.attacker.example', false],
+  ])('isLoopbackBindHost(%j) is %s', (host, expected) => {
+    expect(isLoopbackBindHost(host)).toBe(expected);
+  });
+
+  it.each<[string | undefined, string | null, boolean]>([
+    ['localhost:8787', 'localhost', true],
+    ['LOCALHOST', 'localhost', true],
+    ['127.0.0.1:8787', '127.0.0.1', true],
+    ['127.1', '127.0.0.1', true],
+    ['[::1]:8787', '[::1]', true],
+    ['[0:0:0:0:0:0:0:1]', '[::1]', true],
+    ['attacker.example:8787', 'attacker.example', false],
+    ['localhost.attacker.example', 'localhost.attacker.example', false],
+    ['127.0.0.1.nip.io', '127.0.0.1.nip.io', false],
+    ['attacker.example@localhost', null, false],
+    ['localhost/attacker', null, false],
+    ['localhost:8787 attacker', null, false],
+    ['', null, false],
+    [undefined, null, false],
+  ])('Host %j → %j (loopback: %s)', (header, hostname, loopback) => {
+    expect(hostnameOf(header)).toBe(hostname);
+    expect(hostname !== null && isLoopbackHostname(hostname)).toBe(loopback);
+  });
+});
+
+describe('listen(): without a token, this machine only', () => {
+  const forms: [string, (app: Express) => Server][] = [
+    ['listen(0)', (app) => app.listen(0)],
+    ['listen(0, callback)', (app) => app.listen(0, () => {})],
+    ['listen(callback)', (app) => app.listen(() => {})],
+    ['listen({ port: 0 })', (app) => app.listen({ port: 0 })],
+    ['listen(0, backlog, callback)', (app) => (app.listen as (...a: unknown[]) => Server)(0, 16, () => {})],
+  ];
+  it.each(forms)('%s binds 127.0.0.1, not every interface', async (_name, listen) => {
+    const server = listen(createServer({ store }));
+    await listening(server);
+    expect((server.address() as AddressInfo).address).toBe('127.0.0.1');
+    await closeServer(server);
+  });
+
+  it.each(['localhost', '127.0.0.1'])('listen(0, %j) is allowed', async (host) => {
+    const server = createServer({ store }).listen(0, host);
+    await listening(server);
+    expect(isLoopbackAddress((server.address() as AddressInfo).address)).toBe(true);
+    await closeServer(server);
+  });
+
+  it.each(['0.0.0.0', '::', ''])('listen(0, %j) throws, naming `apiToken` and `insecureNoAuth`', (host) => {
+    const app = createServer({ store });
+    expect(() => app.listen(0, host)).toThrow(/`apiToken`.*`insecureNoAuth: true`/s);
+    expect(() => app.listen({ port: 0, host })).toThrow(/`apiToken`/);
+  });
+
+  it('insecureNoAuth binds where told, and says so on the logger', async () => {
+    const warnings: string[] = [];
+    const app = createServer({ store }, { insecureNoAuth: true, logger: (m) => warnings.push(m) });
+    const server = app.listen(0, '0.0.0.0');
+    await listening(server);
+    expect((server.address() as AddressInfo).address).toBe('0.0.0.0');
+    expect(warnings).toEqual([expect.stringMatching(/"0\.0\.0\.0" with no API token/)]);
+    await closeServer(server);
+    expect(() => createServer({ store }, { insecureNoAuth: 'yes' as never })).toThrow(/`insecureNoAuth`/);
+  });
+
+  it('with a token, listen(0) keeps Node’s default (every interface)', async () => {
+    const server = createServer({ store }, { apiToken: TOKEN }).listen(0);
+    await listening(server);
+    expect(['::', '0.0.0.0']).toContain((server.address() as AddressInfo).address);
+    await closeServer(server);
+  });
+});
+
+describe('perimeter: DNS rebinding and cross-origin writes', () => {
+  const BUDGET = JSON.stringify({ name: 'rebind', period: 'day', limit_usd: 0.000001, action: 'block' });
+  let meter: ReturnType<typeof createMeter>;
+  let open: Server;
+  let port = 0;
+  let own = '';
+  const budgetCount = async () => ((await meter.budgets!.list()) as unknown[]).length;
+
+  beforeAll(async () => {
+    meter = createMeter({ database: join(newDir(), 'perimeter.db'), webhookPollIntervalMs: 0 });
+    open = createServer(meter).listen(0);
+    await listening(open);
+    port = portOf(open);
+    own = `127.0.0.1:${port}`;
+  });
+  afterAll(async () => {
+    await closeServer(open);
+    await meter.shutdown();
+  });
+
+  it.each([
+    ['a rebound name', 'attacker.example'],
+    ['a rebound name with the port', 'attacker.example:PORT'],
+    ['a name under localhost', 'localhost.attacker.example'],
+    ['a name that starts like 127.0.0.1', '127.0.0.1.nip.io'],
+    ['user info', 'attacker.example@localhost'],
+    ['a LAN address', '10.0.0.1:PORT'],
+    ['the wildcard', '0.0.0.0:PORT'],
+  ])('without a token, a Host that is %s → 421 on every route', async (_name, host) => {
+    const hostile = host.replace('PORT', String(port));
+    for (const [method, path, body] of [
+      ['GET', '/v1/usage/events', undefined],
+      ['GET', '/v1/budgets', undefined],
+      ['POST', '/v1/budgets', BUDGET],
+      ['GET', '/metrics', undefined],
+      ['GET', '/', undefined],
+    ] as const) {
+      const answer = await rawRequest(port, method, path, { host: hostile }, body);
+      expect(answer.status, `${method} ${path}`).toBe(421);
+      const error = (JSON.parse(answer.text) as { error: Record<string, string> }).error;
+      expect(error).toMatchObject({ type: 'misdirected', field: 'host' });
+      expect(error.message).toMatch(/loopback/);
+      expect(answer.text).not.toContain(hostile);
+    }
+    expect(await budgetCount()).toBe(0);
+  });
+
+  it.each(['127.0.0.1:PORT', 'localhost:PORT', 'LOCALHOST', '[::1]:PORT', '127.8.8.8:1'])(
+    'without a token, Host %s is answered',
+    async (host) => {
+      const answer = await rawRequest(port, 'GET', '/v1/usage/events?limit=1', {
+        host: host.replace('PORT', String(port)),
+      });
+      expect(answer.status, answer.text).toBe(200);
+    },
+  );
+
+  it.each<[string, Record<string, string>, string]>([
+    ['another site', { origin: 'http://attacker.example' }, 'origin'],
+    ['another port on localhost', { origin: 'http://localhost:3000' }, 'origin'],
+    ['the same port under another name', { origin: 'http://localhost:PORT' }, 'origin'],
+    ['https on the same host', { origin: 'https://127.0.0.1:PORT' }, 'origin'],
+    ['an opaque origin', { origin: 'null' }, 'origin'],
+    ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site' }, 'sec-fetch-site'],
+    ['Sec-Fetch-Site: same-site', { 'sec-fetch-site': 'same-site' }, 'sec-fetch-site'],
+  ])('without a token, a write from %s → 403, nothing changes', async (_name, headers, field) => {
+    const sent = Object.fromEntries(
+      Object.entries(headers).map(([k, v]) => [k, v.replace('PORT', String(port))]),
+    );
+    const { budget } = await meter.budgets!.create({ name: 'keep', period: 'day', limit_usd: 5 });
+    const attempts = [
+      ['POST', '/v1/budgets', BUDGET],
+      ['PATCH', `/v1/budgets/${budget.id}`, JSON.stringify({ limit_usd: 0.000001 })],
+      ['DELETE', `/v1/budgets/${budget.id}`, undefined],
+      ['POST', `/v1/budgets/${budget.id}/test-alert`, undefined],
+    ] as const;
+    for (const [method, path, body] of attempts) {
+      const answer = await rawRequest(port, method, path, { host: own, ...sent }, body);
+      expect(answer.status, `${method} ${path}: ${answer.text}`).toBe(403);
+      expect(JSON.parse(answer.text).error).toMatchObject({ type: 'forbidden', field });
+    }
+    const after = await meter.budgets!.list();
+    expect(after.map((b) => [b.name, b.limit_usd])).toEqual([['keep', 5]]);
+    meter.budgets!.delete(budget.id);
+  });
+
+  it('without a token, same-origin writes (the dashboard’s) and non-browser writes go through', async () => {
+    const sameOrigin = await rawRequest(
+      port,
+      'POST',
+      '/v1/budgets',
+      { host: own, origin: `http://${own}`, 'sec-fetch-site': 'same-origin' },
+      BUDGET,
+    );
+    expect(sameOrigin.status, sameOrigin.text).toBe(201);
+    const curl = await rawRequest(port, 'POST', '/v1/budgets', { host: own }, BUDGET);
+    expect(curl.status, curl.text).toBe(201);
+    for (const id of [JSON.parse(sameOrigin.text).id, JSON.parse(curl.text).id]) {
+      const gone = await rawRequest(port, 'DELETE', `/v1/budgets/${id}`, {
+        host: `localhost:${port}`,
+        origin: `http://localhost:${port}`,
+      });
+      expect(gone.status, gone.text).toBeLessThan(300);
+    }
+    expect(await budgetCount()).toBe(0);
+  });
+
+  it('a cross-origin read is answered without CORS headers (the browser keeps it from the page)', async () => {
+    const answer = await rawRequest(port, 'GET', '/v1/usage/events?limit=1', {
+      host: own,
+      origin: 'http://attacker.example',
+      'sec-fetch-site': 'cross-site',
+    });
+    expect(answer.status).toBe(200);
+    expect(Object.keys(answer.headers).filter((h) => h.startsWith('access-control-'))).toEqual([]);
+  });
+
+  it('the dashboard page and its same-origin API reads work on localhost', async () => {
+    const page = await rawRequest(port, 'GET', '/', { host: `localhost:${port}` });
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toMatch(/text\/html/);
+    const read = await rawRequest(port, 'GET', '/v1/usage/summary', {
+      host: `localhost:${port}`,
+      'sec-fetch-site': 'same-origin',
+      referer: `http://localhost:${port}/`,
+    });
+    expect(read.status, read.text).toBe(200);
+  });
+
+  it('with a token, any Host is answered (bearer auth defends; proxies rewrite Host)', async () => {
+    const app = createServer(meter, { apiToken: TOKEN }).listen(0, '127.0.0.1');
+    await listening(app);
+    const p = portOf(app);
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const proxied = await rawRequest(p, 'GET', '/v1/budgets', { host: 'meter.internal.example', ...auth });
+    expect(proxied.status).toBe(200);
+    const noToken = await rawRequest(p, 'GET', '/v1/budgets', { host: 'attacker.example' });
+    expect(noToken.status).toBe(401);
+    // A browser on another site cannot attach the token without CORS; refused anyway.
+    const crossSite = await rawRequest(
+      p,
+      'POST',
+      '/v1/budgets',
+      { host: `127.0.0.1:${p}`, 'sec-fetch-site': 'cross-site', ...auth },
+      BUDGET,
+    );
+    expect(crossSite.status, crossSite.text).toBe(403);
+    expect(JSON.parse(crossSite.text).error.field).toBe('sec-fetch-site');
+    expect(await budgetCount()).toBe(0);
+    await closeServer(app);
+  });
+
+  it('with insecureNoAuth, IP-literal Hosts are answered and DNS names still refused', async () => {
+    const app = createServer(meter, { insecureNoAuth: true, logger: () => {} }).listen(0, '127.0.0.1');
+    await listening(app);
+    const p = portOf(app);
+    expect((await rawRequest(p, 'GET', '/v1/budgets', { host: `192.0.2.7:${p}` })).status).toBe(200);
+    expect((await rawRequest(p, 'GET', '/v1/budgets', { host: `[2001:db8::1]:${p}` })).status).toBe(200);
+    const rebound = await rawRequest(p, 'GET', '/v1/budgets', { host: `attacker.example:${p}` });
+    expect(rebound.status).toBe(421);
+    const crossOrigin = await rawRequest(
+      p,
+      'POST',
+      '/v1/budgets',
+      { host: `192.0.2.7:${p}`, origin: 'http://attacker.example' },
+      BUDGET,
+    );
+    expect(crossOrigin.status).toBe(403);
+    await closeServer(app);
   });
 });

@@ -9,7 +9,7 @@ import { encodeCursor } from '../src/store/cursor.js';
 import { eventsSql } from '../src/store/events.js';
 import { registerHistogramFunctions } from '../src/store/histogram.js';
 import { migrate } from '../src/store/migrate.js';
-import { planSegments, type Segment, summarySql } from '../src/store/summary.js';
+import { planSegments, rankSql, type Segment, summarySql } from '../src/store/summary.js';
 import type { EventsQuery, SummaryQuery } from '../src/store/types.js';
 
 const HOUR = 3_600_000;
@@ -123,6 +123,35 @@ describe('summary query plans', () => {
       expected.map((detail) => expect.stringContaining(detail)),
     );
     for (const part of parts) expect(plan(part.sql, part.params), part.sql).not.toMatch(FULL_SCAN);
+  });
+});
+
+describe('plans of reports with more groups than their limit', () => {
+  const days = { fromMs: T + 10, toMs: T + 3 * 24 * HOUR + 5 };
+  it('the first users only, by hour: the hourly rollup through its user index, raw edges by time', () => {
+    const parts = summarySql({ groupBy: ['hour', 'user'], ...days }, 0, {
+      histograms: false,
+      only: { dims: ['user'], keys: [['a'], ['b']] },
+    });
+    expect(parts.map((part) => plan(part.sql, part.params))).toEqual([
+      expect.stringContaining(
+        'SEARCH usage_hourly USING INDEX usage_hourly_by_user (user=? AND hour_ms>? AND hour_ms<?)',
+      ),
+      expect.stringContaining('SEARCH usage USING INDEX usage_by_time (time_ms>? AND time_ms<?)'),
+      expect.stringContaining('SEARCH usage USING INDEX usage_by_time (time_ms>? AND time_ms<?)'),
+    ]);
+  });
+
+  it.each<[string, Array<'user' | 'model'>]>([
+    ['by user', ['user']],
+    ['by model', ['model']],
+    ['by user and model', ['user', 'model']],
+  ])('ranking the groups %s reads rollups by range and raw edges by index', (_name, dims) => {
+    const rank = rankSql(days, dims, 10, 'cost_usd')!;
+    const detail = plan(rank.sql, rank.params);
+    expect(detail).toMatch(/SEARCH usage_(model_hourly|hourly|daily) USING PRIMARY KEY/);
+    expect(detail).toContain('SEARCH usage USING INDEX usage_by_time (time_ms>? AND time_ms<?)');
+    expect(detail).not.toMatch(FULL_SCAN);
   });
 });
 

@@ -32,6 +32,13 @@ const thresholds = z
   .max(20)
   .transform((ts) => [...new Set(ts)].sort((a, b) => a - b));
 
+/** `enc:` starts a stored, encrypted secret (secret-box.ts): a clear one must not look like one. */
+const webhookSecret = z
+  .string()
+  .min(16, 'Expected `webhook_secret` to have at least 16 characters.')
+  .max(256, 'Expected `webhook_secret` to have at most 256 characters.')
+  .refine((s) => !s.startsWith('enc:'), { message: 'Expected `webhook_secret` not to start with "enc:".' });
+
 const limitUsd = z
   .number({ message: 'Expected `limit_usd` to be a positive number.' })
   .positive('Expected `limit_usd` to be a positive number.')
@@ -51,11 +58,7 @@ export const budgetInputSchema = z
       .enum(['alert', 'block'], { message: 'Expected `action` to be alert or block.' })
       .default('alert'),
     webhook_url: z.string().max(2048).nullable().optional(),
-    webhook_secret: z
-      .string()
-      .min(16, 'Expected `webhook_secret` to have at least 16 characters.')
-      .max(256)
-      .optional(),
+    webhook_secret: webhookSecret.optional(),
   })
   .strict();
 
@@ -69,7 +72,7 @@ export const budgetPatchSchema = z
     thresholds: thresholds.optional(),
     action: z.enum(['alert', 'block']).optional(),
     webhook_url: z.string().max(2048).nullable().optional(),
-    webhook_secret: z.string().min(16).max(256).optional(),
+    webhook_secret: webhookSecret.optional(),
   })
   .strict();
 

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { InvalidOptionError } from '../errors/errors.js';
 import { parseRetryAfter } from '../errors/retry-after.js';
 import type { CallRecord } from '../record.js';
 import { createPendingQueue } from '../store/queue.js';
@@ -6,6 +7,7 @@ import type { UsageStore } from '../store/types.js';
 import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF, shouldRetry } from './backoff.js';
 import { forecastNanos, type PeriodBounds, periodBounds } from './period.js';
 import { type BudgetInput, type BudgetPatch, budgetInputSchema, budgetPatchSchema } from './schema.js';
+import { createSecretBox } from './secret-box.js';
 import { SIGNATURE_HEADER, sign } from './signature.js';
 import type {
   AlertInsert,
@@ -17,7 +19,8 @@ import type {
   SpendDelta,
 } from './types.js';
 import { SCOPE_KEYS } from './types.js';
-import { checkWebhookUrl, type Resolver } from './webhook-url.js';
+import { createWebhookTransport } from './webhook-transport.js';
+import { checkWebhookUrl, type Lookup } from './webhook-url.js';
 
 /** A budget as the API shows it: figures for the current period, never the secret. */
 export interface BudgetView {
@@ -74,7 +77,8 @@ export interface CallScope {
   project?: string | undefined;
   feature?: string | undefined;
   provider: string;
-  models: (string | null)[];
+  /** The models the call names; null when it names none that can be trusted: every model's budgets apply. */
+  models: (string | null)[] | null;
 }
 
 export interface BudgetsOptions {
@@ -85,8 +89,15 @@ export interface BudgetsOptions {
   random?: () => number;
   /** Webhooks to private, loopback and link-local addresses (tests, internal receivers). */
   allowPrivateWebhooks?: boolean;
-  resolve?: Resolver;
-  /** The fetch deliveries use. Default: global fetch. */
+  /**
+   * Resolves webhook host names, for the check and for the connection alike (a delivery
+   * connects to the very addresses that were checked). Default: `dns.lookup`.
+   */
+  lookup?: Lookup;
+  /**
+   * A fetch for deliveries instead of the built-in connection. The host name is checked before
+   * it is called, but the connection cannot be pinned to the checked address. Default: none.
+   */
   fetch?: (url: string, init: RequestInit) => Promise<Response>;
   deliveryTimeoutMs?: number;
   backoff?: BackoffPolicy;
@@ -94,6 +105,23 @@ export interface BudgetsOptions {
   pollIntervalMs?: number;
   /** Spends kept while they cannot be committed (database locked or full). Default 100 000. */
   maxPendingSettles?: number;
+  /**
+   * How long a blocking budget's reservation counts without being renewed. The process that
+   * holds it renews it (every third of this) while its call is alive, so a crashed process's
+   * reservations stop counting within this. Default 2 minutes.
+   */
+  reservationLeaseMs?: number;
+  /**
+   * Key material (at least 32 characters) to store webhook secrets encrypted (AES-256-GCM).
+   * Default: the `LLM_METER_SECRET_KEY` environment variable; without one they are stored clear.
+   * Secrets stored clear before a key was set still work.
+   */
+  secretKey?: string;
+  /**
+   * The longest a reservation is renewed: a call that has not ended by then (a leaked stream)
+   * stops holding budget one lease later. Default 1 hour.
+   */
+  maxReservationMs?: number;
   logger?: (message: string, error?: unknown) => void;
 }
 
@@ -138,11 +166,18 @@ export interface Budgets {
   stats(): BudgetsStats;
   /** One pass of the delivery worker: deliver what is due. Returns the number attempted. */
   deliverDue(): Promise<number>;
+  /**
+   * Renew the leases of this process's reservations whose calls are still in flight (the
+   * heartbeat does it on a timer). Returns the number renewed.
+   */
+  renewReservations(): number;
   start(): void;
   stop(): Promise<void>;
 }
 
 const LEASE_MS = 60_000;
+const DEFAULT_RESERVATION_LEASE_MS = 2 * 60_000;
+const DEFAULT_MAX_RESERVATION_MS = 60 * 60_000;
 const MAX_SETTLE_RETRY_MS = 5_000;
 const SETTLES_PER_TURN = 200;
 const RECENT_WINDOW_MS = 6 * 3_600_000;
@@ -156,7 +191,7 @@ function scopeMatches(scope: BudgetScope, call: CallScope): boolean {
   if (scope.project !== undefined && scope.project !== call.project) return false;
   if (scope.feature !== undefined && scope.feature !== call.feature) return false;
   if (scope.provider !== undefined && scope.provider !== call.provider) return false;
-  if (scope.model !== undefined && !call.models.includes(scope.model)) return false;
+  if (scope.model !== undefined && call.models !== null && !call.models.includes(scope.model)) return false;
   return true;
 }
 
@@ -185,6 +220,14 @@ function isPermanent(error: unknown): boolean {
   return typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT');
 }
 
+function positiveMs(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidOptionError(`Expected \`${name}\` to be a positive number of milliseconds.`);
+  }
+  return value;
+}
+
 function firstIssue(error: { issues: { path: PropertyKey[]; message: string }[] }): BudgetInputError {
   const issue = error.issues[0];
   const field = issue?.path.map(String).join('.') || 'body';
@@ -200,7 +243,16 @@ export function createBudgets(options: BudgetsOptions): Budgets {
   const random = options.random ?? Math.random;
   const backoff = options.backoff ?? DEFAULT_BACKOFF;
   const deliveryTimeoutMs = options.deliveryTimeoutMs ?? 10_000;
-  const doFetch = options.fetch ?? ((url: string, init: RequestInit) => globalThis.fetch(url, init));
+  const allowPrivate = options.allowPrivateWebhooks === true;
+  const secrets = createSecretBox(options.secretKey ?? (process.env.LLM_METER_SECRET_KEY || undefined));
+  /** The additional data a budget's sealed secret is bound to. */
+  const secretContext = (budgetId: string) => `llm-meter/budget/${budgetId}/webhook_secret`;
+  const transport = createWebhookTransport({
+    allowPrivate,
+    lookup: options.lookup,
+    timeoutMs: deliveryTimeoutMs,
+    fetch: options.fetch,
+  });
   let cache: { version: number; budgets: Budget[] } | null = null;
   let timer: NodeJS.Timeout | null = null;
   const inFlight = new Set<Promise<unknown>>();
@@ -209,6 +261,55 @@ export function createBudgets(options: BudgetsOptions): Budgets {
   const counters = { settled: 0, failed: 0, dropped: 0, invalid: 0 };
   let settleFailures = 0;
   let settleRetry: NodeJS.Timeout | null = null;
+  const leaseMs = positiveMs('reservationLeaseMs', options.reservationLeaseMs, DEFAULT_RESERVATION_LEASE_MS);
+  const maxReservationMs = positiveMs(
+    'maxReservationMs',
+    options.maxReservationMs,
+    DEFAULT_MAX_RESERVATION_MS,
+  );
+  /** Calls of this process holding reservations, with when they reserved. */
+  const held = new Map<string, number>();
+  let heartbeat: NodeJS.Timeout | null = null;
+  let stopped = false;
+
+  /**
+   * Renew the leases of calls still in flight, except those held past maxReservationMs; they
+   * are let go here and their leases run out. The timer runs only while something is held.
+   */
+  function renewReservations(): number {
+    const t = now();
+    for (const [callId, since] of held) if (t - since >= maxReservationMs) held.delete(callId);
+    if (held.size === 0) {
+      if (heartbeat) clearInterval(heartbeat);
+      heartbeat = null;
+      return 0;
+    }
+    try {
+      store.renew([...held.keys()], t + leaseMs, t);
+    } catch (error) {
+      // Missed once, the leases still run a while; the next beat tries again.
+      options.logger?.('llm-meter: budget reservations not renewed', error);
+      return 0;
+    }
+    return held.size;
+  }
+
+  function hold(callId: string, since: number): void {
+    held.set(callId, since);
+    if (heartbeat || stopped) return;
+    heartbeat = setInterval(renewReservations, Math.max(1, Math.floor(leaseMs / 3)));
+    heartbeat.unref();
+  }
+
+  /** A call that held a reservation ended without a spend to settle: give the budget back now. */
+  function release(callId: string): void {
+    if (!held.delete(callId)) return;
+    try {
+      store.release(callId);
+    } catch (error) {
+      options.logger?.('llm-meter: budget reservation not released (its lease will run out)', error);
+    }
+  }
 
   /**
    * One commit. `fired` learns its thresholds only once they are in the outbox (marked before,
@@ -335,10 +436,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
 
   async function checkUrl(url: string | null | undefined): Promise<void> {
     if (url === null || url === undefined) return;
-    const problem = await checkWebhookUrl(url, {
-      allowPrivate: options.allowPrivateWebhooks === true,
-      resolve: options.resolve,
-    });
+    const problem = await checkWebhookUrl(url, { allowPrivate, lookup: options.lookup });
     if (problem) throw new BudgetInputError('webhook_url', problem);
   }
 
@@ -369,44 +467,31 @@ export function createBudgets(options: BudgetsOptions): Budgets {
     });
   }
 
-  async function post(url: string, secret: string | null, id: string, body: string) {
+  async function post(budget: Budget, id: string, body: string) {
+    const url = budget.webhookUrl!;
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       'user-agent': 'llm-meter-webhooks/0.1',
       'idempotency-key': id,
     };
-    if (secret) headers[SIGNATURE_HEADER.toLowerCase()] = sign(secret, body, Math.floor(now() / 1000));
-    try {
-      // Re-checked at delivery: DNS may have changed since the budget was saved.
-      const problem = await checkWebhookUrl(url, {
-        allowPrivate: options.allowPrivateWebhooks === true,
-        resolve: options.resolve,
-      });
-      if (problem) return { status: null, error: 'refused_address', retryAfterMs: null, permanent: true };
-      const res = await doFetch(url, {
-        method: 'POST',
-        headers,
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(deliveryTimeoutMs),
-      });
-      await res.body?.cancel().catch(() => undefined);
-      // Seconds or an HTTP date, as RFC 9110 allows (and retry-after-ms where a receiver sends it).
-      const retryAfterMs = parseRetryAfter(
-        res.headers.get('retry-after-ms'),
-        res.headers.get('retry-after'),
-        now(),
-      );
-      return { status: res.status, error: null, retryAfterMs, permanent: false };
-    } catch (error) {
-      const name = (error as { name?: string } | null)?.name;
-      return {
-        status: null,
-        error: name === 'TimeoutError' ? 'timeout' : 'network',
-        retryAfterMs: null,
-        permanent: false,
-      };
+    if (budget.webhookSecret !== null) {
+      const secret = secrets.open(budget.webhookSecret, secretContext(budget.id));
+      // Sealed under another key, or none configured here: an unsigned delivery would only be
+      // refused, so none is made; the alert waits for a process that can sign it.
+      if (secret === null) {
+        options.logger?.(
+          `llm-meter: the webhook secret of budget ${budget.id} cannot be decrypted (is LLM_METER_SECRET_KEY set to the key it was stored with?)`,
+        );
+        return { status: null, error: 'secret_unavailable', retryAfterMs: null, permanent: false };
+      }
+      headers[SIGNATURE_HEADER.toLowerCase()] = sign(secret, body, Math.floor(now() / 1000));
     }
+    const result = await transport.send(url, headers, body);
+    if (result.status === null)
+      return { status: null, error: result.error, retryAfterMs: null, permanent: result.permanent };
+    // Seconds or an HTTP date, as RFC 9110 allows (and retry-after-ms where a receiver sends it).
+    const retryAfterMs = parseRetryAfter(result.retryAfter.ms, result.retryAfter.header, now());
+    return { status: result.status, error: null, retryAfterMs, permanent: false };
   }
 
   type Attempt = Parameters<BudgetStore['recordAttempt']>[1];
@@ -439,7 +524,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       });
       return;
     }
-    const result = await post(budget.webhookUrl, budget.webhookSecret, alert.id, alert.payload);
+    const result = await post(budget, alert.id, alert.payload);
     const attempts = alert.attempts + 1;
     const ok = result.status !== null && result.status >= 200 && result.status < 300;
     const t = now();
@@ -496,8 +581,10 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       const generated =
         v.webhook_url && !v.webhook_secret ? `whsec_${randomBytes(24).toString('base64url')}` : null;
       const t = now();
+      const id = randomUUID();
+      const secret = v.webhook_secret ?? generated;
       const budget: Budget = {
-        id: randomUUID(),
+        id,
         name: v.name,
         scope: v.scope,
         period: v.period,
@@ -506,7 +593,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
         thresholds: v.thresholds,
         action: v.action,
         webhookUrl: v.webhook_url ?? null,
-        webhookSecret: v.webhook_secret ?? generated,
+        webhookSecret: secret === null ? null : secrets.seal(secret, secretContext(id)),
         createdMs: t,
         updatedMs: t,
       };
@@ -541,7 +628,10 @@ export function createBudgets(options: BudgetsOptions): Budgets {
         thresholds: p.thresholds ?? existing.thresholds,
         action: p.action ?? existing.action,
         webhookUrl: p.webhook_url !== undefined ? p.webhook_url : existing.webhookUrl,
-        webhookSecret: p.webhook_secret ?? existing.webhookSecret,
+        webhookSecret:
+          p.webhook_secret !== undefined
+            ? secrets.seal(p.webhook_secret, secretContext(existing.id))
+            : existing.webhookSecret,
         updatedMs: now(),
       };
       store.update(next);
@@ -576,7 +666,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
         ),
         type: 'budget.test',
       });
-      const result = await post(budget.webhookUrl, budget.webhookSecret, eventId, body);
+      const result = await post(budget, eventId, body);
       const delivered = result.status !== null && result.status >= 200 && result.status < 300;
       return { delivered, status: result.status, error: result.error };
     },
@@ -592,14 +682,20 @@ export function createBudgets(options: BudgetsOptions): Budgets {
         limitNanos: b.limitNanos,
         nanos: projectedNanos,
       }));
-      const refusedBy = store.reserve(callId, reservations, t);
-      return refusedBy === null ? null : (blocking.find((b) => b.id === refusedBy) ?? null);
+      const refusedBy = store.reserve(callId, reservations, t, t + leaseMs);
+      if (refusedBy === null) {
+        hold(callId, t);
+        return null;
+      }
+      return blocking.find((b) => b.id === refusedBy) ?? null;
     },
     settle(record) {
-      if (record.outcome === 'blocked') return;
+      if (record.outcome === 'blocked') return release(record.id);
       const scope = callScopeOf(record);
       const matching = budgets().filter((b) => scopeMatches(b.scope, scope));
-      if (matching.length === 0) return;
+      if (matching.length === 0) return release(record.id);
+      // The settle below releases the reservation in the same transaction as the spend.
+      held.delete(record.id);
       const t = record.timing.startMs;
       const byId = new Map<string, { budget: Budget; bounds: PeriodBounds }>();
       const deltas: SpendDelta[] = matching.map((budget) => {
@@ -678,6 +774,7 @@ export function createBudgets(options: BudgetsOptions): Budgets {
     },
     stats: () => ({ ...counters, pending: pendingSettles.size }),
     deliverDue,
+    renewReservations,
     start() {
       const interval = options.pollIntervalMs ?? 1_000;
       if (timer || interval <= 0) return;
@@ -685,14 +782,20 @@ export function createBudgets(options: BudgetsOptions): Budgets {
       timer.unref();
     },
     async stop() {
+      stopped = true;
       if (timer) clearInterval(timer);
       timer = null;
+      if (heartbeat) clearInterval(heartbeat);
+      heartbeat = null;
+      // Calls still holding budget when the process stops will never settle here.
+      for (const callId of [...held.keys()]) release(callId);
       if (settleRetry) clearTimeout(settleRetry);
       settleRetry = null;
       // A last chance for spend kept during an outage; what still cannot be committed is lost.
       if (drainSettles(Number.POSITIVE_INFINITY, true) === 'failed')
         counters.dropped += pendingSettles.clear();
       await Promise.allSettled([...inFlight]);
+      await transport.close();
     },
   };
   return service;

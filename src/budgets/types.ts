@@ -14,6 +14,19 @@ export const SCOPE_KEYS = ['user', 'project', 'feature', 'model', 'provider'] as
 
 export type BudgetAction = 'alert' | 'block';
 
+/**
+ * The most a spend, a reservation or a sum of them is taken to be, in nano-dollars (2^62,
+ * $4.6 billion): far above any limit (at most $1e9), and room left under SQLite's 64-bit
+ * integers, so adding one more call to a saturated spend never overflows.
+ */
+export const MAX_NANOS = 2 ** 62;
+
+/** A figure in nano-dollars as the ledger stores it: an integer in [0, MAX_NANOS]; NaN is 0. */
+export function clampNanos(nanos: number): number {
+  if (Number.isNaN(nanos) || nanos <= 0) return 0;
+  return nanos >= MAX_NANOS ? MAX_NANOS : Math.round(nanos);
+}
+
 /** A budget as stored. Money in integer nano-dollars. */
 export interface Budget {
   id: string;
@@ -26,7 +39,10 @@ export interface Budget {
   thresholds: number[];
   action: BudgetAction;
   webhookUrl: string | null;
-  /** Never leaves the process except once, in the 201 that generated it. */
+  /**
+   * As stored: sealed (`enc:v1:…`, see secret-box.ts) when a secret key is configured, else
+   * clear. The clear secret never leaves the process except once, in the 201 that generated it.
+   */
   webhookSecret: string | null;
   createdMs: number;
   updatedMs: number;
@@ -96,14 +112,21 @@ export interface BudgetStore {
   update(budget: Budget): void;
   delete(id: string): boolean;
   spend(budgetId: string, periodKey: string): SpendRow;
-  /** Reservations still held (younger than the store's time-to-live at `nowMs`). */
+  /** Reservations still held: their lease runs past `nowMs`. */
   reservedNanos(budgetId: string, periodKey: string, nowMs: number): number;
   /**
    * In one immediate transaction: for each reservation, spent + reserved + nanos must stay
-   * within the limit; if all do, insert them all and return null, else return the id of the
-   * first budget that would be exceeded and insert nothing.
+   * within the limit; if all do, insert them all, leased until `expiresMs`, and return null,
+   * else return the id of the first budget that would be exceeded and insert nothing.
    */
-  reserve(callId: string, reservations: Reservation[], nowMs: number): string | null;
+  reserve(callId: string, reservations: Reservation[], nowMs: number, expiresMs: number): string | null;
+  /**
+   * Extend the leases of these calls' reservations to `expiresMs` (a lease already run out at
+   * `nowMs` stays out), and delete every reservation whose lease has run out.
+   */
+  renew(callIds: readonly string[], expiresMs: number, nowMs: number): void;
+  /** Delete a call's reservations (a call that ended without a spend to settle). */
+  release(callId: string): void;
   /**
    * In one immediate transaction: release the call's reservations, add its spend, and for
    * each budget let `crossed` (given the spend before and after) name the alerts to insert;

@@ -2,6 +2,7 @@ import { contextWindow, createPriceBook } from '../pricing/index.js';
 import { migrateFile } from '../store/migrate.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import { DB_FLAG, dbPath, duration, parse, str, UsageError } from './args.js';
+import { printable } from './terminal.js';
 
 export const MIGRATE_HELP = `Usage: llm-meter migrate [--db PATH]
 
@@ -13,8 +14,8 @@ database newer than this llm-meter.
 export async function migrateCommand(args: string[], out: (s: string) => void): Promise<void> {
   const { values } = parse(args, DB_FLAG);
   if (values.help) return out(MIGRATE_HELP);
-  const path = dbPath(values);
-  const result = migrateFile(path);
+  const path = printable(dbPath(values));
+  const result = migrateFile(dbPath(values));
   out(
     result.applied.length === 0
       ? `${path}: schema version ${result.to}, up to date\n`
@@ -53,11 +54,12 @@ export async function pricesCommand(args: string[], out: (s: string) => void): P
   const { values, positionals } = parse(args, { provider: { type: 'string' } }, true);
   if (values.help) return out(PRICES_HELP);
   const model = positionals[0];
+  const shown = model === undefined ? '' : printable(model);
   if (!model) throw new UsageError('Missing <model> (for example `llm-meter prices gpt-4o-mini`).');
   const provider = str(values, 'provider') ?? null;
   const price = createPriceBook().lookup(provider, model);
   if (!price) {
-    out(`${model}: no known price (calls are recorded as unpriced; set one with createMeter({ prices }))\n`);
+    out(`${shown}: no known price (calls are recorded as unpriced; set one with createMeter({ prices }))\n`);
     process.exitCode = 1;
     return;
   }
@@ -65,7 +67,7 @@ export async function pricesCommand(args: string[], out: (s: string) => void): P
   const window = contextWindow(provider, model);
   out(
     [
-      `${model} (priced as ${price.pricedAs}, source: ${price.source})`,
+      `${shown} (priced as ${printable(price.pricedAs)}, source: ${price.source})`,
       `  input        ${perM(price.inputNanosPerToken)} / 1M tokens`,
       `  cached input ${perM(price.cacheReadNanosPerToken)} / 1M tokens`,
       `  cache write  ${perM(price.cacheWriteNanosPerToken)} / 1M tokens`,

@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { printable } from './terminal.js';
 
 /** A usage error: the message names the bad flag; the CLI exits with 2. */
 export class UsageError extends Error {
@@ -85,9 +86,9 @@ export function dbPath(values: Parsed['values']): string {
 
 export const DB_FLAG = { db: { type: 'string' as const } };
 
-/** A plain text table; numbers right-aligned. */
+/** A plain text table; numbers right-aligned; every cell printable() (they hold stored text). */
 export function table(headers: string[], rows: (string | number | null)[][]): string {
-  const cells = rows.map((r) => r.map((c) => (c === null ? '-' : String(c))));
+  const cells = rows.map((r) => r.map((c) => (c === null ? '-' : printable(String(c)))));
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
   const line = (r: string[], numeric: boolean[]) =>
     r

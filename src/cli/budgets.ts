@@ -1,5 +1,6 @@
 import { createMeter } from '../meter.js';
 import { DB_FLAG, dbPath, parse, positiveNumber, str, table, UsageError } from './args.js';
+import { printable, terminalJson } from './terminal.js';
 
 export const BUDGETS_HELP = `Usage:
   llm-meter budgets list [--db PATH] [--json]
@@ -37,7 +38,7 @@ export async function budgetsCommand(args: string[], out: (s: string) => void): 
   try {
     if (sub === 'list') {
       const list = await budgets.list();
-      if (values.json) return out(`${JSON.stringify({ budgets: list }, null, 2)}\n`);
+      if (values.json) return out(`${terminalJson({ budgets: list })}\n`);
       out(
         `${table(
           ['id', 'name', 'scope', 'period', 'action', 'limit', 'spent', 'forecast'],
@@ -75,7 +76,7 @@ export async function budgetsCommand(args: string[], out: (s: string) => void): 
           action: str(values, 'action') as 'alert' | undefined,
           webhook_url: str(values, 'webhook-url'),
         });
-        out(`created budget ${budget.id} (${budget.name})\n`);
+        out(`created budget ${budget.id} (${printable(budget.name)})\n`);
         if (webhookSecret) out(`webhook secret (shown once): ${webhookSecret}\n`);
       } catch (error) {
         const e = error as { name?: string; field?: string; message: string };
@@ -88,9 +89,9 @@ export async function budgetsCommand(args: string[], out: (s: string) => void): 
       const id = positionals[0];
       if (!id) throw new UsageError('Missing <id> (see `llm-meter budgets list`).');
       if (!budgets.delete(id)) {
-        out(`no budget ${id}\n`);
+        out(`no budget ${printable(id)}\n`);
         process.exitCode = 1;
-      } else out(`deleted ${id}\n`);
+      } else out(`deleted ${printable(id)}\n`);
     }
   } finally {
     await meter.shutdown();

@@ -3,6 +3,7 @@ import type { CallRecord } from '../record.js';
 import { startSimulator } from '../sim/index.js';
 import { setupTelemetry } from '../telemetry/setup.js';
 import { table } from './args.js';
+import { printable } from './terminal.js';
 
 export interface DemoCall {
   user: string;
@@ -177,7 +178,9 @@ export async function sendDemoCalls(
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
-function pad(value: string, width: number): string {
+/** A column of the per-call table; model names and error types come from the provider. */
+function pad(raw: string, width: number): string {
+  const value = printable(raw);
   return value.length >= width ? value.slice(0, width) : value + ' '.repeat(width - value.length);
 }
 
@@ -220,7 +223,7 @@ export async function runDemo(
     meterProvider: telemetry.meterProvider,
     onRecord: (r) => records.push(r),
   });
-  write(`llm-meter demo: simulator at ${sim.url}, spans to ${telemetry.destination}`);
+  write(printable(`llm-meter demo: simulator at ${sim.url}, spans to ${telemetry.destination}`));
   await sendDemoCalls(meter, sim.url, workload(options.calls ?? 18), options.concurrency ?? 4);
   await meter.flush();
   const summary = await meter.store!.summary({ groupBy: ['provider', 'model'] });

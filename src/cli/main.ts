@@ -6,6 +6,7 @@ import { runDemo } from './demo.js';
 import { proxyCommand } from './proxy.js';
 import { reportCommand } from './report.js';
 import { serveCommand } from './serve.js';
+import { printable } from './terminal.js';
 
 const HELP = `llm-meter: cost and usage observability for LLM API calls
 
@@ -77,7 +78,8 @@ export async function main(
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     const e = error as Error;
-    process.stderr.write(`llm-meter ${command}: ${e?.message ?? String(error)}\n`);
+    // Messages quote flags, values and names as given: printable() keeps them from driving the terminal.
+    process.stderr.write(`llm-meter ${printable(command)}: ${printable(e?.message ?? String(error))}\n`);
     return e?.name === 'UsageError' ? 2 : 1;
   }
 }

@@ -5,11 +5,13 @@ import type { ProxyOptions } from '../proxy/types.js';
 import { createPrometheusMetrics, serveMetrics } from '../telemetry/prometheus.js';
 import { setupTelemetry } from '../telemetry/setup.js';
 import { dbPath, parse, portNumber, positiveInt, str, UsageError } from './args.js';
+import { printable } from './terminal.js';
 
 export const PROXY_HELP = `Usage: llm-meter proxy [--port 8788] [--host 127.0.0.1] --upstream NAME=URL [--upstream ...]
                        [--db PATH] [--require-key --keys FILE] [--capture-content]
                        [--connect-timeout MS] [--headers-timeout MS] [--idle-timeout MS] [--timeout MS]
                        [--shutdown-grace MS] [--connections N] [--max-body BYTES]
+                       [--max-client-connections N] [--max-client-body BYTES] [--max-body-in-flight BYTES]
                        [--default-max-tokens N] [--max-tool-rounds N] [--user-rpm N] [--user-tpm N]
                        [--circuit-breaker] [--rate-limit] [--metrics-port N [--metrics-host HOST]]
        llm-meter proxy keygen
@@ -18,7 +20,11 @@ A metering gateway for clients in any language: point their base URL at it. Requ
 path prefix (/NAME/...) or by the provider's own path shape (/v1/messages → anthropic,
 /v1beta/... → gemini, /api/... → ollama, other /v1/... → openai). Every call is metered, stored
 and checked against budgets like meter.fetch. Attribution comes from x-llm-meter-user,
--project, -feature and -tags headers, which are removed before forwarding.
+-project, -feature and -tags headers, which are removed before forwarding; a gateway key's own
+fields win, and its "pin" keeps headers from setting the others.
+Per client (IPv4 address, IPv6 /64): --max-client-connections (default 512) and request-body bytes in
+memory, --max-client-body (default 2 × --max-body); --max-body-in-flight caps all clients
+together (default 8 × --max-body). Over a cap: 429 in the provider's error shape.
 Default upstreams: openai=https://api.openai.com, anthropic=https://api.anthropic.com.
 Spans go over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set. --metrics-port serves
 Prometheus /metrics (GenAI metrics, cost, the gateway's requests, circuits and rate-limit
@@ -50,6 +56,9 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
     'shutdown-grace': { type: 'string' },
     connections: { type: 'string' },
     'max-body': { type: 'string' },
+    'max-client-connections': { type: 'string' },
+    'max-client-body': { type: 'string' },
+    'max-body-in-flight': { type: 'string' },
     'default-max-tokens': { type: 'string' },
     'max-tool-rounds': { type: 'string' },
     'user-rpm': { type: 'string' },
@@ -122,13 +131,20 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
   if (grace !== undefined) options.shutdownGraceMs = grace;
   if (values.connections) options.connections = positiveInt(values, 'connections', 256);
   if (values['max-body']) options.maxRequestBodyBytes = positiveInt(values, 'max-body', 0);
+  if (values['max-client-connections'])
+    options.maxConnectionsPerClient = positiveInt(values, 'max-client-connections', 0);
+  if (values['max-client-body']) options.maxBodyBytesPerClient = positiveInt(values, 'max-client-body', 0);
+  if (values['max-body-in-flight'])
+    options.maxBodyBytesInFlight = positiveInt(values, 'max-body-in-flight', 0);
   if (values['circuit-breaker']) options.circuitBreaker = {};
   if (values['rate-limit']) options.rateLimiter = {};
   const proxy = await startProxy(options);
   out(
-    `llm-meter proxy on ${proxy.url} → ${Object.entries(upstreams)
-      .map(([n, u]) => `${n}=${u}`)
-      .join(', ')}\n`,
+    printable(
+      `llm-meter proxy on ${proxy.url} → ${Object.entries(upstreams)
+        .map(([n, u]) => `${n}=${u}`)
+        .join(', ')}`,
+    ) + '\n',
   );
   let metricsServer: Server | null = null;
   const stopObserving: (() => void)[] = [];
@@ -137,7 +153,7 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
     const host = str(values, 'metrics-host') ?? '127.0.0.1';
     metricsServer = await serveMetrics(prometheus, metricsPort, host);
     const { port } = metricsServer.address() as { port: number };
-    out(`metrics on http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics\n`);
+    out(`${printable(`metrics on http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`)}\n`);
   }
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());

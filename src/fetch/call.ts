@@ -66,6 +66,11 @@ export interface CallEnd {
   readonly parsed: ParsedResponse;
   /** Stream events seen. */
   readonly chunks: number;
+  /**
+   * Response bytes too large to parse (an event over the parser's cap, a JSON body over
+   * `maxResponseBodyBytes`): what they said is unknown, so usage is estimated.
+   */
+  readonly unreadBytes: number;
   readonly ending: Ending;
   /** What was thrown (upstream fetch or body), or null. */
   readonly error: unknown;

@@ -19,6 +19,11 @@ export interface JsonArrayParserOptions {
   onElement(text: string): void;
   /** Bytes one element may take; a larger one is dropped and counted in `oversized`. Default 8 MiB. */
   maxElementBytes?: number;
+  /**
+   * An element over `maxElementBytes` was dropped: `bytes` of it were not read (all of it, once it
+   * ends or the body does).
+   */
+  onOversized?(bytes: number): void;
 }
 
 export interface JsonArrayEndState {
@@ -89,6 +94,15 @@ export function createJsonArrayParser(options: JsonArrayParserOptions): JsonArra
   let errors = 0;
   let oversized = 0;
 
+  function dropped(bytes: number): void {
+    if (options.onOversized === undefined) return;
+    try {
+      options.onOversized(bytes);
+    } catch {
+      errors++;
+    }
+  }
+
   function startElement(k: number, chunkStart: number): number {
     inJunk = false;
     kind = k;
@@ -110,9 +124,13 @@ export function createJsonArrayParser(options: JsonArrayParserOptions): JsonArra
     kind = NONE;
     state = stray ? BEFORE_ARRAY : AFTER_VALUE;
     stray = false;
-    if (wasDiscarding) return;
+    if (wasDiscarding) {
+      dropped(size);
+      return;
+    }
     if (size > maxElementBytes) {
       oversized++;
+      dropped(size);
       return;
     }
     let text = '';
@@ -236,6 +254,7 @@ export function createJsonArrayParser(options: JsonArrayParserOptions): JsonArra
 
   function end(): JsonArrayEndState {
     if (finalState === undefined) {
+      if (discarding && kind !== NONE) dropped(elementBytes);
       finalState = {
         complete: state === DONE,
         pendingBytes: kind === NONE ? 0 : elementBytes,

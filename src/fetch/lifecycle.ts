@@ -77,6 +77,8 @@ export interface CallState {
   facts: HeaderFacts | null;
   /** Stream events seen. */
   chunks: number;
+  /** See CallEnd.unreadBytes. */
+  unreadBytes: number;
   /** The parsed body of an error response (status >= 400), or its text. */
   errorBody: unknown;
   /** See CallEnd.guard. */
@@ -128,6 +130,7 @@ export function beginCall(
     status: null,
     facts: null,
     chunks: 0,
+    unreadBytes: 0,
     errorBody: null,
     guard: null,
   };
@@ -178,6 +181,7 @@ export function endCall(
     facts: state.facts,
     parsed,
     chunks: state.chunks,
+    unreadBytes: state.unreadBytes,
     ending,
     error,
     providerError,

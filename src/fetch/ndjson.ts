@@ -13,6 +13,8 @@ export interface NdjsonParserOptions {
   onLine(line: string): void;
   /** Bytes one line may take; a longer one is dropped and counted in `oversized`. Default 8 MiB. */
   maxLineBytes?: number;
+  /** A line over `maxLineBytes` was dropped: `bytes` of it (all of it) were not read. */
+  onOversized?(bytes: number): void;
 }
 
 export interface NdjsonEndState {
@@ -46,6 +48,15 @@ export function createNdjsonParser(options: NdjsonParserOptions): NdjsonParser {
   let errors = 0;
   let oversized = 0;
 
+  function dropped(bytes: number): void {
+    if (options.onOversized === undefined) return;
+    try {
+      options.onOversized(bytes);
+    } catch {
+      errors++;
+    }
+  }
+
   function finishLine(last: Uint8Array): void {
     const size = heldBytes + last.length;
     const parts = held;
@@ -53,9 +64,13 @@ export function createNdjsonParser(options: NdjsonParserOptions): NdjsonParser {
     held = [];
     heldBytes = 0;
     discarding = false;
-    if (wasDiscarding) return;
+    if (wasDiscarding) {
+      dropped(size);
+      return;
+    }
     if (size > maxLineBytes) {
       oversized++;
+      dropped(size);
       return;
     }
     let text = '';

@@ -27,6 +27,11 @@ function endObserved(
   endCall(engine, state, how, error ?? null, aborted);
 }
 
+/** Bytes of the response that were too large to parse: usage becomes an estimate. */
+function unread(state: CallState, bytes: number): void {
+  state.unreadBytes += bytes;
+}
+
 function onEvent(engine: Engine, state: CallState, event: SseEvent, at: number): void {
   state.chunks++;
   let output: boolean;
@@ -44,7 +49,10 @@ function onEvent(engine: Engine, state: CallState, event: SseEvent, at: number):
 
 export function sseObserver(engine: Engine, state: CallState): BodyObserver {
   let at = 0;
-  const sse = createSseParser({ onEvent: (event) => onEvent(engine, state, event, at) });
+  const sse = createSseParser({
+    onEvent: (event) => onEvent(engine, state, event, at),
+    onOversized: (bytes) => unread(state, bytes),
+  });
   return {
     chunk(bytes, atMs) {
       at = atMs;
@@ -67,10 +75,11 @@ export function lineObserver(
 ): BodyObserver {
   let at = 0;
   const onText = (data: string) => onEvent(engine, state, { event: '', data, id: undefined }, at);
+  const onOversized = (bytes: number) => unread(state, bytes);
   const parser =
     format === 'ndjson'
-      ? createNdjsonParser({ onLine: onText })
-      : createJsonArrayParser({ onElement: onText });
+      ? createNdjsonParser({ onLine: onText, onOversized })
+      : createJsonArrayParser({ onElement: onText, onOversized });
   return {
     chunk(bytes, atMs) {
       at = atMs;
@@ -99,6 +108,7 @@ export function rewritingSseObserver(engine: Engine, state: CallState, filter: E
     onBlock(block, oversized) {
       // A piece of an event too large to hold goes to the caller as it came, unparsed.
       if (oversized) {
+        unread(state, block.byteLength);
         out.push(block);
         return;
       }
@@ -158,8 +168,8 @@ export function jsonObserver(engine: Engine, state: CallState): BodyObserver {
   let overflow = false;
   return {
     chunk(bytes) {
+      size += bytes.byteLength;
       if (!overflow) {
-        size += bytes.byteLength;
         if (size > engine.maxResponseBodyBytes) {
           overflow = true;
           parts = [];
@@ -187,6 +197,7 @@ export function jsonObserver(engine: Engine, state: CallState): BodyObserver {
           }
         }
       }
+      if (overflow) state.unreadBytes = size;
       parts = [];
       endObserved(engine, state, how, error);
     },

@@ -41,6 +41,11 @@ export interface SseParserOptions {
   onComment?(text: string): void;
   /** Bytes one event may take on the wire, its lines and their line ends. Default 8 MiB. */
   maxEventBytes?: number;
+  /**
+   * An event over `maxEventBytes` was dropped: `bytes` of it were not read (all of it, once its
+   * blank line or the end of the stream comes). What it said is unknown, so usage is estimated.
+   */
+  onOversized?(bytes: number): void;
 }
 
 export interface SseParser {
@@ -96,6 +101,15 @@ export function createSseParser(options: SseParserOptions): SseParser {
     resetEvent();
   }
 
+  function dropped(bytes: number): void {
+    if (options.onOversized === undefined) return;
+    try {
+      options.onOversized(bytes);
+    } catch {
+      errors++;
+    }
+  }
+
   function dispatch(): void {
     if (data.length === 0) return;
     const ev: SseEvent = { event: eventType, data: data.join('\n'), id: lastEventId };
@@ -148,6 +162,7 @@ export function createSseParser(options: SseParserOptions): SseParser {
     lineBytes = 0;
     if (bytes === 0) {
       if (!discarding) dispatch();
+      else dropped(eventBytes + terminatorBytes);
       discarding = false;
       eventBytes = 0;
       skippedLfCounts = false;
@@ -229,6 +244,7 @@ export function createSseParser(options: SseParserOptions): SseParser {
     } catch {
       errors++;
     }
+    if (discarding) dropped(eventBytes + lineBytes);
     finalState = { pendingBytes: eventBytes + lineBytes, dispatched, errors, oversized };
     line = '';
     resetEvent();

@@ -7,14 +7,23 @@ import {
   countTurns,
   createArgumentCheck,
   int,
+  isArray,
+  isBoolean,
+  isCount,
+  isString,
+  isStringOrArray,
   type Json,
+  limit,
+  name,
   num,
   obj,
+  optional,
   parseJson,
   str,
+  unreadable,
 } from './json.js';
 import type { Detection, ParsedResponse, ParsedUsage, ProviderAdapter, ResponseParser } from './types.js';
-import { emptyParsed } from './types.js';
+import { emptyParsed, withUnreadable } from './types.js';
 
 /**
  * Anthropic Messages API. https://docs.anthropic.com/en/api/messages
@@ -28,12 +37,24 @@ interface AnthropicDetection extends Detection {
   countTokens: boolean;
 }
 
+/** The fields llm-meter reads have the types the API takes (see `optional`). */
+function wellTyped(body: Json): boolean {
+  return (
+    optional(body.model, isString) &&
+    optional(body.stream, isBoolean) &&
+    optional(body.max_tokens, isCount) &&
+    optional(body.messages, isArray) &&
+    optional(body.system, isStringOrArray) &&
+    optional(body.tools, isArray)
+  );
+}
+
 function parseRequest(body: Json, detection: Detection): RequestInfo {
   return {
-    parsed: true,
-    model: str(body.model) ?? detection.urlModel,
+    parsed: wellTyped(body),
+    model: name(body.model) ?? detection.urlModel,
     stream: body.stream === true,
-    maxTokens: num(body.max_tokens),
+    maxTokens: limit(body.max_tokens),
     temperature: num(body.temperature),
     choices: null,
     toolCount: arr(body.tools)?.length ?? 0,
@@ -51,29 +72,35 @@ interface RawUsage {
   output: number;
   cacheRead: number;
   cacheWrite: number;
+  /** A figure was on the wire but not a count. */
+  unreadable: boolean;
 }
 
 function mergeUsage(into: RawUsage, usage: Json | null): void {
   if (!usage) return;
-  const input = num(usage.input_tokens);
-  if (input !== null) into.input = Math.round(input);
-  const output = num(usage.output_tokens);
-  if (output !== null) into.output = Math.round(output);
-  const read = num(usage.cache_read_input_tokens);
-  if (read !== null) into.cacheRead = Math.round(read);
-  const write = num(usage.cache_creation_input_tokens);
-  if (write !== null) into.cacheWrite = Math.round(write);
+  const { input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens } = usage;
+  if (num(input_tokens) !== null) into.input = int(input_tokens);
+  if (num(output_tokens) !== null) into.output = int(output_tokens);
+  if (num(cache_read_input_tokens) !== null) into.cacheRead = int(cache_read_input_tokens);
+  if (num(cache_creation_input_tokens) !== null) into.cacheWrite = int(cache_creation_input_tokens);
+  if (unreadable(input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens)) {
+    into.unreadable = true;
+  }
 }
 
 function normalize(raw: RawUsage): ParsedUsage | null {
   if (raw.input === null) return null;
-  return {
-    inputTokens: raw.input + raw.cacheRead + raw.cacheWrite,
-    outputTokens: raw.output,
-    cacheReadTokens: raw.cacheRead,
-    cacheWriteTokens: raw.cacheWrite,
-    reasoningTokens: 0,
-  };
+  return withUnreadable(
+    {
+      // Each figure is at most 2^53 − 1 (int): the sum stays finite; src/usage.ts bounds it.
+      inputTokens: raw.input + raw.cacheRead + raw.cacheWrite,
+      outputTokens: raw.output,
+      cacheReadTokens: raw.cacheRead,
+      cacheWriteTokens: raw.cacheWrite,
+      reasoningTokens: 0,
+    },
+    raw.unreadable,
+  );
 }
 
 function readError(body: Json): { code: string | null; type: string | null; message: string | null } {
@@ -83,7 +110,7 @@ function readError(body: Json): { code: string | null; type: string | null; mess
 
 function createMessagesParser(): ResponseParser {
   const out: ParsedResponse = emptyParsed();
-  const raw: RawUsage = { input: null, output: 0, cacheRead: 0, cacheWrite: 0 };
+  const raw: RawUsage = { input: null, output: 0, cacheRead: 0, cacheWrite: 0, unreadable: false };
   // A tool_use block's input streams as partial JSON; a non-streamed one is already an object.
   const argumentCheck = createArgumentCheck();
 

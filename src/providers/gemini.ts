@@ -6,9 +6,16 @@ import {
   clip,
   countTurns,
   int,
+  isArray,
+  isCount,
+  isObject,
   type Json,
+  limit,
+  MAX_CHOICES,
+  MAX_NAME_CHARS,
   num,
   obj,
+  optional,
   parseJson,
   str,
   withNestedDefault,
@@ -23,7 +30,7 @@ import type {
   ProviderError,
   ResponseParser,
 } from './types.js';
-import { emptyParsed, inputOnlyUsage } from './types.js';
+import { emptyParsed, inputOnlyUsage, withUnreadable } from './types.js';
 
 /**
  * Google Gemini, on the Generative Language API
@@ -94,14 +101,24 @@ function parseRequest(body: Json, detection: Detection): RequestInfo {
   const d = detection as GeminiDetection;
   const wrapped = obj(field(body, 'generateContentRequest', 'generate_content_request'));
   const request = d.method === 'countTokens' && wrapped ? wrapped : body;
-  const config = obj(field(request, 'generationConfig', 'generation_config'));
+  const rawConfig = field(request, 'generationConfig', 'generation_config');
+  const config = obj(rawConfig);
+  const maxTokens = field(config, 'maxOutputTokens', 'max_output_tokens');
+  const choices = field(config, 'candidateCount', 'candidate_count');
+  // The fields llm-meter reads have the types the API takes (see `optional`).
+  const wellTyped =
+    optional(rawConfig, isObject) &&
+    optional(maxTokens, isCount) &&
+    optional(choices, isCount) &&
+    optional(request.contents, isArray) &&
+    optional(request.tools, isArray);
   return {
-    parsed: true,
+    parsed: wellTyped,
     model: detection.urlModel,
     stream: d.method === 'streamGenerateContent',
-    maxTokens: num(field(config, 'maxOutputTokens', 'max_output_tokens')),
+    maxTokens: limit(maxTokens),
     temperature: num(config?.temperature),
-    choices: num(field(config, 'candidateCount', 'candidate_count')),
+    choices: limit(choices),
     toolCount: countTools(request.tools),
     toolRounds: countToolRounds(body),
   };
@@ -115,17 +132,33 @@ function parseRequest(body: Json, detection: Detection): RequestInfo {
  */
 export function geminiUsage(usage: Json | null): ParsedUsage | null {
   if (!usage) return null;
-  const prompt = num(usage.promptTokenCount);
+  const prompt = count(usage.promptTokenCount);
   if (prompt === null) return null;
-  const input = Math.round(prompt) + int(usage.toolUsePromptTokenCount);
-  const thoughts = int(usage.thoughtsTokenCount);
-  return {
-    inputTokens: input,
-    outputTokens: int(usage.candidatesTokenCount) + thoughts,
-    cacheReadTokens: Math.min(int(usage.cachedContentTokenCount), input),
-    cacheWriteTokens: 0,
-    reasoningTokens: thoughts,
-  };
+  const toolUse = usage.toolUsePromptTokenCount;
+  const thoughts = usage.thoughtsTokenCount;
+  const candidates = usage.candidatesTokenCount;
+  const cached = usage.cachedContentTokenCount;
+  return withUnreadable(
+    {
+      // Each figure is at most 2^53 − 1: the sums stay finite; src/usage.ts bounds them.
+      inputTokens: prompt + (count(toolUse) ?? 0),
+      outputTokens: (count(candidates) ?? 0) + (count(thoughts) ?? 0),
+      cacheReadTokens: count(cached) ?? 0,
+      cacheWriteTokens: 0,
+      reasoningTokens: count(thoughts) ?? 0,
+    },
+    [toolUse, thoughts, candidates, cached].some((v) => v !== undefined && v !== null && count(v) === null),
+  );
+}
+
+/**
+ * A proto3 JSON integer: a number, or its decimal string (how int64 fields are written, and what
+ * parsers accept for any integer, https://protobuf.dev/programming-guides/json/), as a whole
+ * number of at most 2^53 − 1; null when absent or not a count.
+ */
+function count(value: unknown): number | null {
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  return num(n) === null ? null : int(n);
 }
 
 /** `{error:{code,message,status,details}}`, also wrapped in a one-element array (JSON-array streams). */
@@ -190,7 +223,8 @@ function createGenerateParser(): ResponseParser {
       if (!candidate) continue;
       const reason = str(candidate.finishReason);
       if (reason) {
-        finish.set(int(candidate.index), reason);
+        const index = int(candidate.index);
+        if (finish.size < MAX_CHOICES || finish.has(index)) finish.set(index, reason);
         // The last chunk carries the finish reason and the totals; there is no other terminator.
         out.terminal = true;
       }
@@ -245,7 +279,7 @@ function createUnaryParser(method: Method): ResponseParser {
       if (!b) return;
       out.terminal = true;
       if (method === 'countTokens') {
-        const total = num(b.totalTokens);
+        const total = count(b.totalTokens);
         if (total !== null) {
           out.usage = inputOnlyUsage(total);
         }
@@ -269,6 +303,7 @@ export const geminiAdapter: ProviderAdapter = {
     } catch {
       model = match[1]!;
     }
+    model = model.slice(0, MAX_NAME_CHARS);
     const name = match[2] as Method;
     const detection: GeminiDetection = {
       adapter: geminiAdapter,

@@ -1,4 +1,5 @@
 /** Narrowing helpers for untrusted JSON from the wire. Never throw. */
+import { MAX_TOKENS } from '../record.js';
 
 export type Json = Record<string, unknown>;
 
@@ -19,10 +20,48 @@ export function num(value: unknown): number | null {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : null;
 }
 
+/**
+ * A whole number from a finite, non-negative one, else 0. At most 2^53 − 1, so that sums of such
+ * figures stay finite and exact; bounds that mean something are applied later (src/usage.ts).
+ */
 export function int(value: unknown): number {
   const n = num(value);
-  return n === null ? 0 : Math.round(n);
+  return n === null ? 0 : Math.min(Math.round(n), Number.MAX_SAFE_INTEGER);
 }
+
+/** Some of `values` is on the wire (not undefined or null) but not a count: a string, a negative... */
+export function unreadable(...values: unknown[]): boolean {
+  return values.some((value) => value !== undefined && value !== null && num(value) === null);
+}
+
+/**
+ * A token limit or a count the request asks for (`max_tokens`, `n`), at most MAX_TOKENS: a
+ * figure so large that it stands for "no limit" must not overflow what is computed from it.
+ */
+export function limit(value: unknown): number | null {
+  const n = num(value);
+  return n === null ? null : Math.min(n, MAX_TOKENS);
+}
+
+/**
+ * Type checks for the fields of a request body that llm-meter relies on. A field that is absent
+ * (undefined, or JSON null, which the wire formats read as "not set") passes; one that is present
+ * with another type makes the request unparsed (`RequestInfo.parsed: false`): still metered, but
+ * its figures are not to be trusted. Fields llm-meter does not read are never looked at, so an
+ * unknown or odd extra field changes nothing (servers ignore them too: Go's encoding/json,
+ * Pydantic's default, serde without deny_unknown_fields).
+ */
+export function optional(value: unknown, test: (value: unknown) => boolean): boolean {
+  return value === undefined || value === null || test(value);
+}
+export const isString = (value: unknown): boolean => typeof value === 'string';
+export const isBoolean = (value: unknown): boolean => typeof value === 'boolean';
+export const isArray = (value: unknown): boolean => Array.isArray(value);
+export const isObject = (value: unknown): boolean => obj(value) !== null;
+export const isCount = (value: unknown): boolean => num(value) !== null;
+export const isFiniteNumber = (value: unknown): boolean =>
+  typeof value === 'number' && Number.isFinite(value);
+export const isStringOrArray = (value: unknown): boolean => isString(value) || isArray(value);
 
 export function bool(value: unknown): boolean {
   return value === true;
@@ -45,6 +84,20 @@ export function appendCapped(current: string, piece: string): string {
     ? current + piece.slice(0, OUTPUT_TEXT_CAP - current.length)
     : current + piece;
 }
+
+/**
+ * The longest name (a model, a response id) kept from the wire: model names become span names,
+ * metric labels and report keys. Real ones are well under 100 characters.
+ */
+export const MAX_NAME_CHARS = 256;
+
+/** A name from the wire (see MAX_NAME_CHARS), or null. */
+export function name(value: unknown): string | null {
+  return clip(str(value), MAX_NAME_CHARS);
+}
+
+/** Choices a response is believed to have: OpenAI's `n` is at most 128. Finish reasons past it are not kept. */
+export const MAX_CHOICES = 128;
 
 /** Bounded copy of a provider's error code or message, for low-cardinality attributes. */
 export function clip(value: string | null, max = 120): string | null {

@@ -5,11 +5,21 @@ import {
   arr,
   clip,
   countTurns,
+  int,
+  isArray,
+  isBoolean,
+  isFiniteNumber,
+  isObject,
+  isString,
   type Json,
+  limit,
+  name,
   num,
   obj,
+  optional,
   parseJson,
   str,
+  unreadable,
   withNestedDefault,
 } from './json.js';
 import type {
@@ -22,7 +32,7 @@ import type {
   ResponseParser,
   ServerTiming,
 } from './types.js';
-import { emptyParsed, inputOnlyUsage } from './types.js';
+import { emptyParsed, inputOnlyUsage, withUnreadable } from './types.js';
 
 /**
  * Ollama's native API: `/api/chat`, `/api/generate`, `/api/embed` and the legacy
@@ -34,14 +44,16 @@ import { emptyParsed, inputOnlyUsage } from './types.js';
  * `load_duration` (loading the model, and waiting for it, counted as queue),
  * `prompt_eval_duration` (prefill) and `eval_duration` (generation).
  *
- * Detection heuristic: `/api/chat` and `/api/generate` are common paths on other servers (an
- * app's own chat route, often posting the Vercel AI SDK's UI messages), so a call is metered only
- * when its body is JSON shaped like Ollama's (`requiresJsonBody`): a non-empty string `model`, a
- * boolean `stream` if any, and for chat a `messages` array of objects with a string `role`, a
- * string `content` if any (Ollama takes no content parts) and no `parts`; for generate a string
- * `prompt` if any and no `messages`; for embed a string or string-array `input`. Anything else
- * passes through unmetered. Ollama counts only the prompt tokens it evaluated: a prefix served
- * from its cache is not in `prompt_eval_count`.
+ * Detection: `/api/chat` and `/api/generate` are common paths on other servers (an app's own chat
+ * route, often posting the Vercel AI SDK's UI messages), so on a host that is not known to be
+ * Ollama (its port 11434, ollama.com) a call is metered only when its body is JSON naming a model
+ * (`requiresJsonBody`): Ollama answers 400 to anything else ("model is required"), so what passes
+ * unmetered is never generated. The decision is made from that one field Ollama requires, never
+ * from fields it ignores: Go's JSON decoder skips unknown fields, so a body with extra ones
+ * (`parts`, `id`, `"parts": null`) is served like any other and metered like any other. A field
+ * llm-meter reads with a type Ollama does not take makes the call unparsed, not unmetered.
+ * Ollama counts only the prompt tokens it evaluated: a prefix served from its cache is not in
+ * `prompt_eval_count`.
  */
 
 type Kind = 'chat' | 'generate' | 'embed' | 'embeddings';
@@ -67,30 +79,39 @@ interface OllamaDetection extends Detection {
 
 const PATH = /\/api\/(chat|generate|embed|embeddings)\/?$/;
 
-const isText = (value: unknown): boolean => typeof value === 'string';
-
-function isOllamaMessage(value: unknown): boolean {
-  const m = obj(value);
-  return (
-    m !== null && isText(m.role) && (m.content === undefined || isText(m.content)) && m.parts === undefined
-  );
+/** Ollama's own port and its cloud: there, these paths are Ollama's whatever the body. */
+function knownOllamaHost(url: URL): boolean {
+  return url.port === '11434' || /(^|\.)ollama\.com$/.test(url.hostname);
 }
 
-/** See the detection heuristic above. */
-function looksLikeOllama(body: Json, kind: Kind): boolean {
-  if (typeof body.model !== 'string' || body.model.length === 0) return false;
-  if (body.stream !== undefined && typeof body.stream !== 'boolean') return false;
+/** A message whose content, if any, is text: Ollama takes no content parts (images go apart). */
+function isOllamaMessage(value: unknown): boolean {
+  const m = obj(value);
+  return m !== null && optional(m.content, isString);
+}
+
+/** The fields llm-meter reads have the types Ollama takes (see `optional`). */
+function wellTyped(body: Json, kind: Kind): boolean {
+  const options = body.options;
+  const common =
+    optional(body.model, isString) &&
+    optional(body.stream, isBoolean) &&
+    optional(options, isObject) &&
+    // num_predict -1 (and -2) mean "until the context is full": any number is a valid one.
+    optional(obj(options)?.num_predict, isFiniteNumber);
+  if (!common) return false;
   switch (kind) {
-    case 'chat': {
-      return arr(body.messages)?.every(isOllamaMessage) ?? false;
-    }
+    case 'chat':
+      return (
+        optional(body.messages, (m) => arr(m)?.every(isOllamaMessage) ?? false) &&
+        optional(body.tools, isArray)
+      );
     case 'generate':
-      return (body.prompt === undefined || isText(body.prompt)) && body.messages === undefined;
+      return optional(body.prompt, isString);
     case 'embed':
-      return isText(body.input) || (arr(body.input)?.every(isText) ?? false);
+      return optional(body.input, (i) => isString(i) || (arr(i)?.every(isString) ?? false));
     case 'embeddings':
-      // Ollama's `{ model, prompt }`, or an OpenAI-shaped body from a server in front of it.
-      return isText(body.prompt) || body.input !== undefined;
+      return optional(body.prompt, isString);
   }
 }
 
@@ -99,13 +120,13 @@ function parseRequest(body: Json, detection: Detection): RequestInfo {
   const options = obj(body.options);
   const generates = kind === 'chat' || kind === 'generate';
   return {
-    parsed: true,
-    // null: not Ollama after all, and the wrapper passes the call through.
-    model: looksLikeOllama(body, kind) ? (body.model as string) : null,
+    parsed: wellTyped(body, kind),
+    // null (no model, or not a name): Ollama refuses it, and on a shared path the call passes.
+    model: name(body.model) || null,
     // Ollama streams unless told not to.
     stream: generates && body.stream !== false,
     // num_predict -1 (and -2) mean "until the context is full": no limit, which num() drops.
-    maxTokens: num(options?.num_predict),
+    maxTokens: limit(options?.num_predict),
     temperature: num(options?.temperature),
     choices: null,
     toolCount: kind === 'chat' ? (arr(body.tools)?.length ?? 0) : 0,
@@ -125,16 +146,18 @@ function createParser(): ResponseParser {
     out.terminal = true;
     const reason = str(o.done_reason);
     if (reason) out.finishReasons = [reason];
-    const prompt = num(o.prompt_eval_count);
-    const evals = num(o.eval_count);
-    if (prompt !== null || evals !== null) {
-      out.usage = {
-        inputTokens: Math.round(prompt ?? 0),
-        outputTokens: Math.round(evals ?? 0),
-        cacheReadTokens: 0,
-        cacheWriteTokens: 0,
-        reasoningTokens: 0,
-      };
+    const { prompt_eval_count: prompt, eval_count: evals } = o;
+    if (num(prompt) !== null || num(evals) !== null) {
+      out.usage = withUnreadable(
+        {
+          inputTokens: int(prompt),
+          outputTokens: int(evals),
+          cacheReadTokens: 0,
+          cacheWriteTokens: 0,
+          reasoningTokens: 0,
+        },
+        unreadable(prompt, evals),
+      );
     }
     const queueMs = ms(o.load_duration);
     const timing: ServerTiming = {
@@ -233,7 +256,7 @@ export const ollamaAdapter: ProviderAdapter = {
       provider: 'ollama',
       operation: OPERATION[kind],
       urlModel: null,
-      requiresJsonBody: true,
+      requiresJsonBody: !knownOllamaHost(url),
       kind,
     };
     return detection;

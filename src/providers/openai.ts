@@ -7,11 +7,21 @@ import {
   countTurns,
   createArgumentCheck,
   int,
+  isArray,
+  isBoolean,
+  isCount,
+  isString,
+  isStringOrArray,
   type Json,
+  limit,
+  MAX_CHOICES,
+  name,
   num,
   obj,
+  optional,
   parseJson,
   str,
+  unreadable,
 } from './json.js';
 import type {
   BodyShape,
@@ -25,7 +35,7 @@ import type {
   ServerTiming,
   StreamEvent,
 } from './types.js';
-import { emptyParsed, inputOnlyUsage } from './types.js';
+import { emptyParsed, inputOnlyUsage, withUnreadable } from './types.js';
 
 /**
  * OpenAI wire formats on any host: Chat Completions, Responses, Embeddings and legacy
@@ -105,15 +115,38 @@ function kindOf(pathname: string): { kind: Kind; deployment: string | null } | n
   return { kind, deployment: m ? decodeURIComponent(m[1]!) : null };
 }
 
+/** The field that carries the input, per endpoint. */
+const INPUT_FIELD: Record<Kind, string> = {
+  chat: 'messages',
+  responses: 'input',
+  embeddings: 'input',
+  completions: 'prompt',
+};
+
+/** The fields llm-meter reads have the types the API takes (see `optional`). */
+function wellTyped(body: Json, kind: Kind): boolean {
+  return (
+    optional(body.model, isString) &&
+    optional(body.stream, isBoolean) &&
+    optional(body.max_completion_tokens, isCount) &&
+    optional(body.max_tokens, isCount) &&
+    optional(body.max_output_tokens, isCount) &&
+    optional(body.n, isCount) &&
+    optional(body.tools, isArray) &&
+    optional(body.functions, isArray) &&
+    optional(body[INPUT_FIELD[kind]], kind === 'chat' ? isArray : isStringOrArray)
+  );
+}
+
 function parseRequest(body: Json, detection: Detection): RequestInfo {
   const tools = arr(body.tools)?.length ?? arr(body.functions)?.length ?? 0;
   return {
-    parsed: true,
-    model: str(body.model) ?? detection.urlModel,
+    parsed: wellTyped(body, (detection as OpenAIDetection).kind),
+    model: name(body.model) ?? detection.urlModel,
     stream: body.stream === true,
-    maxTokens: num(body.max_completion_tokens) ?? num(body.max_tokens) ?? num(body.max_output_tokens),
+    maxTokens: limit(body.max_completion_tokens) ?? limit(body.max_tokens) ?? limit(body.max_output_tokens),
     temperature: num(body.temperature),
-    choices: num(body.n),
+    choices: limit(body.n),
     toolCount: tools,
     toolRounds: countToolRounds(body, detection),
   };
@@ -159,19 +192,22 @@ function amendRequest(
 function chatUsage(usage: Json | null): ParsedUsage | null {
   if (!usage) return null;
   const input = num(usage.prompt_tokens) ?? num(usage.input_tokens);
-  const output = num(usage.completion_tokens) ?? num(usage.output_tokens) ?? 0;
   if (input === null) return null;
+  const output = usage.completion_tokens ?? usage.output_tokens;
   const inDetails = obj(usage.prompt_tokens_details) ?? obj(usage.input_tokens_details);
   const outDetails = obj(usage.completion_tokens_details) ?? obj(usage.output_tokens_details);
   // DeepSeek reports cache hits at top level: https://api-docs.deepseek.com/guides/kv_cache
   const cacheRead = int(inDetails?.cached_tokens) || int(usage.prompt_cache_hit_tokens);
-  return {
-    inputTokens: Math.round(input),
-    outputTokens: Math.round(output),
-    cacheReadTokens: Math.min(cacheRead, Math.round(input)),
-    cacheWriteTokens: 0,
-    reasoningTokens: int(outDetails?.reasoning_tokens),
-  };
+  return withUnreadable(
+    {
+      inputTokens: int(input),
+      outputTokens: int(output),
+      cacheReadTokens: cacheRead,
+      cacheWriteTokens: 0,
+      reasoningTokens: int(outDetails?.reasoning_tokens),
+    },
+    unreadable(output, inDetails?.cached_tokens, usage.prompt_cache_hit_tokens, outDetails?.reasoning_tokens),
+  );
 }
 
 /** Server-reported splits: Groq (seconds), llama.cpp `timings`, vLLM `metrics`. */
@@ -211,8 +247,11 @@ function serverTiming(body: Json): ServerTiming | null {
  */
 function withLlamaCppCache(usage: ParsedUsage | null, cacheN: number | null): ParsedUsage | null {
   if (!usage || !cacheN || usage.cacheReadTokens) return usage;
-  return { ...usage, cacheReadTokens: Math.min(Math.round(cacheN), usage.inputTokens) };
+  return { ...usage, cacheReadTokens: int(cacheN) };
 }
+
+/** Distinct tool calls a stream's count keeps track of. */
+const MAX_TOOL_CALLS = 4096;
 
 function createChatParser(): ResponseParser {
   const out: ParsedResponse = emptyParsed();
@@ -250,7 +289,7 @@ function createChatParser(): ResponseParser {
         if (!choice) continue;
         const index = int(choice.index);
         const reason = str(choice.finish_reason);
-        if (reason) finish.set(index, reason);
+        if (reason && (finish.size < MAX_CHOICES || finish.has(index))) finish.set(index, reason);
         const delta = obj(choice.delta);
         const text = str(delta?.content) ?? str(choice.text);
         if (text) {
@@ -265,7 +304,8 @@ function createChatParser(): ResponseParser {
           const call = obj(t);
           if (!call) continue;
           const key = `${index}:${int(call.index)}`;
-          seenToolCalls.add(key);
+          // Held per call for the count; a stream naming more calls than any response has is not.
+          if (seenToolCalls.size < MAX_TOOL_CALLS) seenToolCalls.add(key);
           const fn = obj(call.function);
           const args = str(fn?.arguments) ?? '';
           if (args) argumentCheck.fragment(key, args);
@@ -284,7 +324,8 @@ function createChatParser(): ResponseParser {
         const choice = obj(c);
         if (!choice) continue;
         const reason = str(choice.finish_reason);
-        if (reason) finish.set(int(choice.index), reason);
+        const index = int(choice.index);
+        if (reason && (finish.size < MAX_CHOICES || finish.has(index))) finish.set(index, reason);
         const message = obj(choice.message);
         const text = str(message?.content) ?? str(choice.text);
         if (text) out.outputText = appendCapped(out.outputText, text);
@@ -307,13 +348,18 @@ function responsesUsage(usage: Json | null): ParsedUsage | null {
   if (!usage) return null;
   const input = num(usage.input_tokens);
   if (input === null) return null;
-  return {
-    inputTokens: Math.round(input),
-    outputTokens: int(usage.output_tokens),
-    cacheReadTokens: Math.min(int(obj(usage.input_tokens_details)?.cached_tokens), Math.round(input)),
-    cacheWriteTokens: 0,
-    reasoningTokens: int(obj(usage.output_tokens_details)?.reasoning_tokens),
-  };
+  const cached = obj(usage.input_tokens_details)?.cached_tokens;
+  const reasoning = obj(usage.output_tokens_details)?.reasoning_tokens;
+  return withUnreadable(
+    {
+      inputTokens: int(input),
+      outputTokens: int(usage.output_tokens),
+      cacheReadTokens: int(cached),
+      cacheWriteTokens: 0,
+      reasoningTokens: int(reasoning),
+    },
+    unreadable(usage.output_tokens, cached, reasoning),
+  );
 }
 
 /** Responses API: https://platform.openai.com/docs/api-reference/responses-streaming */

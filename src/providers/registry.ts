@@ -49,13 +49,23 @@ export function detect(
 }
 
 /**
- * Whether a detected call is an LLM call once its body is known. `info` is what the adapter
- * read from a JSON body, or null when the body is not JSON (or could not be read). A path that
- * other servers use too (`requiresJsonBody`, Ollama's `/api/chat`) needs a JSON body; a JSON
- * body that names no model, on a URL that names none, is not an LLM call either. The meter and
- * the resilience wrappers both decide by this, so neither acts on a call the other lets pass.
+ * Whether a detected call is an LLM call once its body is known, decided by the URL and the
+ * fields that matter, never by the absence of fields nobody reads. `info` is what the adapter
+ * read from a JSON body, or null when the body is not JSON (or could not be read).
+ *
+ * - Not JSON: an LLM call, unmetered only on a path other servers use too (`requiresJsonBody`,
+ *   Ollama's `/api/chat` on a host not known to be Ollama's), where the provider would refuse it.
+ * - JSON naming a model (in the body or the URL): an LLM call, whatever else the body holds.
+ * - JSON naming no model: an app's own route that happens to share the path, and passes, unless a
+ *   field llm-meter reads has a type the API does not take (`parsed: false`, e.g. `"model": 7`) on
+ *   a path only LLM APIs use: some servers (llama.cpp) ignore what they cannot read and serve the
+ *   call with their default model, and a call the meter cannot vouch for is metered, not waved by.
+ *
+ * The meter and the resilience wrappers both decide by this, so neither acts on a call the
+ * other lets pass.
  */
 export function isLlmCall(detection: Detection, info: RequestInfo | null): boolean {
   if (info === null) return !detection.requiresJsonBody;
-  return !(info.parsed && info.model === null);
+  if (info.model !== null) return true;
+  return !info.parsed && !detection.requiresJsonBody;
 }

@@ -9,7 +9,10 @@ export interface ProviderAdapter {
   readonly id: string;
   /** Cheap, from the URL and method only. null: not this wire format. */
   detect(url: URL, method: string, headers: Headers): Detection | null;
-  /** Read what the request asks for. `body` is the parsed JSON body (an object). */
+  /**
+   * Read what the request asks for. `body` is the parsed JSON body (an object). Never rejects a
+   * body for fields it does not read; `parsed: false` when a field it reads has the wrong type.
+   */
   parseRequest(body: Record<string, unknown>, detection: Detection): RequestInfo;
   /**
    * Optionally change the request before it is sent (e.g. ask for stream usage). Returns the
@@ -67,9 +70,9 @@ export interface Detection {
   /** The response is a stream regardless of the body (e.g. Gemini `:streamGenerateContent`). */
   urlStream?: boolean;
   /**
-   * Meter the call only when its body is JSON that `parseRequest` recognises (names a model):
-   * for paths that other servers use too, such as Ollama's `/api/chat`. Anything else passes
-   * through unmetered.
+   * Meter the call only when its body is JSON naming a model (see `isLlmCall`): for paths that
+   * other servers use too, such as Ollama's `/api/chat` on a host not known to be Ollama's.
+   * Anything else passes through unmetered.
    */
   requiresJsonBody?: boolean;
 }
@@ -111,12 +114,15 @@ export interface ServerTiming {
   generationMs: number | null;
 }
 
+/** Token figures as the wire gave them, normalized to record.ts's counting; bounded later (src/usage.ts). */
 export interface ParsedUsage {
   inputTokens: number;
   outputTokens: number;
   cacheReadTokens: number;
   cacheWriteTokens: number;
   reasoningTokens: number;
+  /** A figure was on the wire but not a count (a string, a negative number...): read as absent. */
+  unreadable?: boolean;
 }
 
 /**
@@ -150,10 +156,16 @@ export interface ParsedResponse {
   serverTiming: ServerTiming | null;
 }
 
+/** `usage`, marked when one of its figures was on the wire but could not be read. */
+export function withUnreadable(usage: ParsedUsage, odd: boolean): ParsedUsage {
+  if (odd) usage.unreadable = true;
+  return usage;
+}
+
 /** Usage of a call that generates nothing (embeddings, token counts): its input only. */
 export function inputOnlyUsage(inputTokens: number): ParsedUsage {
   return {
-    inputTokens: Math.round(inputTokens),
+    inputTokens: Math.min(Math.round(inputTokens), Number.MAX_SAFE_INTEGER),
     outputTokens: 0,
     cacheReadTokens: 0,
     cacheWriteTokens: 0,

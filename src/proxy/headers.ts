@@ -116,9 +116,16 @@ export function parseTags(value: string | undefined): Record<string, string> {
   return tags;
 }
 
-/** Attribution from `x-llm-meter-user`, `-project`, `-feature` and `-tags`. */
+/**
+ * Attribution from `x-llm-meter-user`, `-project`, `-feature` and `-tags`. A tag named like one of
+ * the three fields is dropped: it would set that field (attribution takes them from one flat
+ * object) past whatever decides the field itself.
+ */
 export function attributionFrom(headers: IncomingHttpHeaders): AttributionInput {
-  const input: AttributionInput = { ...parseTags(single(headers['x-llm-meter-tags'])) };
+  const input: AttributionInput = parseTags(single(headers['x-llm-meter-tags']));
+  delete input.user;
+  delete input.project;
+  delete input.feature;
   const user = single(headers['x-llm-meter-user']);
   const project = single(headers['x-llm-meter-project']);
   const feature = single(headers['x-llm-meter-feature']);

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { AttributionInput } from '../attribution.js';
 import { InvalidOptionError } from '../errors/errors.js';
 import type { GatewayKey } from './types.js';
 
@@ -52,30 +53,77 @@ export interface Keyring {
 
 const digest = (key: string) => createHash('sha256').update(key).digest('hex');
 
+const FIELDS = ['user', 'project', 'feature'] as const;
+const PINNABLE = new Set<string>([...FIELDS, 'tags']);
+/** A value that can go into a header as it is (a key with a stray newline would break the request). */
+const HEADER_SAFE = /^[\x21-\x7e]+$/;
+
+const isStringMap = (v: unknown): v is Record<string, string> =>
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  Object.values(v).every((x) => typeof x === 'string');
+
 function checkEntry(key: string, entry: unknown): GatewayKey {
   if (!key.startsWith(GATEWAY_KEY_PREFIX) || key.length < GATEWAY_KEY_PREFIX.length + 16) {
     throw new InvalidOptionError(
       `Expected gateway keys to start with "${GATEWAY_KEY_PREFIX}" and be at least 20 characters.`,
     );
   }
-  const e = entry as Partial<GatewayKey> | null;
-  const ok =
-    typeof e === 'object' &&
-    e !== null &&
-    typeof e.providerKeys === 'object' &&
-    e.providerKeys !== null &&
-    Object.values(e.providerKeys).every((v) => typeof v === 'string' && v.length > 0) &&
-    ['user', 'project', 'feature'].every(
-      (f) =>
-        (e as Record<string, unknown>)[f] === undefined ||
-        typeof (e as Record<string, unknown>)[f] === 'string',
-    );
-  // The message never contains the key itself.
-  if (!ok)
+  // Messages name the field, never the key itself nor a provider key.
+  const e = entry as Record<string, unknown> | null;
+  if (typeof e !== 'object' || e === null || !isStringMap(e.providerKeys)) {
     throw new InvalidOptionError(
-      'Expected each gateway key to map to `{ user?, project?, feature?, providerKeys: { [upstream]: string } }`.',
+      'Expected each gateway key to map to `{ user?, project?, feature?, tags?, pin?, providerKeys: { [upstream]: string } }`.',
     );
-  return e as GatewayKey;
+  }
+  for (const [upstream, value] of Object.entries(e.providerKeys)) {
+    if (!HEADER_SAFE.test(value)) {
+      throw new InvalidOptionError(
+        `Expected \`providerKeys.${upstream}\` to be a non-empty key of visible ASCII characters.`,
+      );
+    }
+  }
+  for (const field of FIELDS) {
+    if (e[field] !== undefined && typeof e[field] !== 'string')
+      throw new InvalidOptionError(`Expected \`${field}\` of a gateway key to be a string.`);
+  }
+  if (e.tags !== undefined && !isStringMap(e.tags))
+    throw new InvalidOptionError('Expected `tags` of a gateway key to be an object of strings.');
+  const pin = e.pin;
+  if (
+    pin !== undefined &&
+    pin !== 'all' &&
+    !(Array.isArray(pin) && pin.every((f) => typeof f === 'string' && PINNABLE.has(f)))
+  ) {
+    throw new InvalidOptionError(
+      'Expected `pin` of a gateway key to be "all" or a list of "user", "project", "feature", "tags".',
+    );
+  }
+  return e as unknown as GatewayKey;
+}
+
+/**
+ * The attribution of a call made with `entry`, given what the client's headers asked for. A field
+ * the key sets always wins; a field the key pins (`pin`) comes from the key alone, unset when the
+ * key leaves it out; other fields come from the headers. Tags the key sets win over same-named
+ * header tags; with `tags` pinned, header tags are ignored.
+ */
+export function keyAttribution(entry: GatewayKey, fromHeaders: AttributionInput): AttributionInput {
+  const pinned = entry.pin === 'all' ? PINNABLE : new Set<string>(entry.pin ?? []);
+  const out: AttributionInput = {};
+  if (!pinned.has('tags')) {
+    for (const [name, value] of Object.entries(fromHeaders)) {
+      if (!(FIELDS as readonly string[]).includes(name)) out[name] = value;
+    }
+  }
+  Object.assign(out, entry.tags ?? {});
+  for (const field of FIELDS) {
+    const value = entry[field] ?? (pinned.has(field) ? undefined : fromHeaders[field]);
+    if (value === undefined) delete out[field];
+    else out[field] = value;
+  }
+  return out;
 }
 
 /**

@@ -1,7 +1,6 @@
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { drained } from '../backpressure.js';
 import { InvalidOptionError } from '../errors/errors.js';
 import type { FetchLike } from '../fetch/request.js';
 import { createMeter } from '../meter.js';
@@ -11,9 +10,11 @@ import type { ProviderAdapter } from '../providers/types.js';
 import { createCircuitBreaker, withCircuitBreaker } from '../resilience/circuit-breaker.js';
 import { createGuards, withGuards } from '../resilience/guards.js';
 import { createRateLimiter, withRateLimiter } from '../resilience/rate-limiter.js';
+import { readBody, unreadBodyHeaders } from './body.js';
 import { attributionFrom, clientHeaders, upstreamHeaders } from './headers.js';
-import { createKeyring, type Keyring, presentedKey, readKeysFile, swapKey } from './keys.js';
-import { resolveRoute } from './routes.js';
+import { createKeyring, type Keyring, keyAttribution, presentedKey, readKeysFile, swapKey } from './keys.js';
+import { type ClientLimits, clientOf, createClientLimits } from './limits.js';
+import { type Routing, resolveRoute } from './routes.js';
 import { resolveTimeouts, startCallTimer, type TimeoutKind, timeoutMessage } from './timeouts.js';
 import type { GatewayKey, ProxyOptions, ProxyStats, RunningProxy } from './types.js';
 
@@ -23,6 +24,9 @@ interface Exchange {
   controller: AbortController;
   done: Promise<void>;
 }
+
+/** Methods fetch refuses to send (Fetch standard: forbidden methods). */
+const UNSENDABLE = new Set(['CONNECT', 'TRACE', 'TRACK']);
 
 /** Content types whose first bytes the client should get as soon as they exist. */
 const STREAMING = /text\/event-stream|application\/(?:x-)?ndjson|application\/jsonl/i;
@@ -80,34 +84,6 @@ function keyringFor(options: ProxyOptions): Keyring | null {
   return ring;
 }
 
-/**
- * The body of an incoming request, up to `max` bytes: null when larger, or when the client went
- * away before sending all of it.
- */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
-  return new Promise((resolve) => {
-    const declared = Number(req.headers['content-length']);
-    let chunks: Buffer[] | null = declared > max ? null : [];
-    let size = 0;
-    let settled = false;
-    const settle = (value: Buffer | null) => {
-      if (settled) return;
-      settled = true;
-      resolve(value);
-    };
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) chunks = null;
-      else chunks?.push(chunk);
-    });
-    req.on('end', () =>
-      settle(chunks ? (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)) : null),
-    );
-    req.on('error', () => settle(null));
-    req.on('close', () => settle(null));
-  });
-}
-
 function hasAttribution(input: object): boolean {
   for (const _ in input) return true;
   return false;
@@ -123,6 +99,58 @@ function causeCode(error: unknown): string | null {
 }
 
 /**
+ * The answer to a request refused on its target or its key: a hostile target (400) first, then a
+ * missing or unknown gateway key (401), then a target no upstream serves (404), so that a client
+ * without a key learns nothing of the routes.
+ */
+function refusalFor(
+  routing: Routing,
+  unknownKey: boolean,
+): { status: number; type: string; message: string } {
+  if ('refused' in routing && (routing.refused.status === 400 || !unknownKey)) {
+    const { status, message } = routing.refused;
+    return { status, type: status === 400 ? 'invalid_request_error' : 'not_found_error', message };
+  }
+  return {
+    status: 401,
+    type: 'authentication_error',
+    message: 'Invalid gateway key: this gateway accepts only its own keys.',
+  };
+}
+
+/** Resolves when `res` can take more, is gone, or the call was aborted (a timeout fired meanwhile). */
+function drainedOrAborted(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+    signal.addEventListener('abort', done);
+  });
+}
+
+/**
+ * Ends a metered response body the gateway stopped reading, so that its call ends (and settles
+ * its budget reservation) through the meter's normal path. After a timeout the aborted upstream
+ * body fails on the next read with the timeout, which the meter records as such; otherwise
+ * cancelling it records what was streamed so far as `cancelled`.
+ */
+async function endBody(reader: ReadableStreamDefaultReader<Uint8Array>, timedOut: boolean): Promise<void> {
+  try {
+    // Bounded: an aborted body fails at once; one that had already arrived whole is cancelled below.
+    for (let i = 0; timedOut && i < 3; i++) if ((await reader.read()).done) return;
+  } catch {
+    return;
+  }
+  await reader.cancel(new DOMException('The gateway client went away.', 'AbortError')).catch(() => {});
+}
+
+/**
  * The gateway: a reverse proxy that gives clients in any language the metering of `meter.fetch`
  * by changing their base URL. Each call goes through `meter.wrapFetch(undici fetch)` (records,
  * spans, store and budgets alike); responses stream back chunk by chunk with backpressure; a
@@ -133,6 +161,24 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const keyring = keyringFor(options);
   const timeouts = resolveTimeouts(options.timeouts);
   const maxBody = positiveInt('maxRequestBodyBytes', options.maxRequestBodyBytes, 32 * MiB);
+  const perClient = {
+    connections: positiveInt('maxConnectionsPerClient', options.maxConnectionsPerClient, 512),
+    bodyBytes: positiveInt('maxBodyBytesPerClient', options.maxBodyBytesPerClient, 2 * maxBody),
+  };
+  const bodyBytesTotal = positiveInt('maxBodyBytesInFlight', options.maxBodyBytesInFlight, 8 * maxBody);
+  if (perClient.bodyBytes < maxBody) {
+    throw new InvalidOptionError(
+      'Expected `maxBodyBytesPerClient` to be at least `maxRequestBodyBytes` (one whole body must fit).',
+    );
+  }
+  if (bodyBytesTotal < perClient.bodyBytes) {
+    throw new InvalidOptionError('Expected `maxBodyBytesInFlight` to be at least `maxBodyBytesPerClient`.');
+  }
+  const limits: ClientLimits = createClientLimits({
+    connectionsPerClient: perClient.connections,
+    bodyBytesPerClient: perClient.bodyBytes,
+    bodyBytesTotal,
+  });
   const connections = positiveInt('connections', options.connections, 256);
   const graceMs = options.shutdownGraceMs ?? 10_000;
   if (typeof graceMs !== 'number' || !(graceMs >= 0)) {
@@ -209,25 +255,77 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     stats.requests++;
     const method = req.method ?? 'GET';
-    const path = req.url ?? '/';
+    const target = req.url ?? '/';
+    const guessed = () => adapterFor(`http://gateway${target.startsWith('/') ? target : '/'}`, method);
+    // Everything that can be refused on the request line and headers is, before any body byte is read.
     if (closing) {
+      answer(res, guessed(), 503, 'overloaded_error', 'The gateway is shutting down.', {
+        connection: 'close',
+      });
+      return;
+    }
+    if (limits.overCap(req.socket)) {
       answer(
         res,
-        adapterFor(`http://gateway${path}`, method),
-        503,
-        'overloaded_error',
-        'The gateway is shutting down.',
+        guessed(),
+        429,
+        'rate_limit_error',
+        `Too many connections from one client: at most ${perClient.connections}.`,
+        { connection: 'close', 'retry-after': '1' },
+      );
+      return;
+    }
+    if (UNSENDABLE.has(method)) {
+      answer(
+        res,
+        guessed(),
+        405,
+        'invalid_request_error',
+        `The gateway does not forward ${method} requests.`,
         {
-          connection: 'close',
+          ...unreadBodyHeaders(req),
         },
       );
       return;
     }
+    const routing = resolveRoute(target, upstreams);
+    const headers = upstreamHeaders(req.headers);
+    // With keys required, a client without one learns nothing more than that (not which routes exist).
+    const presented = keyring ? presentedKey(headers) : null;
+    const entry = presented && keyring ? keyring.lookup(presented.value) : null;
+    if (!('route' in routing) || (keyring && !entry)) {
+      const { status, type, message } = refusalFor(routing, keyring !== null && entry === null);
+      const shape = 'route' in routing ? adapterFor(routing.route.url, method) : guessed();
+      answer(res, shape, status, type, message, unreadBodyHeaders(req));
+      return;
+    }
+    const { route } = routing;
+    let known: ProviderAdapter | null = null;
+    const adapter = () => (known ??= adapterFor(route.url, method));
+
+    let attribution = attributionFrom(req.headers);
+    if (keyring && presented && entry) {
+      const providerKey = entry.providerKeys[route.upstream];
+      if (!providerKey) {
+        answer(
+          res,
+          adapter(),
+          403,
+          'permission_error',
+          `This gateway key has no access to upstream "${route.upstream}".`,
+          unreadBodyHeaders(req),
+        );
+        return;
+      }
+      swapKey(headers, presented, providerKey);
+      // The key's identity wins over headers the client could set to anything.
+      attribution = keyAttribution(entry, attribution);
+    }
+
     const controller = new AbortController();
     let finish!: () => void;
     const exchange: Exchange = { controller, done: new Promise<void>((r) => (finish = r)) };
     exchanges.add(exchange);
-
     let clientGone = false;
     let timedOut: TimeoutKind | null = null;
     const timer = startCallTimer(timeouts, (kind, ms) => {
@@ -245,150 +343,165 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       finish();
     });
 
-    const route = resolveRoute(path, upstreams);
-    if (!route) {
-      answer(
-        res,
-        adapterFor(`http://gateway${path}`, method),
-        404,
-        'not_found_error',
-        `No upstream serves ${method} ${path.split('?')[0]}.`,
-      );
-      return;
-    }
-    let known: ProviderAdapter | null = null;
-    const adapter = () => (known ??= adapterFor(route.url, method));
-    let body: Buffer | undefined;
-    if (method !== 'GET' && method !== 'HEAD') {
-      const read = await readBody(req, maxBody);
-      if (clientGone) return;
-      if (read === null) {
-        answer(res, adapter(), 413, 'request_too_large', `Request bodies are limited to ${maxBody} bytes.`);
-        return;
-      }
-      body = read;
-    }
-
-    const headers = upstreamHeaders(req.headers);
-    const attribution = attributionFrom(req.headers);
-    if (keyring) {
-      const presented = presentedKey(headers);
-      const entry = presented ? keyring.lookup(presented.value) : null;
-      if (!presented || !entry) {
-        answer(
-          res,
-          adapter(),
-          401,
-          'authentication_error',
-          'Invalid gateway key: this gateway accepts only its own keys.',
-        );
-        return;
-      }
-      const providerKey = entry.providerKeys[route.upstream];
-      if (!providerKey) {
-        answer(
-          res,
-          adapter(),
-          403,
-          'permission_error',
-          `This gateway key has no access to upstream "${route.upstream}".`,
-        );
-        return;
-      }
-      swapKey(headers, presented, providerKey);
-      // The key's identity wins over headers the client could set to anything.
-      Object.assign(attribution, entry.tags ?? {});
-      if (entry.user !== undefined) attribution.user = entry.user;
-      if (entry.project !== undefined) attribution.project = entry.project;
-      if (entry.feature !== undefined) attribution.feature = entry.feature;
-    }
-
-    const init: RequestInit = {
-      method,
-      headers,
-      body: body as BodyInit | undefined,
-      signal: controller.signal,
-    };
-
-    let response: Response;
+    const client = clientOf(req.socket);
+    let reading: ReturnType<typeof readBody> | null = null;
+    // Whatever way this exchange ends, a metered body not read to its end is ended here: the call
+    // is recorded and its budget reservation settled, never left open.
+    let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+    let response: Response | null = null;
+    let consumed = false;
     try {
-      // Without attribution there is nothing to scope: skip the AsyncLocalStorage run.
-      response = await (hasAttribution(attribution)
-        ? meter.run(attribution, () => metered(route.url, init))
-        : metered(route.url, init));
-    } catch (error) {
-      if (clientGone) return;
-      if (timedOut !== null) {
-        answer(res, adapter(), 504, 'timeout', timeoutMessage(timedOut, timeouts[`${timedOut}Ms`]), {
-          'x-llm-meter-timeout': timedOut,
-          // The provider may still finish (and bill) the call: a blind retry could pay twice.
-          'x-should-retry': 'false',
-        });
-        return;
+      let body: Buffer | undefined;
+      if (method !== 'GET' && method !== 'HEAD') {
+        const expectsContinue = /^100-continue$/i.test(req.headers.expect ?? '');
+        reading = readBody(
+          req,
+          maxBody,
+          (bytes) => limits.charge(client, bytes),
+          () => expectsContinue && res.writeContinue(),
+        );
+        const read = await reading.done;
+        if ('gone' in read || clientGone) return;
+        if ('refused' in read) {
+          if (read.refused === 'too_large') {
+            answer(
+              res,
+              adapter(),
+              413,
+              'request_too_large',
+              `Request bodies are limited to ${maxBody} bytes.`,
+              {
+                connection: 'close',
+              },
+            );
+          } else {
+            answer(
+              res,
+              adapter(),
+              429,
+              'rate_limit_error',
+              read.refused === 'client'
+                ? `Too many request-body bytes in flight from one client: at most ${perClient.bodyBytes}.`
+                : `Too many request-body bytes in flight: at most ${bodyBytesTotal}.`,
+              { connection: 'close', 'retry-after': '1' },
+            );
+          }
+          return;
+        }
+        body = read.body;
       }
-      const code = causeCode(error);
-      if (code === 'UND_ERR_CONNECT_TIMEOUT') {
-        answer(res, adapter(), 504, 'timeout', timeoutMessage('connect', timeouts.connectMs), {
-          'x-llm-meter-timeout': 'connect',
-        });
-        return;
-      }
-      log(`llm-meter gateway: upstream "${route.upstream}" failed (${code ?? (error as Error)?.name})`);
-      answer(
-        res,
-        adapter(),
-        502,
-        'api_error',
-        `The upstream "${route.upstream}" could not be reached (${code ?? 'network error'}).`,
-      );
-      return;
-    }
-    if (clientGone) {
-      void response.body?.cancel().catch(() => {});
-      return;
-    }
 
-    timer.headers();
-    const out = clientHeaders(response.headers);
-    if (closing) out.connection = 'close';
-    res.writeHead(response.status, response.statusText, out);
-    const stream = response.body;
-    if (!stream || method === 'HEAD') {
-      res.end();
-      return;
-    }
-    if (STREAMING.test(response.headers.get('content-type') ?? '')) res.flushHeaders();
-    const reader = stream.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        timer.chunk();
-        if (res.write(value)) continue;
-        // The client is slow, not the upstream: the idle clock stops while it catches up.
-        timer.pause();
-        await drained(res);
+      const init: RequestInit = {
+        method,
+        headers,
+        body: body as BodyInit | undefined,
+        signal: controller.signal,
+      };
+      try {
+        // Without attribution there is nothing to scope: skip the AsyncLocalStorage run.
+        response = await (hasAttribution(attribution)
+          ? meter.run(attribution, () => metered(route.url, init))
+          : metered(route.url, init));
+      } catch (error) {
         if (clientGone) return;
-        timer.resume();
+        if (timedOut !== null) {
+          answer(res, adapter(), 504, 'timeout', timeoutMessage(timedOut, timeouts[`${timedOut}Ms`]), {
+            'x-llm-meter-timeout': timedOut,
+            // The provider may still finish (and bill) the call: a blind retry could pay twice.
+            'x-should-retry': 'false',
+          });
+          return;
+        }
+        const code = causeCode(error);
+        if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+          answer(res, adapter(), 504, 'timeout', timeoutMessage('connect', timeouts.connectMs), {
+            'x-llm-meter-timeout': 'connect',
+          });
+          return;
+        }
+        log(`llm-meter gateway: upstream "${route.upstream}" failed (${code ?? (error as Error)?.name})`);
+        answer(
+          res,
+          adapter(),
+          502,
+          'api_error',
+          `The upstream "${route.upstream}" could not be reached (${code ?? 'network error'}).`,
+        );
+        return;
       }
-      res.end();
-    } catch {
-      // Cut upstream, a timeout, or the client gone: end without the closing chunk, so that the
-      // client sees an interrupted body rather than a complete one.
-      res.destroy();
+      const stream = response.body;
+      reader = stream?.getReader() ?? null;
+      if (clientGone) return;
+
+      timer.headers();
+      const out = clientHeaders(response.headers);
+      if (closing) out.connection = 'close';
+      try {
+        res.writeHead(response.status, response.statusText, out);
+      } catch {
+        answer(
+          res,
+          adapter(),
+          502,
+          'api_error',
+          `The upstream "${route.upstream}" sent headers that cannot be forwarded.`,
+        );
+        return;
+      }
+      if (!reader || method === 'HEAD') {
+        res.end();
+        return;
+      }
+      if (STREAMING.test(response.headers.get('content-type') ?? '')) res.flushHeaders();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) {
+            consumed = true;
+            break;
+          }
+          timer.chunk();
+          if (res.write(value)) continue;
+          // The client is slow, not the upstream: the idle clock stops while it catches up.
+          timer.pause();
+          await drainedOrAborted(res, controller.signal);
+          if (clientGone || controller.signal.aborted) {
+            res.destroy();
+            return;
+          }
+          timer.resume();
+        }
+        res.end();
+      } catch {
+        // Cut upstream, a timeout, or the client gone: end without the closing chunk, so that the
+        // client sees an interrupted body rather than a complete one.
+        res.destroy();
+      }
+    } finally {
+      if (reading) limits.release(client, reading.charged());
+      if (response && !consumed) {
+        if (!controller.signal.aborted) controller.abort();
+        reader ??= response.body?.getReader() ?? null;
+        if (reader) await endBody(reader, timedOut !== null);
+      }
     }
   }
 
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res).catch((error: unknown) => {
+      // The error's name only: a message can quote a URL or a header value, keys included.
+      log(`llm-meter gateway: request failed (${(error as Error)?.name ?? typeof error})`);
+      if (!res.headersSent) answer(res, openaiAdapter, 500, 'api_error', 'The gateway failed.');
+      else res.destroy();
+    });
+  };
   const server = createServer(
     { noDelay: true, keepAliveTimeout: 30_000, requestTimeout: 120_000 },
-    (req, res) => {
-      handle(req, res).catch((error: unknown) => {
-        log('llm-meter gateway: request failed', error);
-        if (!res.headersSent) answer(res, openaiAdapter, 500, 'api_error', 'The gateway failed.');
-        else res.destroy();
-      });
-    },
+    onRequest,
   );
+  server.on('connection', (socket) => limits.connected(socket));
+  // `Expect: 100-continue` is answered only once the request line and headers pass (handle()).
+  server.on('checkContinue', onRequest);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -407,6 +520,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       requests: stats.requests,
       inFlight: exchanges.size,
       gatewayErrors: stats.gatewayErrors,
+      bodyBytesInFlight: limits.bodyBytes(),
       circuits: breaker?.snapshot() ?? {},
       rateLimits: limiter?.snapshot() ?? {},
     }),

@@ -32,8 +32,22 @@ export interface ProxyOptions {
   shutdownGraceMs?: number;
   /** Connections per upstream origin (keep-alive, no pipelining). Default 256. */
   connections?: number;
-  /** Larger request bodies are refused with 413. Default 32 MiB. */
+  /** Larger request bodies are refused with 413, before they are read when declared. Default 32 MiB. */
   maxRequestBodyBytes?: number;
+  /**
+   * Connections one client (an IPv4 address, an IPv6 /64) may hold open; requests on further
+   * ones are answered 429 and the connection closed. Behind a load balancer every client shares
+   * its address. Default 512 (twice the upstream `connections` a client could keep busy).
+   */
+  maxConnectionsPerClient?: number;
+  /**
+   * Request-body bytes one client may have in the gateway's memory at once (held from the first
+   * byte read until its call ends); more is answered 429 without reading it. At least
+   * `maxRequestBodyBytes`; default twice that.
+   */
+  maxBodyBytesPerClient?: number;
+  /** The same for all clients together. At least `maxBodyBytesPerClient`; default 8 × `maxRequestBodyBytes`. */
+  maxBodyBytesInFlight?: number;
   /** Default max tokens, tool-round cap, per-user limits (per user from attribution). */
   guards?: GuardOptions;
   /** A circuit breaker per provider and model; open circuits answer 503 in the provider's shape. */
@@ -62,12 +76,22 @@ export interface ProxyTimeouts {
   totalMs?: number;
 }
 
-/** What a gateway key stands for. */
+/**
+ * What a gateway key stands for. The fields it sets win over the client's `x-llm-meter-*`
+ * headers; `pin` also keeps headers from setting the fields it leaves out.
+ */
 export interface GatewayKey {
   user?: string;
   project?: string;
   feature?: string;
+  /** Win over header tags of the same name. */
   tags?: Record<string, string>;
+  /**
+   * Attribution the client's headers may not set at all: `'all'`, or some of `'user'`,
+   * `'project'`, `'feature'`, `'tags'`. A pinned field is the key's (unset if the key leaves it
+   * out); pinned `tags` are the key's tags only. Default: none beyond the fields the key sets.
+   */
+  pin?: 'all' | ('user' | 'project' | 'feature' | 'tags')[];
   /** The real provider key per upstream name, sent in place of the gateway key. */
   providerKeys: Record<string, string>;
 }
@@ -86,6 +110,8 @@ export interface ProxyStats {
   inFlight: number;
   /** Calls answered by the gateway itself: no route, bad key, upstream unreachable, timeouts. */
   gatewayErrors: number;
+  /** Request-body bytes held in memory now (see `maxBodyBytesInFlight`). */
+  bodyBytesInFlight: number;
   /** Each circuit (`{provider}/{model}`) of the circuit breaker, when it is on. */
   circuits: Record<string, CircuitSnapshot>;
   /** The rate limiter's view of each provider budget, when it is on. */

@@ -11,8 +11,10 @@ import { bearerAuth } from './auth.js';
 import { budgetRoutes } from './budget-routes.js';
 import { dashboardAssets, dashboardRoutes } from './dashboard.js';
 import { HttpError, invalidRequest, isHttpError } from './http-error.js';
+import { listenArgs } from './listen.js';
 import { type MetricsSource, metricsRoutes } from './metrics-routes.js';
 import { buildOpenApi } from './openapi.js';
+import { perimeter } from './perimeter.js';
 import { USAGE_SCHEMAS } from './schemas.js';
 import type { RouteDef, RouteModule, ServerMeter, ServerOptions } from './types.js';
 import { usageRoutes } from './usage-routes.js';
@@ -68,7 +70,28 @@ const BODY_ERRORS: Record<string, string> = {
   'encoding.unsupported': 'Unsupported request body encoding.',
   'charset.unsupported': 'Unsupported request body charset.',
   'request.aborted': 'Request aborted.',
+  'request.size.invalid': 'Request body length does not match `Content-Length`.',
 };
+
+/**
+ * The JSON body parser, whose refusals name the body. Some of them (zlib and brotli failing to
+ * inflate) come without a `type`, so they are told apart by where they happen, not by their shape.
+ */
+function jsonBody(limit: string): RequestHandler {
+  const parse = express.json({ limit });
+  return (req, res, next) =>
+    parse(req, res, (error?: unknown) => {
+      const status = (error as { status?: unknown } | undefined)?.status;
+      if (!error || typeof status !== 'number' || status < 400 || status >= 500) {
+        next(error);
+        return;
+      }
+      const type = (error as { type?: unknown }).type;
+      const known = typeof type === 'string' ? BODY_ERRORS[type] : undefined;
+      const message = known ?? 'Request body could not be read as its `Content-Encoding` says.';
+      next(new HttpError(status, 'invalid_request', message, 'body'));
+    });
+}
 
 const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
   if (res.headersSent) {
@@ -81,10 +104,13 @@ const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
     return;
   }
   const status = (error as { status?: unknown })?.status;
-  const type = (error as { type?: unknown })?.type;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    const message = (typeof type === 'string' && BODY_ERRORS[type]) || 'Invalid request.';
-    res.status(status).json({ error: { type: 'invalid_request', message } });
+    // The router's own 400: a path parameter that is not valid percent-encoding.
+    const said =
+      error instanceof URIError
+        ? { message: 'The request path is not valid percent-encoding.', field: 'path' }
+        : { message: 'Invalid request.' };
+    res.status(status).json({ error: { type: 'invalid_request', ...said } });
     return;
   }
   res.status(500).json({ error: { type: 'internal', message: 'Internal error.' } });
@@ -98,10 +124,14 @@ const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
 export type AppOptions = ServerOptions & { metrics?: MetricsSource | undefined };
 
 export function createServer(meter: ServerMeter, options: AppOptions = {}): Express {
-  const { apiToken } = options;
+  const { apiToken, insecureNoAuth = false } = options;
   if (apiToken !== undefined && (typeof apiToken !== 'string' || apiToken.trim() === '')) {
     throw new InvalidOptionError('Expected `apiToken` to be a non-empty string.');
   }
+  if (typeof insecureNoAuth !== 'boolean') {
+    throw new InvalidOptionError('Expected `insecureNoAuth` to be a boolean.');
+  }
+  const warn = options.logger ?? ((message: string) => process.emitWarning(message, 'LlmMeterWarning'));
   if (!meter?.store) {
     throw new InvalidOptionError(
       'Expected a meter with a usage `store` (createMeter without `database: false`).',
@@ -112,6 +142,11 @@ export function createServer(meter: ServerMeter, options: AppOptions = {}): Expr
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  app.use(perimeter({ tokenConfigured: apiToken !== undefined, insecureNoAuth }));
+  // Node's default is every interface; without a token that would open /v1 to the network.
+  const listen = app.listen.bind(app) as (...args: unknown[]) => ReturnType<Express['listen']>;
+  app.listen = ((...args: unknown[]) =>
+    listen(...listenArgs(args, { apiToken, insecureNoAuth }, warn))) as Express['listen'];
 
   let openapi: unknown;
   const docs: RouteModule = {
@@ -139,7 +174,7 @@ export function createServer(meter: ServerMeter, options: AppOptions = {}): Expr
   openapi = buildOpenApi(modules, { secured: apiToken !== undefined, isSecured });
 
   if (apiToken !== undefined) app.use('/v1', bearerAuth(apiToken));
-  app.use('/v1', express.json({ limit: options.jsonLimit ?? '100kb' }));
+  app.use('/v1', jsonBody(options.jsonLimit ?? '100kb'));
   for (const route of modules.flatMap((module) => module.routes)) {
     const path = expressPath(route.path);
     if (apiToken !== undefined && isSecured(route) && !route.path.startsWith('/v1/')) {
@@ -152,9 +187,4 @@ export function createServer(meter: ServerMeter, options: AppOptions = {}): Expr
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'Not found.')));
   app.use(errorHandler);
   return app;
-}
-
-/** Without a token the server must not be reachable from other machines (the CLI binds here). */
-export function defaultHost(options: Pick<ServerOptions, 'apiToken'> = {}): string {
-  return options.apiToken ? '0.0.0.0' : '127.0.0.1';
 }

@@ -55,15 +55,28 @@ export const CSV_COLUMNS = [
 ] as const satisfies ReadonlyArray<keyof UsageEvent>;
 
 /**
- * RFC 4180 quoting; text starting like a formula gets a leading apostrophe so a spreadsheet
- * shows it instead of evaluating it (OWASP "CSV injection").
+ * A leading character that makes a spreadsheet evaluate the cell (OWASP "CSV injection"),
+ * spaces before it included, and the full-width forms some spreadsheets also accept.
+ */
+const FORMULA_START = /^[\t\r\n]|^[\s\u3000]*[=+\-@\uFF1D\uFF0B\uFF0D\uFF20]/;
+/**
+ * Characters a spreadsheet may split a cell on or end it at: `,`, and also `;` and a tab,
+ * which many locales use as the separator. Inside quotes none of them splits the cell.
+ */
+const NEEDS_QUOTES = /[",;\t\r\n]/;
+
+/**
+ * One cell, RFC 4180 quoted. Text that starts like a formula gets a leading apostrophe, so a
+ * spreadsheet shows it instead of evaluating it, and is quoted; so is text with a separator of
+ * any locale, so that what follows a `;` (`x;=cmd|...`) can never become a cell of its own.
  */
 export function csvCell(value: unknown): string {
   if (value === null || value === undefined) return '';
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   let text = typeof value === 'string' ? value : JSON.stringify(value);
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  const formula = FORMULA_START.test(text);
+  if (formula) text = `'${text}`;
+  return formula || NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 export function csvLine(event: UsageEvent): string {

@@ -3,7 +3,14 @@
  * `{ error: { type, message, field? } }`.
  */
 
-export type HttpErrorType = 'invalid_request' | 'unauthorized' | 'not_found' | 'internal' | 'unavailable';
+export type HttpErrorType =
+  | 'invalid_request'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'misdirected'
+  | 'not_found'
+  | 'internal'
+  | 'unavailable';
 
 export class HttpError extends Error {
   override name = 'HttpError' as const;

@@ -1,5 +1,6 @@
-export { createServer, defaultHost } from './app.js';
+export { createServer } from './app.js';
 export { HttpError, invalidRequest, isHttpError } from './http-error.js';
+export { bindRefusal, defaultHost } from './listen.js';
 export type {
   HttpMethod,
   JsonSchema,

@@ -5,7 +5,14 @@
  */
 import { z } from 'zod';
 import { decodeCursor } from '../store/cursor.js';
-import { MAX_EVENTS_LIMIT } from '../store/events.js';
+import { MAX_EVENTS_LIMIT, MAX_PAGE_BYTES } from '../store/events.js';
+import { MAX_SUMMARY_GROUPS, MAX_SUMMARY_ROWS } from '../store/summary.js';
+import {
+  DEFAULT_TIMESERIES_SERIES,
+  MAX_TIMESERIES_BUCKETS,
+  MAX_TIMESERIES_POINTS,
+  MAX_TIMESERIES_SERIES,
+} from '../store/timeseries.js';
 import {
   DIMENSIONS,
   type Dimension,
@@ -45,6 +52,13 @@ const list = <T extends string>(allowed: readonly T[]) =>
     }
     return [...new Set(items)] as T[];
   });
+
+/** A whole number from 1 to `max`. */
+const count = (max: number) =>
+  single
+    .regex(/^\d+$/, `expected an integer from 1 to ${max}`)
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= max, `expected an integer from 1 to ${max}`);
 
 const oneOf = <const T extends readonly [string, ...string[]]>(allowed: T) =>
   z.enum(allowed, {
@@ -148,19 +162,27 @@ export const summaryQuery = z
     group_by: list<GroupByKey>(GROUP_BY_KEYS)
       .optional()
       .describe(`Comma-separated: ${GROUP_BY_KEYS.join(', ')}.`),
+    limit: count(MAX_SUMMARY_GROUPS)
+      .optional()
+      .describe(
+        `Most groups of the dimensions in \`group_by\`, 1 to ${MAX_SUMMARY_GROUPS} (the default). Past it, the groups with the largest cost are rows and the rest of each time bucket is one row with \`other: true\`. At most ${MAX_SUMMARY_ROWS} rows in all (time buckets × groups): with many buckets, fewer groups; with more buckets than that, a 400.`,
+      ),
     ...filterShape,
   })
-  .transform((input, ctx) => ({ ...resolve(input, ctx), groupBy: input.group_by ?? [] }));
+  .transform((input, ctx) => ({
+    ...resolve(input, ctx),
+    groupBy: input.group_by ?? [],
+    limit: input.limit,
+  }));
 
 export const eventsQuery = z
   .strictObject({
     ...rangeShape,
-    limit: single
-      .regex(/^\d+$/, `expected an integer from 1 to ${MAX_EVENTS_LIMIT}`)
-      .transform(Number)
-      .refine((n) => n >= 1 && n <= MAX_EVENTS_LIMIT, `expected an integer from 1 to ${MAX_EVENTS_LIMIT}`)
+    limit: count(MAX_EVENTS_LIMIT)
       .optional()
-      .describe(`Events per page, 1 to ${MAX_EVENTS_LIMIT}. Default 100.`),
+      .describe(
+        `Events per page, 1 to ${MAX_EVENTS_LIMIT}. Default 100. A page also ends before ${MAX_PAGE_BYTES / 1024 / 1024} MiB of text (captured content), with a \`next_cursor\` to go on.`,
+      ),
     cursor: single
       .refine((value) => decodeCursor(value) !== null, 'pass the `next_cursor` of a previous page')
       .optional()
@@ -189,6 +211,11 @@ export const timeseriesQuery = z
     group_by: list<Dimension>(DIMENSIONS)
       .optional()
       .describe(`One series per value of these comma-separated dimensions: ${DIMENSIONS.join(', ')}.`),
+    limit: count(MAX_TIMESERIES_SERIES)
+      .optional()
+      .describe(
+        `Most series, 1 to ${MAX_TIMESERIES_SERIES}, default ${DEFAULT_TIMESERIES_SERIES}. Past it, the series largest in \`metric\` are shown and the rest are one series with \`other: true\`. At most ${MAX_TIMESERIES_POINTS} points (series × buckets): with many buckets, fewer series. A range of more than ${MAX_TIMESERIES_BUCKETS} buckets of \`interval\` is a 400.`,
+      ),
     ...filterShape,
   })
   .transform((input, ctx) => ({
@@ -196,4 +223,5 @@ export const timeseriesQuery = z
     interval: input.interval ?? 'hour',
     metric: input.metric ?? 'cost_usd',
     groupBy: input.group_by ?? [],
+    limit: input.limit,
   }));

@@ -1,6 +1,8 @@
 /**
  * JSON Schemas of the usage API's responses, for /openapi.json (components.schemas).
  */
+import { MAX_SUMMARY_ROWS } from '../store/summary.js';
+import { MAX_TIMESERIES_BUCKETS, MAX_TIMESERIES_POINTS } from '../store/timeseries.js';
 import { GROUP_BY_KEYS, METRICS, TIME_BUCKETS } from '../store/types.js';
 import type { JsonSchema } from './types.js';
 
@@ -123,12 +125,22 @@ export const USAGE_SCHEMAS: Record<string, JsonSchema> = {
         type: 'object',
         description:
           'The group_by keys of the group: a dimension value (null when absent) or a time bucket label.',
-        properties: Object.fromEntries(GROUP_BY_KEYS.map((key) => [key, nullable('string')])),
+        properties: {
+          ...Object.fromEntries(GROUP_BY_KEYS.map((key) => [key, nullable('string')])),
+          other: {
+            type: 'boolean',
+            const: true,
+            description:
+              'Present on the row that adds up the groups past `limit` (one per time bucket); its dimensions are null.',
+          },
+          other_groups: { ...integer, description: 'How many groups an `other` row adds up.' },
+        },
       },
     ],
   },
   SummaryResult: {
     type: 'object',
+    description: `At most ${MAX_SUMMARY_ROWS} rows; past \`limit\` groups, the rest is in \`other\` rows. The totals count every call.`,
     required: ['rows', 'totals'],
     properties: { rows: { type: 'array', items: ref('SummaryRow') }, totals: ref('UsageMetrics') },
   },
@@ -140,6 +152,7 @@ export const USAGE_SCHEMAS: Record<string, JsonSchema> = {
   },
   TimeseriesResult: {
     type: 'object',
+    description: `At most ${MAX_TIMESERIES_BUCKETS} buckets and ${MAX_TIMESERIES_POINTS} points (series × buckets).`,
     required: ['interval', 'metric', 'series'],
     properties: {
       interval: { type: 'string', enum: [...TIME_BUCKETS] },
@@ -151,6 +164,13 @@ export const USAGE_SCHEMAS: Record<string, JsonSchema> = {
           required: ['key', 'points'],
           properties: {
             key: { type: 'object', additionalProperties: nullable('string') },
+            other: {
+              type: 'boolean',
+              const: true,
+              description:
+                'Present on the last series when there are more than `limit`: the rest, added up (its key values are null).',
+            },
+            other_groups: { ...integer, description: 'How many series the `other` series adds up.' },
             points: {
               type: 'array',
               items: {

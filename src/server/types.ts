@@ -15,8 +15,20 @@ export interface ServerMeter {
 }
 
 export interface ServerOptions {
-  /** When set, every /v1 route needs `Authorization: Bearer <apiToken>`. */
+  /**
+   * When set, every /v1 route needs `Authorization: Bearer <apiToken>`. Without one the server is
+   * for this machine only: `listen()` binds 127.0.0.1 and refuses a host other machines can
+   * reach, peers beyond loopback are refused, and only loopback `Host` names are answered.
+   */
   apiToken?: string | undefined;
+  /**
+   * Serve without a token beyond loopback anyway: `listen()` accepts any host (with a warning on
+   * `logger`), any peer is answered, and `Host` may be any IP address. Everyone who can reach
+   * the server can then read usage and change budgets and prices.
+   */
+  insecureNoAuth?: boolean | undefined;
+  /** Where the server's warnings go. Default: `process.emitWarning`. */
+  logger?: ((message: string) => void) | undefined;
   /**
    * More routes, mounted and documented like the built-in ones (budgets, alerts): each is
    * validated with its zod schemas, sits behind the token under /v1, and appears in /openapi.json.

@@ -7,7 +7,7 @@
  * number of hours; in the few zones with a :30 or :45 offset the boundary is taken at the UTC
  * hour that contains local midnight. `hour` buckets are UTC hours.
  */
-import { wallTime, zonedInstant } from '../zones.js';
+import { utcMs, wallTime, zonedInstant } from '../zones.js';
 import type { SqliteDatabase } from './connection.js';
 import type { TimeBucket } from './types.js';
 
@@ -21,8 +21,17 @@ function dateLabel(utcMidnight: number): string {
   return `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
 }
 
+/**
+ * Instants reports can label: years 1 to 9999 (labels have four-digit years). The store refuses
+ * calls outside 1970..9999, but rows an older version wrote may lie anywhere: they are labelled
+ * as the first or last hour of that range rather than failing every report that reads them.
+ */
+const FIRST_LABEL_MS = utcMs(1, 0, 1);
+const LAST_LABEL_MS = Date.UTC(9999, 11, 31, 23);
+
 /** Label of the bucket that contains the instant `ms` (an hour start, in reports). */
-export function bucketLabel(ms: number, unit: TimeBucket, tz: string): string {
+export function bucketLabel(instantMs: number, unit: TimeBucket, tz: string): string {
+  const ms = Math.min(LAST_LABEL_MS, Math.max(FIRST_LABEL_MS, instantMs));
   if (unit === 'hour') return new Date(Math.floor(ms / HOUR_MS) * HOUR_MS).toISOString();
   const w = wallTime(ms, tz);
   if (unit === 'month') return `${pad(w.year, 4)}-${pad(w.month)}`;

@@ -3,15 +3,17 @@
  * as the usage rows. Check-and-reserve and settle each run in one BEGIN IMMEDIATE transaction,
  * so several processes sharing the file see one spend and fire each threshold once.
  */
-import type {
-  AlertInsert,
-  AlertRow,
-  AlertState,
-  Budget,
-  BudgetStore,
-  Reservation,
-  SpendDelta,
-  SpendRow,
+import {
+  type AlertInsert,
+  type AlertRow,
+  type AlertState,
+  type Budget,
+  type BudgetStore,
+  clampNanos,
+  MAX_NANOS,
+  type Reservation,
+  type SpendDelta,
+  type SpendRow,
 } from '../budgets/types.js';
 import { createLockWaits, openConnection, type SqliteDatabase } from './connection.js';
 import { migrate } from './migrate.js';
@@ -112,8 +114,10 @@ function budgetParams(b: Budget) {
 }
 
 const VERSION_KEY = 'budgets_version';
-/** Longer than any sane stream; reservations older than this are ignored. */
-const RESERVATION_TTL_MS = 60 * 60_000;
+/** Rows written before leases (expires_ms = 0) count for this long after created_ms, as they did. */
+const LEGACY_RESERVATION_TTL_MS = 60 * 60_000;
+/** A reservation counts while its lease runs (or, from before leases, for an hour). */
+const LIVE = `(expires_ms > @now OR (expires_ms = 0 AND created_ms > @now - ${LEGACY_RESERVATION_TTL_MS}))`;
 
 export function openBudgetStore(options: { path: string; busyTimeoutMs?: number }): BudgetStore {
   const db: SqliteDatabase = openConnection(options.path, { busyTimeoutMs: options.busyTimeoutMs });
@@ -151,18 +155,29 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
        ON CONFLICT (budget_id, period_key) DO UPDATE SET spent_nanos = excluded.spent_nanos,
          requests = excluded.requests, unpriced_requests = excluded.unpriced_requests`,
     ),
+    // Saturating: min(spent, MAX − added) + added never passes MAX_NANOS, so the addition
+    // cannot overflow SQLite's 64-bit integers however much has been spent.
     addSpend: db.prepare<[string, string, number, number]>(
       `INSERT INTO budget_spend (budget_id, period_key, spent_nanos, requests, unpriced_requests) VALUES (?, ?, ?, 1, ?)
-       ON CONFLICT (budget_id, period_key) DO UPDATE SET spent_nanos = spent_nanos + excluded.spent_nanos,
+       ON CONFLICT (budget_id, period_key) DO UPDATE
+         SET spent_nanos = min(spent_nanos, ${MAX_NANOS} - excluded.spent_nanos) + excluded.spent_nanos,
          requests = requests + 1, unpriced_requests = unpriced_requests + excluded.unpriced_requests`,
     ),
-    reserved: db.prepare<[string, string, number], { total: number | null }>(
-      'SELECT SUM(nanos) AS total FROM budget_reservations WHERE budget_id = ? AND period_key = ? AND created_ms > ?',
+    // TOTAL, a float, where SUM could overflow and fail every reservation against the budget.
+    reserved: db.prepare<[{ budgetId: string; periodKey: string; now: number }], { total: number }>(
+      `SELECT TOTAL(nanos) AS total FROM budget_reservations
+       WHERE budget_id = @budgetId AND period_key = @periodKey AND ${LIVE}`,
     ),
-    reserveOne: db.prepare<[string, string, string, number, number]>(
-      'INSERT OR REPLACE INTO budget_reservations (call_id, budget_id, period_key, nanos, created_ms) VALUES (?, ?, ?, ?, ?)',
+    reserveOne: db.prepare<[string, string, string, number, number, number]>(
+      `INSERT OR REPLACE INTO budget_reservations (call_id, budget_id, period_key, nanos, created_ms, expires_ms)
+       VALUES (?, ?, ?, ?, ?, ?)`,
     ),
     release: db.prepare<[string]>('DELETE FROM budget_reservations WHERE call_id = ?'),
+    // A lease that already ran out stays out: others may have reserved what it held.
+    renew: db.prepare<[{ callId: string; expiresMs: number; now: number }]>(
+      'UPDATE budget_reservations SET expires_ms = @expiresMs WHERE call_id = @callId AND expires_ms > @now',
+    ),
+    dropExpired: db.prepare<[{ now: number }]>(`DELETE FROM budget_reservations WHERE NOT ${LIVE}`),
     insertAlert: db.prepare(
       `INSERT INTO budget_alerts (id, budget_id, period_key, threshold, payload, created_ms, state, next_attempt_ms)
        VALUES (@id, @budgetId, @periodKey, @threshold, @payload, @createdMs, @state, @createdMs)
@@ -192,16 +207,21 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
       ? { spentNanos: row.spent_nanos, requests: row.requests, unpricedRequests: row.unpriced_requests }
       : { spentNanos: 0, requests: 0, unpricedRequests: 0 };
   };
-  // A reservation whose call never settled (a crashed process) stops counting after a while.
   const reservedOf = (budgetId: string, periodKey: string, nowMs: number) =>
-    q.reserved.get(budgetId, periodKey, nowMs - RESERVATION_TTL_MS)?.total ?? 0;
+    Math.min(MAX_NANOS, q.reserved.get({ budgetId, periodKey, now: nowMs })?.total ?? 0);
 
   const insertTx = db.transaction(
     (budget: Budget, initial: { periodKey: string; spend: SpendRow } | null) => {
       q.insert.run(budgetParams(budget));
       if (initial) {
         const s = initial.spend;
-        q.setSpend.run(budget.id, initial.periodKey, s.spentNanos, s.requests, s.unpricedRequests);
+        q.setSpend.run(
+          budget.id,
+          initial.periodKey,
+          clampNanos(s.spentNanos),
+          s.requests,
+          s.unpricedRequests,
+        );
       }
       q.bump.run(VERSION_KEY);
     },
@@ -216,14 +236,17 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
     q.bump.run(VERSION_KEY);
     return changed;
   });
-  const reserveTx = db.transaction((callId: string, reservations: Reservation[], nowMs: number) => {
-    for (const r of reservations) {
-      const used = spendOf(r.budgetId, r.periodKey).spentNanos + reservedOf(r.budgetId, r.periodKey, nowMs);
-      if (used + r.nanos > r.limitNanos) return r.budgetId;
-    }
-    for (const r of reservations) q.reserveOne.run(callId, r.budgetId, r.periodKey, r.nanos, nowMs);
-    return null;
-  });
+  const reserveTx = db.transaction(
+    (callId: string, reservations: Reservation[], nowMs: number, expiresMs: number) => {
+      for (const r of reservations) {
+        const used = spendOf(r.budgetId, r.periodKey).spentNanos + reservedOf(r.budgetId, r.periodKey, nowMs);
+        if (used + clampNanos(r.nanos) > r.limitNanos) return r.budgetId;
+      }
+      for (const r of reservations)
+        q.reserveOne.run(callId, r.budgetId, r.periodKey, clampNanos(r.nanos), nowMs, expiresMs);
+      return null;
+    },
+  );
   const settleTx = db.transaction(
     (
       callId: string,
@@ -234,8 +257,9 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
       let fired = 0;
       for (const d of deltas) {
         const before = spendOf(d.budgetId, d.periodKey).spentNanos;
-        q.addSpend.run(d.budgetId, d.periodKey, d.nanos, d.unpriced ? 1 : 0);
-        for (const alert of crossed(d.budgetId, d.periodKey, before, before + d.nanos)) {
+        const nanos = clampNanos(d.nanos);
+        q.addSpend.run(d.budgetId, d.periodKey, nanos, d.unpriced ? 1 : 0);
+        for (const alert of crossed(d.budgetId, d.periodKey, before, Math.min(MAX_NANOS, before + nanos))) {
           const state: AlertState = alert.hasWebhook ? 'pending' : 'no_webhook';
           fired += q.insertAlert.run({ ...alert, state }).changes;
         }
@@ -243,6 +267,10 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
       return fired;
     },
   );
+  const renewTx = db.transaction((callIds: readonly string[], expiresMs: number, nowMs: number) => {
+    for (const callId of callIds) q.renew.run({ callId, expiresMs, now: nowMs });
+    q.dropExpired.run({ now: nowMs });
+  });
   const claimTx = db.transaction((nowMs: number, leaseMs: number, limit: number) => {
     const claimed: AlertRow[] = [];
     for (const row of q.due.all(nowMs, limit)) {
@@ -265,10 +293,14 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
     delete: (id) => waits.patient(() => deleteTx.immediate(id)),
     spend: spendOf,
     reservedNanos: reservedOf,
-    reserve: (callId, reservations, nowMs) =>
+    reserve: (callId, reservations, nowMs, expiresMs) =>
       reservations.length === 0
         ? null
-        : waits.patient(() => reserveTx.immediate(callId, reservations, nowMs)),
+        : waits.patient(() => reserveTx.immediate(callId, reservations, nowMs, expiresMs)),
+    renew: (callIds, expiresMs, nowMs) => waits.brief(() => renewTx.immediate(callIds, expiresMs, nowMs)),
+    release: (callId) => {
+      waits.brief(() => q.release.run(callId));
+    },
     settle: (callId, deltas, crossed, patient = false) =>
       (patient ? waits.patient : waits.brief)(() => settleTx.immediate(callId, deltas, crossed)),
     alerts: (budgetId, limit) =>

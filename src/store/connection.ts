@@ -1,6 +1,7 @@
 /**
  * Opening a SQLite connection with the settings every llm-meter connection shares.
  */
+import { closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 
 export type SqliteDatabase = Database.Database;
@@ -23,6 +24,7 @@ export const BRIEF_BUSY_TIMEOUT_MS = 50;
  * https://www.sqlite.org/pragma.html#pragma_synchronous
  */
 export function openConnection(path: string, options: ConnectionOptions = {}): SqliteDatabase {
+  createPrivately(path);
   const db = new Database(path);
   try {
     const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
@@ -34,6 +36,22 @@ export function openConnection(path: string, options: ConnectionOptions = {}): S
   } catch (error) {
     db.close();
     throw error;
+  }
+}
+
+/**
+ * The file holds webhook secrets: a new one is created readable and writable by its owner only
+ * (0600), before SQLite opens it. SQLite gives the -wal, -shm and journal files the mode of the
+ * database file, so they follow. An existing file keeps its mode: it may be shared on purpose
+ * (a group that runs the reports). Opening with O_CREAT but without O_TRUNC or O_EXCL is a
+ * no-op for a file that exists, including one another process creates at the same moment.
+ */
+function createPrivately(path: string): void {
+  if (path === '' || path === ':memory:' || path.startsWith('file:')) return;
+  try {
+    closeSync(openSync(path, 'a', 0o600));
+  } catch {
+    // Missing folder, read-only file or file system: SQLite's own open reports it.
   }
 }
 

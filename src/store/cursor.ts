@@ -8,7 +8,8 @@ export interface CursorPosition {
   seq: number;
 }
 
-const FORMAT = /^v1:(\d{1,16}):(\d{1,16})$/;
+/** A time before 1970 is negative: rows an older version wrote may have one. */
+const FORMAT = /^v1:(-?\d{1,16}):(\d{1,16})$/;
 
 export function encodeCursor(position: CursorPosition): string {
   return Buffer.from(`v1:${position.timeMs}:${position.seq}`).toString('base64url');

@@ -9,6 +9,23 @@ import type { EventsQuery } from './types.js';
 
 export const DEFAULT_EVENTS_LIMIT = 100;
 export const MAX_EVENTS_LIMIT = 1000;
+/**
+ * Text a page holds at most (captured prompts and completions mostly: with captureContent one
+ * call can carry megabytes, and a thousand of them would be gigabytes). A page stops before
+ * the event that would pass it, though it always holds at least one; `next_cursor` goes on
+ * from there.
+ */
+export const MAX_PAGE_BYTES = 16 * 1024 * 1024;
+
+/** About what a stored row weighs in a response: its text (UTF-16 units), and a little per row. */
+export function rowWeight(row: Record<string, unknown>): number {
+  let weight = 512;
+  for (const key in row) {
+    const value = row[key];
+    if (typeof value === 'string') weight += value.length;
+  }
+  return weight;
+}
 
 export function eventsSql(query: EventsQuery): {
   sql: string;

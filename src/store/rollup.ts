@@ -55,6 +55,13 @@ export type SumColumn = (typeof SUM_COLUMNS)[number];
 
 export const HISTOGRAM_COLUMNS = ['latency_hist', 'ttft_hist'] as const;
 
+/**
+ * Rollup sums saturate here instead of overflowing: a sum that did overflow 64 bits would make
+ * SQLite refuse the upsert, and with it every later commit. 2^53 - 1 keeps them exact as JS
+ * numbers; it is 90 million calls of the largest token figure a row can hold (MAX_TOKENS).
+ */
+export const MAX_SUM = Number.MAX_SAFE_INTEGER;
+
 interface Group {
   bucketMs: number;
   keys: string[];
@@ -78,6 +85,7 @@ const zeroSums = (): Record<SumColumn, number> => ({
 });
 
 const num = (value: string | number | null): number => (typeof value === 'number' ? value : 0);
+const add = (sum: number, value: string | number | null): number => Math.min(MAX_SUM, sum + num(value));
 
 function addBucket(buckets: number[], ms: string | number | null): void {
   if (typeof ms === 'number' && Number.isFinite(ms) && ms >= 0) buckets.push(bucketIndex(ms));
@@ -107,14 +115,14 @@ export function createRollupBatch(tables: readonly RollupTable[] = ROLLUP_TABLES
         const sums = group.sums;
         sums.requests += 1;
         if (row.outcome === 'error') sums.errors += 1;
-        sums.input_tokens += num(row.input_tokens);
-        sums.cached_input_tokens += num(row.cached_input_tokens);
-        sums.cache_write_input_tokens += num(row.cache_write_input_tokens);
-        sums.output_tokens += num(row.output_tokens);
-        sums.reasoning_tokens += num(row.reasoning_tokens);
+        sums.input_tokens = add(sums.input_tokens, row.input_tokens);
+        sums.cached_input_tokens = add(sums.cached_input_tokens, row.cached_input_tokens);
+        sums.cache_write_input_tokens = add(sums.cache_write_input_tokens, row.cache_write_input_tokens);
+        sums.output_tokens = add(sums.output_tokens, row.output_tokens);
+        sums.reasoning_tokens = add(sums.reasoning_tokens, row.reasoning_tokens);
         if (row.cost_nanos === null) sums.unpriced_requests += 1;
-        else sums.cost_nanos += num(row.cost_nanos);
-        sums.duration_ms_sum += num(row.duration_ms);
+        else sums.cost_nanos = add(sums.cost_nanos, row.cost_nanos);
+        sums.duration_ms_sum = add(sums.duration_ms_sum, row.duration_ms);
         addBucket(group.latency, row.duration_ms);
         addBucket(group.ttft, row.ttft_ms);
       }
@@ -138,12 +146,15 @@ export function createRollupBatch(tables: readonly RollupTable[] = ROLLUP_TABLES
   };
 }
 
-/** Column names come from the constants above, never from input. */
+/**
+ * Column names come from the constants above, never from input. SQLite turns an integer `+`
+ * that overflows into a REAL, which `min` brings back under MAX_SUM as an INTEGER.
+ */
 export function upsertSql(table: RollupTable): string {
   const keys = [table.timeColumn, ...table.dims];
   const columns = [...keys, ...SUM_COLUMNS, ...HISTOGRAM_COLUMNS];
   const updates = [
-    ...SUM_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`),
+    ...SUM_COLUMNS.map((c) => `${c} = min(${c} + excluded.${c}, ${MAX_SUM})`),
     ...HISTOGRAM_COLUMNS.map((c) => `${c} = llm_meter_hist_add(${c}, excluded.${c})`),
   ];
   return (

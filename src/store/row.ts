@@ -1,10 +1,14 @@
 /**
  * The one mapping between a CallRecord and a `usage` row, both ways.
  *
- * Writing is defensive: a non-finite number becomes NULL rather than failing the batch, and
- * only a record without its identity (id, provider, operation, outcome, start time) is refused.
+ * Writing is defensive: every number is bounded, so no record can make a statement fail or
+ * push a rollup's sums toward 64-bit overflow. A figure that is not a number, NaN, negative or
+ * above its bound (tokens above MAX_TOKENS, a cost above MAX_COST_NANOS, a duration above
+ * MAX_DURATION_MS) is stored clamped (NaN and non-numbers as NULL) and its column is named in
+ * `clamped`. Only a record without its identity (id, provider, operation, outcome, a start time
+ * between 1970 and 9999) is refused.
  */
-import { type CallRecord, nanosToUsd, type Operation, type Outcome } from '../record.js';
+import { type CallRecord, MAX_TOKENS, nanosToUsd, type Operation, type Outcome } from '../record.js';
 import type { UsageEvent } from './types.js';
 
 export const USAGE_COLUMNS = [
@@ -81,8 +85,15 @@ export class InvalidRecordError extends Error {
   override name = 'InvalidRecordError' as const;
 }
 
-const int = (value: unknown): number | null =>
-  typeof value === 'number' && Number.isFinite(value) ? Math.round(value) : null;
+/** Most one call can cost: a million dollars (1e8 tokens at today's dearest price is $60 000). */
+export const MAX_COST_NANOS = 1e15;
+/** Longest duration or latency component kept: 30 days. */
+export const MAX_DURATION_MS = 30 * 86_400_000;
+/** Largest count that is not a token figure (chunks, tool calls): exact as a JS number. */
+const MAX_COUNT = Number.MAX_SAFE_INTEGER;
+/** Start times outside 1970..9999 cannot be labelled by reports (four-digit years). */
+const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 const real = (value: unknown): number | null =>
   typeof value === 'number' && Number.isFinite(value) ? value : null;
 const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
@@ -108,11 +119,47 @@ function required(value: unknown, field: string): string {
   return value;
 }
 
-export function toUsageRow(record: CallRecord): UsageRow {
+/**
+ * `value` within [0, max] (rounded when `integer`); null when absent. Anything else (not a
+ * number, NaN, negative, above max) is clamped and its column pushed onto `clamped`.
+ */
+function bounded(
+  value: unknown,
+  max: number,
+  column: UsageColumn,
+  clamped: string[],
+  integer = true,
+): number | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    clamped.push(column);
+    return null;
+  }
+  const n = integer ? Math.round(value) : value;
+  if (n >= 0 && n <= max) return n;
+  clamped.push(column);
+  return n < 0 ? 0 : max;
+}
+
+/**
+ * The row for a record. Throws InvalidRecordError for a record without its identity; pushes
+ * the columns whose figures it had to clamp onto `clamped`.
+ */
+export function toUsageRow(record: CallRecord, clamped: string[] = []): UsageRow {
   const timing = record.timing;
   const startMs = real(timing?.startMs);
-  if (startMs === null) throw new InvalidRecordError('CallRecord without `timing.startMs`.');
-  const endMs = real(timing.endMs) ?? startMs + (real(timing.durationMs) ?? 0);
+  if (startMs === null || startMs < 0 || startMs > MAX_TIME_MS) {
+    throw new InvalidRecordError('CallRecord without a `timing.startMs` between 1970 and 9999.');
+  }
+  const tokens = (value: unknown, column: UsageColumn) => bounded(value, MAX_TOKENS, column, clamped);
+  const nanos = (value: unknown, column: UsageColumn) => bounded(value, MAX_COST_NANOS, column, clamped);
+  const count = (value: unknown, column: UsageColumn) => bounded(value, MAX_COUNT, column, clamped);
+  const ms = (value: unknown, column: UsageColumn) => bounded(value, MAX_DURATION_MS, column, clamped, false);
+  const endMs = Math.min(
+    Math.max(real(timing.endMs) ?? startMs + (real(timing.durationMs) ?? 0), startMs),
+    startMs + MAX_DURATION_MS,
+    MAX_TIME_MS,
+  );
   const usage = record.usage;
   const cost = record.cost;
   const attribution = record.attribution;
@@ -133,56 +180,56 @@ export function toUsageRow(record: CallRecord): UsageRow {
     response_model: responseModel,
     response_id: text(record.responseId),
     server_address: text(record.serverAddress),
-    server_port: int(record.serverPort),
+    server_port: bounded(record.serverPort, 65_535, 'server_port', clamped),
     user: label(attribution?.user),
     project: label(attribution?.project),
     feature: label(attribution?.feature),
     tags: json(attribution?.tags ?? {}) ?? '{}',
     api_key_hash: text(attribution?.apiKeyHash),
     stream: request?.stream === true ? 1 : 0,
-    max_tokens: int(request?.maxTokens),
+    max_tokens: tokens(request?.maxTokens, 'max_tokens'),
     temperature: real(request?.temperature),
-    tool_count: int(request?.toolCount) ?? 0,
-    tool_rounds: int(request?.toolRounds) ?? 0,
+    tool_count: count(request?.toolCount, 'tool_count') ?? 0,
+    tool_rounds: count(request?.toolRounds, 'tool_rounds') ?? 0,
     outcome: required(record.outcome, 'outcome'),
     error_type: text(record.errorType),
     error_code: text(record.errorCode),
-    http_status: int(record.httpStatus),
+    http_status: bounded(record.httpStatus, 999, 'http_status', clamped),
     retryable: flag(record.retryable),
-    retry_after_ms: int(record.retryAfterMs),
+    retry_after_ms: bounded(record.retryAfterMs, MAX_DURATION_MS, 'retry_after_ms', clamped),
     finish_reasons: json(Array.isArray(record.finishReasons) ? record.finishReasons : []) ?? '[]',
-    input_tokens: int(usage?.inputTokens),
-    cached_input_tokens: int(usage?.cacheReadTokens),
-    cache_write_input_tokens: int(usage?.cacheWriteTokens),
-    output_tokens: int(usage?.outputTokens),
-    reasoning_tokens: int(usage?.reasoningTokens),
+    input_tokens: tokens(usage?.inputTokens, 'input_tokens'),
+    cached_input_tokens: tokens(usage?.cacheReadTokens, 'cached_input_tokens'),
+    cache_write_input_tokens: tokens(usage?.cacheWriteTokens, 'cache_write_input_tokens'),
+    output_tokens: tokens(usage?.outputTokens, 'output_tokens'),
+    reasoning_tokens: tokens(usage?.reasoningTokens, 'reasoning_tokens'),
     tokens_estimated: usage ? flag(usage.source === 'estimated') : null,
-    tool_calls: int(record.toolCalls) ?? 0,
-    invalid_tool_calls: int(record.invalidToolCalls) ?? 0,
-    chunks: int(record.chunks) ?? 0,
-    cost_nanos: int(cost?.totalNanos),
-    input_cost_nanos: int(cost?.inputNanos),
-    cache_read_cost_nanos: int(cost?.cacheReadNanos),
-    cache_write_cost_nanos: int(cost?.cacheWriteNanos),
-    output_cost_nanos: int(cost?.outputNanos),
+    tool_calls: count(record.toolCalls, 'tool_calls') ?? 0,
+    invalid_tool_calls: count(record.invalidToolCalls, 'invalid_tool_calls') ?? 0,
+    chunks: count(record.chunks, 'chunks') ?? 0,
+    cost_nanos: nanos(cost?.totalNanos, 'cost_nanos'),
+    input_cost_nanos: nanos(cost?.inputNanos, 'input_cost_nanos'),
+    cache_read_cost_nanos: nanos(cost?.cacheReadNanos, 'cache_read_cost_nanos'),
+    cache_write_cost_nanos: nanos(cost?.cacheWriteNanos, 'cache_write_cost_nanos'),
+    output_cost_nanos: nanos(cost?.outputNanos, 'output_cost_nanos'),
     cost_source: text(cost?.source),
     priced_as: text(cost?.pricedAs),
-    input_tokens_estimate: int(preflight?.inputTokensEstimate),
-    projected_max_cost_nanos: int(preflight?.projectedMaxCostNanos),
-    context_window: int(preflight?.contextWindow),
+    input_tokens_estimate: tokens(preflight?.inputTokensEstimate, 'input_tokens_estimate'),
+    projected_max_cost_nanos: nanos(preflight?.projectedMaxCostNanos, 'projected_max_cost_nanos'),
+    context_window: tokens(preflight?.contextWindow, 'context_window'),
     context_exceeded: flag(preflight?.contextExceeded),
-    duration_ms: real(timing.durationMs) ?? Math.max(0, endMs - startMs),
-    headers_ms: since(timing.headersMs, startMs),
-    ttft_ms: real(timing.timeToFirstTokenMs),
-    queue_ms: real(timing.queue?.ms),
+    duration_ms: ms(timing.durationMs, 'duration_ms') ?? endMs - startMs,
+    headers_ms: ms(since(timing.headersMs, startMs), 'headers_ms'),
+    ttft_ms: ms(timing.timeToFirstTokenMs, 'ttft_ms'),
+    queue_ms: ms(timing.queue?.ms, 'queue_ms'),
     queue_source: text(timing.queue?.source),
-    prefill_ms: real(timing.prefill?.ms),
+    prefill_ms: ms(timing.prefill?.ms, 'prefill_ms'),
     prefill_source: text(timing.prefill?.source),
-    generation_ms: real(timing.generation?.ms) ?? real(timing.generationMs),
+    generation_ms: ms(timing.generation?.ms ?? timing.generationMs, 'generation_ms'),
     generation_source:
       text(timing.generation?.source) ?? (real(timing.generationMs) === null ? null : 'observed'),
     output_tokens_per_second: real(timing.outputTokensPerSecond),
-    server_processing_ms: real(timing.serverProcessingMs),
+    server_processing_ms: ms(timing.serverProcessingMs, 'server_processing_ms'),
     rate_limit: json(record.rateLimit),
     content: json(record.content),
   };
@@ -204,6 +251,11 @@ function parseJson<T>(value: unknown, fallback: T): T {
   }
 }
 
+/** Date's own range; a row an older version wrote may lie outside it. */
+const MAX_DATE_MS = 8.64e15;
+const iso = (ms: number | null): string =>
+  new Date(Math.min(MAX_DATE_MS, Math.max(-MAX_DATE_MS, ms ?? 0))).toISOString();
+
 const bool = (value: unknown): boolean | null => (value === 1 ? true : value === 0 ? false : null);
 const usd = (value: unknown): number | null => nanosToUsd(typeof value === 'number' ? value : null);
 
@@ -215,8 +267,8 @@ export function toUsageEvent(row: Stored): UsageEvent {
   const tokensEstimated = bool(row['tokens_estimated']);
   return {
     id: s('id')!,
-    time: new Date(n('time_ms')!).toISOString(),
-    end_time: new Date(n('end_ms')!).toISOString(),
+    time: iso(n('time_ms')),
+    end_time: iso(n('end_ms')),
     trace_id: s('trace_id'),
     span_id: s('span_id'),
     provider: s('provider')!,

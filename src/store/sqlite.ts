@@ -22,6 +22,13 @@
  * writes only queue. Commits on the caller's event loop wait at most 50 ms for another
  * process's lock (connection.ts, LockWaits.brief); only flush() and close() wait the full busy
  * timeout.
+ *
+ * One record never holds back the others. Its figures are bounded before they are written
+ * (row.ts; counted as `clamped`), and a record whose row SQLite refuses is discarded (counted
+ * as `invalid`). Should any statement of a batch still fail for a reason that is not the
+ * database's (not busy, full, read-only, I/O...), the batch is written again one record at a
+ * time, each in its own savepoint: the record that fails is discarded and counted, the rest
+ * commit. Retrying such a batch as a whole would fail the same way forever.
  */
 import type { Statement } from 'better-sqlite3';
 import type { CallRecord } from '../record.js';
@@ -36,14 +43,14 @@ import {
 } from './connection.js';
 import { encodeCursor } from './cursor.js';
 import { InvalidQueryError, StoreError } from './errors.js';
-import { eventsSql, MAX_EVENTS_LIMIT } from './events.js';
+import { eventsSql, MAX_EVENTS_LIMIT, MAX_PAGE_BYTES, rowWeight } from './events.js';
 import { registerHistogramFunctions } from './histogram.js';
 import { migrate } from './migrate.js';
 import { createPendingQueue } from './queue.js';
-import { createRollupBatch, ROLLUP_TABLES, upsertSql } from './rollup.js';
+import { createRollupBatch, ROLLUP_TABLES, type RollupBatch, upsertSql } from './rollup.js';
 import { rowValues, toUsageEvent, toUsageRow, USAGE_COLUMNS, type UsageRow } from './row.js';
 import { type SqlPart, summarize } from './summary.js';
-import { toTimeseries } from './timeseries.js';
+import { timeseries } from './timeseries.js';
 import type { EventsPage, EventsQuery, StoreStats, UsageEvent, UsageStore } from './types.js';
 
 export interface SqliteStoreOptions {
@@ -86,6 +93,29 @@ function isRecordError(error: unknown): boolean {
   );
 }
 
+/**
+ * The database or its file failed, not a record: the batch stays queued and is retried whole.
+ * https://www.sqlite.org/rescode.html
+ */
+const ENVIRONMENT_ERROR =
+  /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CANTOPEN|NOMEM|CORRUPT|NOTADB|PERM|INTERRUPT|PROTOCOL|AUTH|NOLFS|SCHEMA)/;
+
+function isEnvironmentError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && ENVIRONMENT_ERROR.test(code);
+}
+
+/** What one transaction did with its records. */
+interface Tally {
+  inserted: number;
+  duplicates: number;
+  refused: unknown[];
+  /** Ids of inserted records with clamped figures, and which columns. */
+  clamped: Array<{ id: string; columns: string[] }>;
+}
+
+const newTally = (): Tally => ({ inserted: 0, duplicates: 0, refused: [], clamped: [] });
+
 function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string') return code;
@@ -124,7 +154,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
 
   const queue = createPendingQueue<CallRecord>(options.maxPending ?? 100_000);
   const waits = createLockWaits(db, busyTimeoutMs);
-  const counters = { written: 0, duplicates: 0, failed: 0, dropped: 0, invalid: 0 };
+  const counters = { written: 0, duplicates: 0, failed: 0, dropped: 0, invalid: 0, clamped: 0 };
   let lastError: StoreStats['lastError'] = null;
   let lastErrorCause: unknown = null;
   let scheduled = false;
@@ -159,43 +189,97 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
 
   const checkpointer = startCheckpointing();
 
-  const writeBatch = db.transaction((batch: readonly CallRecord[]) => {
-    const rollup = createRollupBatch();
-    let inserted = 0;
-    let duplicates = 0;
-    const refused: unknown[] = [];
-    for (const record of batch) {
-      let row: UsageRow;
-      try {
-        row = toUsageRow(record);
-        // Positional parameters: a third cheaper to bind than 61 named ones.
-        if (insert.run(rowValues(row)).changes === 0) {
-          duplicates++;
-          continue;
-        }
-      } catch (error) {
-        if (!isRecordError(error)) throw error;
-        refused.push(error);
-        continue;
+  /** Insert one record's row and add it to `rollup`; a record SQLite refuses is tallied. */
+  const insertRecord = (record: CallRecord, rollup: RollupBatch, tally: Tally) => {
+    const clamped: string[] = [];
+    let row: UsageRow;
+    try {
+      row = toUsageRow(record, clamped);
+      // Positional parameters: a third cheaper to bind than 61 named ones.
+      if (insert.run(rowValues(row)).changes === 0) {
+        tally.duplicates++;
+        return;
       }
-      inserted++;
-      rollup.add(row);
+    } catch (error) {
+      if (!isRecordError(error)) throw error;
+      tally.refused.push(error);
+      return;
     }
+    tally.inserted++;
+    if (clamped.length > 0) tally.clamped.push({ id: row.id as string, columns: clamped });
+    rollup.add(row);
+  };
+
+  const upsertRollups = (rollup: RollupBatch) => {
     for (const { table, values } of rollup.params()) upserts.get(table.name)!.run(values);
-    return { inserted, duplicates, refused };
+  };
+
+  /** The usual commit: the rows, then one upsert per rollup group of the whole batch. */
+  const writeBatch = db.transaction((batch: readonly CallRecord[]) => {
+    const tally = newTally();
+    const rollup = createRollupBatch();
+    for (const record of batch) insertRecord(record, rollup, tally);
+    upsertRollups(rollup);
+    return tally;
   });
+
+  /** One record and its rollups; called inside writeEach, so it runs in a savepoint. */
+  const writeAlone = db.transaction((record: CallRecord) => {
+    const tally = newTally();
+    const rollup = createRollupBatch();
+    insertRecord(record, rollup, tally);
+    upsertRollups(rollup);
+    return tally;
+  });
+
+  /** After a batch failed for one of its records: each record alone, the failing ones discarded. */
+  const writeEach = db.transaction((batch: readonly CallRecord[]) => {
+    const tally = newTally();
+    for (const record of batch) {
+      try {
+        const one = writeAlone(record);
+        tally.inserted += one.inserted;
+        tally.duplicates += one.duplicates;
+        tally.refused.push(...one.refused);
+        tally.clamped.push(...one.clamped);
+      } catch (error) {
+        if (isEnvironmentError(error)) throw error;
+        tally.refused.push(error);
+      }
+    }
+    return tally;
+  });
+
+  const reportClamped = (clamped: Tally['clamped']) => {
+    if (clamped.length === 0) return;
+    counters.clamped += clamped.length;
+    const columns = [...new Set(clamped.flatMap((c) => c.columns))].join(', ');
+    report(
+      new StoreError(
+        `Stored ${clamped.length} usage record(s) with out-of-range figures clamped (${columns}); first: ${clamped[0]!.id}.`,
+      ),
+    );
+  };
 
   /** One transaction of up to maxBatch records; false when it failed (the records stay queued). */
   const commitBatch = (wait: LockWaits['brief']): boolean => {
     const batch = queue.peek(maxBatch);
     if (batch.length === 0) return true;
     try {
-      const result = wait(() => writeBatch.immediate(batch));
+      let result: Tally;
+      try {
+        result = wait(() => writeBatch.immediate(batch));
+      } catch (error) {
+        if (isEnvironmentError(error)) throw error;
+        report(error);
+        result = wait(() => writeEach.immediate(batch));
+      }
       queue.consume(batch.length);
       counters.written += result.inserted + result.duplicates;
       counters.duplicates += result.duplicates;
       counters.invalid += result.refused.length;
       for (const error of result.refused) report(error);
+      reportClamped(result.clamped);
       consecutiveFailures = 0;
       return true;
     } catch (error) {
@@ -278,19 +362,34 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     if (closed) throw new StoreError('The usage store is closed.');
   };
   const watermark = () => (readWatermark.get() as number | undefined) ?? 0;
+  /**
+   * A report of many groups reads the database in several passes (rank the groups, sum the
+   * first ones, sum each bucket); one read transaction gives them all the same snapshot, so the
+   * `other` rows are exactly the rest while other processes write.
+   */
+  const snapshot = <T>(read: () => T): T => (db.inTransaction ? read() : db.transaction(read).deferred());
 
   const eventsPage = (query: EventsQuery): EventsPage => {
     assertOpen();
     const { sql, params, limit } = eventsSql(query);
-    const rows = prepared(sql).all(...params) as Array<Record<string, unknown>>;
-    const page = rows.slice(0, limit);
+    const page: Array<Record<string, unknown>> = [];
+    let weight = 0;
+    let more = false;
+    // Row by row: a page ends at `limit` events or MAX_PAGE_BYTES, whichever comes first.
+    for (const row of prepared(sql).iterate(...params) as Iterable<Record<string, unknown>>) {
+      const next = rowWeight(row);
+      if (page.length === limit || (page.length > 0 && weight + next > MAX_PAGE_BYTES)) {
+        more = true;
+        break;
+      }
+      weight += next;
+      page.push(row);
+    }
     const last = page.at(-1);
     return {
       events: page.map(toUsageEvent),
       next_cursor:
-        rows.length > limit && last
-          ? encodeCursor({ timeMs: last['time_ms'] as number, seq: last['seq'] as number })
-          : null,
+        more && last ? encodeCursor({ timeMs: last['time_ms'] as number, seq: last['seq'] as number }) : null,
     };
   };
 
@@ -305,7 +404,11 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
       } finally {
         closed = true;
         if (retryTimer) clearTimeout(retryTimer);
-        counters.dropped += queue.clear();
+        const lost = queue.clear();
+        if (lost > 0) {
+          counters.dropped += lost;
+          report(new StoreError(`Dropped ${lost} usage records at close: ${lastError?.message}`));
+        }
         await checkpointer?.close();
         try {
           db.pragma('optimize');
@@ -317,7 +420,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     },
     async summary(query) {
       assertOpen();
-      return summarize(run, query, watermark());
+      return snapshot(() => summarize(run, query, watermark()));
     },
     async events(query) {
       return eventsPage(query);
@@ -332,12 +435,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     },
     async timeseries(query) {
       assertOpen();
-      const summary = summarize(
-        run,
-        { ...query, groupBy: [query.interval, ...(query.groupBy ?? [])] },
-        watermark(),
-      );
-      return toTimeseries(summary, query);
+      return snapshot(() => timeseries(run, query, watermark()));
     },
     async prune(olderThanMs) {
       assertOpen();

@@ -41,6 +41,12 @@ export interface SummaryQuery extends TimeRange {
   filters?: UsageFilters | undefined;
   /** IANA time zone for day, week and month buckets. Default `UTC`. */
   tz?: string | undefined;
+  /**
+   * Most dimension groups shown, 1..1000 (default 1000): past it, the groups with the largest
+   * cost are shown and the rest of each time bucket is one row with `other: true`. A summary
+   * also has at most 10 000 rows (time buckets × groups); the first groups are fewer then.
+   */
+  limit?: number | undefined;
 }
 
 export interface UsageMetrics {
@@ -70,7 +76,13 @@ export interface UsageMetrics {
  * `hour` an ISO instant, `day` and `week` a local date `YYYY-MM-DD`, `month` `YYYY-MM`) and
  * its metrics.
  */
-export type SummaryRow = Partial<Record<GroupByKey, string | null>> & UsageMetrics;
+export type SummaryRow = Partial<Record<GroupByKey, string | null>> &
+  UsageMetrics & {
+    /** The groups past `limit`, added up (their dimensions are null): one such row per time bucket. */
+    other?: true;
+    /** How many groups an `other` row adds up, over the whole range. */
+    other_groups?: number;
+  };
 
 export interface SummaryResult {
   rows: SummaryRow[];
@@ -79,7 +91,7 @@ export interface SummaryResult {
 
 export interface EventsQuery extends TimeRange {
   filters?: UsageFilters | undefined;
-  /** 1..1000, default 100. */
+  /** 1..1000, default 100. A page also ends before 16 MiB of text (captured content). */
   limit?: number | undefined;
   /** `next_cursor` of the previous page. */
   cursor?: string | undefined;
@@ -172,6 +184,12 @@ export interface TimeseriesQuery extends TimeRange {
   groupBy?: readonly Dimension[] | undefined;
   filters?: UsageFilters | undefined;
   tz?: string | undefined;
+  /**
+   * Most series, 1..100 (default 20): past it, the series largest in `metric` are shown and the
+   * rest are one series with `other: true`. A result has at most 10 000 buckets and 100 000
+   * points (series × buckets); with many buckets the series are fewer.
+   */
+  limit?: number | undefined;
 }
 
 export interface TimeseriesPoint {
@@ -184,7 +202,14 @@ export interface TimeseriesResult {
   interval: TimeBucket;
   metric: TimeseriesMetric;
   /** One series per group, largest total first; buckets without calls are 0. */
-  series: Array<{ key: Partial<Record<Dimension, string | null>>; points: TimeseriesPoint[] }>;
+  series: Array<{
+    key: Partial<Record<Dimension, string | null>>;
+    points: TimeseriesPoint[];
+    /** The series past `limit`, added up (last; its key's dimensions are null). */
+    other?: true;
+    /** How many series an `other` series adds up. */
+    other_groups?: number;
+  }>;
 }
 
 export interface PruneResult {
@@ -203,8 +228,17 @@ export interface StoreStats {
   failed: number;
   /** Records discarded: the pending queue overflowed, or written after close. */
   dropped: number;
-  /** Records the database refused (a value it cannot store): logged in `lastError`, discarded. */
+  /**
+   * Records refused and discarded, alone, while the rest of their batch committed: no identity
+   * (id, provider, operation, outcome, a start time between 1970 and 9999), or a row a statement
+   * failed on. Logged in `lastError`.
+   */
   invalid: number;
+  /**
+   * Records stored with figures clamped: tokens above MAX_TOKENS, a cost above $1M, a duration
+   * above 30 days, a negative, NaN or non-numeric figure. `lastError` names the columns.
+   */
+  clamped: number;
   /** Records waiting to be committed. */
   pending: number;
   lastError: { code: string; message: string; atMs: number } | null;

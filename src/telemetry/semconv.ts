@@ -3,6 +3,10 @@
  * development (https://opentelemetry.io/docs/specs/semconv/gen-ai/). Kept here, in one file,
  * rather than imported from the incubating entry point, so a rename is one edit.
  * Stable names (server.*, error.type) come from @opentelemetry/semantic-conventions.
+ *
+ * This file names what is said about a call (spans and the per-call metrics of metrics.ts).
+ * The figures a source reports at scrape time (the meter's own counters, the store, the
+ * budgets, the gateway) are named beside their registration, in ./instruments/<source>.ts.
  */
 export const GEN_AI_OPERATION_NAME = 'gen_ai.operation.name';
 export const GEN_AI_PROVIDER_NAME = 'gen_ai.provider.name';
