@@ -16,6 +16,7 @@ import {
   type CallRecord,
   type CallTiming,
   type ErrorType,
+  MAX_RETRY_AFTER_MS,
   type Outcome,
   promptOf,
   type TimingComponent,
@@ -55,8 +56,7 @@ export function withinCall(ms: number | null | undefined, durationMs: number): n
   return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 && ms <= durationMs ? ms : null;
 }
 
-/** The longest wait a provider's Retry-After is believed for: a monthly quota resets within 31 days. */
-export const MAX_RETRY_AFTER_MS = 31 * 24 * 3_600_000;
+export { MAX_RETRY_AFTER_MS };
 
 /** A provider's retry wait in [0, MAX_RETRY_AFTER_MS] milliseconds, or null. */
 export function boundedWait(ms: number | null): number | null {

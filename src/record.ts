@@ -215,6 +215,12 @@ export const NANOS_PER_USD = 1_000_000_000;
  */
 export const MAX_TOKENS = 100_000_000;
 
+/**
+ * The longest wait a provider's Retry-After is believed for (a record's `retryAfterMs`): a
+ * monthly quota resets within 31 days. The assembler bounds it; the store keeps it as it is.
+ */
+export const MAX_RETRY_AFTER_MS = 31 * 24 * 3_600_000;
+
 export function nanosToUsd(nanos: number | null): number | null {
   return nanos === null ? null : nanos / NANOS_PER_USD;
 }

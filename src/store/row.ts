@@ -4,11 +4,18 @@
  * Writing is defensive: every number is bounded, so no record can make a statement fail or
  * push a rollup's sums toward 64-bit overflow. A figure that is not a number, NaN, negative or
  * above its bound (tokens above MAX_TOKENS, a cost above MAX_COST_NANOS, a duration above
- * MAX_DURATION_MS) is stored clamped (NaN and non-numbers as NULL) and its column is named in
+ * MAX_DURATION_MS, a retry wait above MAX_RETRY_AFTER_MS) is stored clamped (NaN and non-numbers as NULL) and its column is named in
  * `clamped`. Only a record without its identity (id, provider, operation, outcome, a start time
  * between 1970 and 9999) is refused.
  */
-import { type CallRecord, MAX_TOKENS, nanosToUsd, type Operation, type Outcome } from '../record.js';
+import {
+  type CallRecord,
+  MAX_RETRY_AFTER_MS,
+  MAX_TOKENS,
+  nanosToUsd,
+  type Operation,
+  type Outcome,
+} from '../record.js';
 import type { UsageEvent } from './types.js';
 
 export const USAGE_COLUMNS = [
@@ -196,7 +203,7 @@ export function toUsageRow(record: CallRecord, clamped: string[] = []): UsageRow
     error_code: text(record.errorCode),
     http_status: bounded(record.httpStatus, 999, 'http_status', clamped),
     retryable: flag(record.retryable),
-    retry_after_ms: bounded(record.retryAfterMs, MAX_DURATION_MS, 'retry_after_ms', clamped),
+    retry_after_ms: bounded(record.retryAfterMs, MAX_RETRY_AFTER_MS, 'retry_after_ms', clamped),
     finish_reasons: json(Array.isArray(record.finishReasons) ? record.finishReasons : []) ?? '[]',
     input_tokens: tokens(usage?.inputTokens, 'input_tokens'),
     cached_input_tokens: tokens(usage?.cacheReadTokens, 'cached_input_tokens'),
