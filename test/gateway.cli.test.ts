@@ -55,7 +55,7 @@ function ask(port: number): { text: () => string } {
   socket.on('error', () => {});
   const body = JSON.stringify({ model: 'gpt-4o-mini', messages: chatMessages });
   socket.write(
-    'POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n' +
+    'POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n' +
       `authorization: Bearer sk-test\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
   return { text: () => text };

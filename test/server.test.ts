@@ -9,13 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { isLlmMeterError } from '../src/errors/errors.js';
 import { createMeter } from '../src/index.js';
-import { createServer, defaultHost, defineRoute, type RouteModule } from '../src/server/index.js';
 import {
   hostnameOf,
   isLoopbackAddress,
   isLoopbackBindHost,
   isLoopbackHostname,
-} from '../src/server/loopback.js';
+} from '../src/net/loopback.js';
+import { createServer, defaultHost, defineRoute, type RouteModule } from '../src/server/index.js';
 import { openSqliteStore, type UsageStore } from '../src/store/index.js';
 import { useTempDir } from './fixtures/store-tmp.js';
 import { makeErrorRecord, makeRecord } from './helpers/records.js';
