@@ -32,7 +32,10 @@ function startProxyCli(args: string[], onStderr: (stderr: string) => void = () =
   let out = '';
   let err = '';
   return new Promise((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => onStderr((err += d.toString())));
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      onStderr(err);
+    });
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const url = /llm-meter proxy on (\S+)/.exec(out)?.[1];
