@@ -638,6 +638,28 @@ describe('perimeter: DNS rebinding and cross-origin writes', () => {
     await closeServer(app);
   });
 
+  it('without a token, a mounted /metrics is behind the same Host check: a rebound name reads nothing', async () => {
+    let scrapes = 0;
+    const metrics = {
+      contentType: 'text/plain; version=0.0.4',
+      scrape: async () => {
+        scrapes++;
+        return 'llm_meter_budget_spent{llm_meter_budget="secret-project"} 1\n';
+      },
+    };
+    const app = createServer(meter, { metrics }).listen(0);
+    await listening(app);
+    const p = portOf(app);
+    const rebound = await rawRequest(p, 'GET', '/metrics', { host: `attacker.example:${p}` });
+    expect(rebound.status).toBe(421);
+    expect(rebound.text).not.toContain('secret-project');
+    expect(scrapes, 'no scrape for a refused request').toBe(0);
+    const local = await rawRequest(p, 'GET', '/metrics', { host: `127.0.0.1:${p}` });
+    expect(local.status).toBe(200);
+    expect(local.text).toContain('secret-project');
+    await closeServer(app);
+  });
+
   it('with insecureNoAuth, IP-literal Hosts are answered and DNS names still refused', async () => {
     const app = createServer(meter, { insecureNoAuth: true, logger: () => {} }).listen(0, '127.0.0.1');
     await listening(app);
