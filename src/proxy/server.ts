@@ -14,6 +14,7 @@ import { readBody, unreadBodyHeaders } from './body.js';
 import { attributionFrom, clientHeaders, upstreamHeaders } from './headers.js';
 import { createKeyring, type Keyring, keyAttribution, presentedKey, readKeysFile, swapKey } from './keys.js';
 import { type ClientLimits, clientOf, createClientLimits } from './limits.js';
+import { checkBindHost, perimeterRefusal } from './perimeter.js';
 import { type Routing, resolveRoute } from './routes.js';
 import { resolveTimeouts, startCallTimer, type TimeoutKind, timeoutMessage } from './timeouts.js';
 import type { GatewayKey, ProxyOptions, ProxyStats, RunningProxy } from './types.js';
@@ -184,9 +185,16 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   if (typeof graceMs !== 'number' || !(graceMs >= 0)) {
     throw new InvalidOptionError('Expected `shutdownGraceMs` to be a number of milliseconds >= 0.');
   }
+  const insecureNoAuth = options.insecureNoAuth ?? false;
+  if (typeof insecureNoAuth !== 'boolean') {
+    throw new InvalidOptionError('Expected `insecureNoAuth` to be a boolean.');
+  }
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8788;
   const log = options.logger ?? (() => {});
+  if (!keyring) {
+    checkBindHost(host, insecureNoAuth, options.logger ?? ((m) => process.emitWarning(m, 'LlmMeterWarning')));
+  }
 
   const ownMeter = !options.meter;
   const meter = options.meter ?? createMeter(options.meterOptions);
@@ -258,6 +266,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const target = req.url ?? '/';
     const guessed = () => adapterFor(`http://gateway${target.startsWith('/') ? target : '/'}`, method);
     // Everything that can be refused on the request line and headers is, before any body byte is read.
+    const refused = keyring ? null : perimeterRefusal(req.headers, insecureNoAuth);
+    if (refused) {
+      answer(res, guessed(), refused.status, refused.type, refused.message, unreadBodyHeaders(req));
+      return;
+    }
     if (closing) {
       answer(res, guessed(), 503, 'overloaded_error', 'The gateway is shutting down.', {
         connection: 'close',
