@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Agent, fetch as undiciFetch } from 'undici';
 import { InvalidOptionError } from '../errors/errors.js';
 import type { FetchLike } from '../fetch/request.js';
 import { createMeter } from '../meter.js';
+import { undici } from '../net/undici.js';
 import { openaiAdapter } from '../providers/openai.js';
 import { DEFAULT_ADAPTERS, detect } from '../providers/registry.js';
 import type { ProviderAdapter } from '../providers/types.js';
@@ -202,6 +202,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   // Keep-alive connections, one request at a time each (no pipelining: one slow generation would
   // hold up every call queued behind it). The gateway's own timers enforce the timeouts, with
   // errors that say which one fired; undici's are off so that they never fire first.
+  const { Agent, fetch: undiciFetch } = undici();
   const agent = new Agent({
     connections,
     pipelining: 1,
