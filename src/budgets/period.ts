@@ -3,7 +3,7 @@
  * the next one from zero without a job. Day, week (ISO, Monday first) and month boundaries are
  * local midnights in the budget's IANA time zone, so they move with daylight saving time.
  */
-import { bucketLabel, bucketStart, nextBucketLabel } from '../store/buckets.js';
+import { bucketLabel, bucketStart, nextBucketLabel } from '../common/buckets.js';
 
 export type Period = 'day' | 'week' | 'month' | 'total';
 

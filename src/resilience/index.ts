@@ -16,5 +16,5 @@ export {
   withRateLimiter,
 } from './rate-limiter.js';
 export { withRetry } from './retry.js';
-export { backoffDelay, retryTiming } from './retry-timing.js';
+export { backoffDelay, retryTiming } from '../common/retry-timing.js';
 export type * from './types.js';
