@@ -2,8 +2,8 @@ import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { bucketLabel } from '../src/common/buckets.js';
 import type { CallRecord } from '../src/record.js';
-import { bucketLabel } from '../src/store/buckets.js';
 import {
   type GroupByKey,
   isInvalidQueryError,

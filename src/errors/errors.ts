@@ -16,9 +16,7 @@ export function markKind(error: LlmMeterError, kind: string): void {
 
 /** Whether `error` was branded `kind` by this or any other copy of the library. */
 export function hasKind(error: unknown, kind: string): boolean {
-  return (
-    isLlmMeterError(error) && (error as unknown as Record<symbol, unknown>)[kindKey(kind)] === true
-  );
+  return isLlmMeterError(error) && (error as unknown as Record<symbol, unknown>)[kindKey(kind)] === true;
 }
 
 export class LlmMeterError extends Error {

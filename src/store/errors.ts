@@ -3,7 +3,13 @@
  * The guards read the brands of errors.ts, so errors from another copy of the library still match.
  */
 
-import { hasKind, InvalidRecordError, isInvalidRecordError, LlmMeterError, markKind } from '../errors/errors.js';
+import {
+  hasKind,
+  InvalidRecordError,
+  isInvalidRecordError,
+  LlmMeterError,
+  markKind,
+} from '../errors/errors.js';
 
 export { InvalidRecordError, isInvalidRecordError };
 

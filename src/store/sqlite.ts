@@ -31,9 +31,9 @@
  * commit. Retrying such a batch as a whole would fail the same way forever.
  */
 import type { Statement } from 'better-sqlite3';
-import type { CallRecord } from '../record.js';
 import { HOUR_MS } from '../common/buckets.js';
 import { type CommitMode, createWriteBehind } from '../common/write-behind.js';
+import type { CallRecord } from '../record.js';
 import { registerBucketFunctions } from './buckets.js';
 import { type Checkpointer, startCheckpointer } from './checkpointer.js';
 import {
@@ -126,7 +126,6 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   const waits = createLockWaits(db, busyTimeoutMs);
   const counters = { written: 0, duplicates: 0, invalid: 0, clamped: 0 };
   let lastError: StoreStats['lastError'] = null;
-  let lastErrorCause: unknown = null;
   let closed = false;
 
   function startCheckpointing(): Checkpointer | null {
@@ -146,7 +145,6 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
 
   const report = (error: unknown) => {
     lastError = { code: errorCode(error), message: (error as Error)?.message ?? String(error), atMs: now() };
-    lastErrorCause = error;
     try {
       options.onError?.(error);
     } catch {
@@ -264,9 +262,12 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   });
 
   const flushError = (error: unknown, records: number) =>
-    new StoreError(`Could not commit ${records} usage records: ${(error as Error)?.message ?? String(error)}`, {
-      cause: error,
-    });
+    new StoreError(
+      `Could not commit ${records} usage records: ${(error as Error)?.message ?? String(error)}`,
+      {
+        cause: error,
+      },
+    );
 
   const statements = new Map<string, Statement>();
   const prepared = (sql: string): Statement => {
