@@ -138,7 +138,12 @@ export interface SqliteLedgerOptions {
 
 export function openSqliteLedger(options: SqliteLedgerOptions): BudgetLedger {
   const db: SqliteDatabase = openConnection(options.path, { busyTimeoutMs: options.busyTimeoutMs });
-  migrate(db);
+  try {
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
   const waits = createLockWaits(db, options.busyTimeoutMs);
   const q = {
     version: db.prepare<[string], { value: number }>('SELECT value FROM store_meta WHERE key = ?'),
