@@ -152,11 +152,15 @@ export interface BudgetLedger {
    * id exists.
    */
   insert(budget: Budget, initialSpend: { periodKey: string; spend: SpendRow } | null): void;
-  /** Atomically: replace every field of the budget with this id but createdMs, and change version(). */
+  /**
+   * Atomically: replace every field of the budget with this id but createdMs, and change
+   * version(). Idempotent but for the version; no-op for an id that does not exist.
+   */
   update(budget: Budget): void;
   /**
    * Atomically: delete the budget with its spend and reservations, cancel its pending alerts
-   * (the others stay, for the record), and change version(). False when there was no such budget.
+   * (the others stay, for the record), and change version(). False when there was no such budget
+   * (so a repeated delete is harmless).
    */
   delete(id: string): boolean;
 
@@ -172,7 +176,8 @@ export interface BudgetLedger {
    * until `expiresMs`, and return null; otherwise insert nothing and return the budget id of the
    * first that would be exceeded. Concurrent reserves from any number of handles never let a
    * budget's spend plus reservations pass its limit. Reserving again for the same call and budget
-   * replaces that reservation.
+   * replaces that reservation (a retried reserve is idempotent). Throws InvalidRecordError when a
+   * budget it names no longer exists.
    */
   reserve(callId: string, reservations: Reservation[], nowMs: number, expiresMs: number): string | null;
   /**
@@ -208,7 +213,8 @@ export interface BudgetLedger {
    * there. No claimDue on any handle returns them again until the lease runs out; one that runs
    * out before recordAttempt() makes the alert due again for any worker (at least once). The rows
    * returned carry the lease's end as nextAttemptMs. A lease should cover one delivery: a worker
-   * that claimed several extends each one's lease (extendClaim) right before sending it.
+   * that claimed several extends each one's lease (extendClaim) right before sending it. Not
+   * idempotent: a second claim at the same instant returns nothing.
    */
   claimDue(nowMs: number, leaseMs: number, limit: number): AlertRow[];
   /**
@@ -220,8 +226,9 @@ export interface BudgetLedger {
    */
   extendClaim(id: string, leasedUntilMs: number, untilMs: number): boolean;
   /**
-   * Record a delivery attempt: the attempt count + 1, the outcome, and for `pending` when to try
-   * again. Unconditional (the attempt happened, whoever holds the lease now).
+   * Record a delivery attempt, atomically: the attempt count + 1, the outcome, and for `pending`
+   * when to try again. Unconditional (the attempt happened, whoever holds the lease now), and not
+   * idempotent: each call counts one attempt.
    */
   recordAttempt(id: string, attempt: DeliveryAttempt): void;
 
