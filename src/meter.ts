@@ -14,8 +14,8 @@ import { createPriceBook } from './pricing/index.js';
 import { DEFAULT_ADAPTERS } from './providers/registry.js';
 import type { Attribution, CallRecord } from './record.js';
 import { createSafe } from './safe.js';
-import { openBudgetStore } from './store/budgets.js';
 import { openSqliteStore } from './store/sqlite.js';
+import { openSqliteLedger } from './store/sqlite-ledger.js';
 import type { UsageStore } from './store/types.js';
 import { baggageAttribution } from './telemetry/baggage.js';
 import { forceFlushProviders } from './telemetry/flush.js';
@@ -252,9 +252,9 @@ function openSinks(
     path,
     onError: (e) => options.logger?.('llm-meter: store write failed', e),
   });
-  const budgetStore = openBudgetStore({ path });
+  const ledger = openSqliteLedger({ path });
   const budgets = createBudgets({
-    store: budgetStore,
+    store: ledger,
     usage: store,
     allowPrivateWebhooks: options.allowPrivateWebhooks === true,
     pollIntervalMs: options.webhookPollIntervalMs,
@@ -291,7 +291,7 @@ function openSinks(
   meter.addFlusher('budgets', () => budgets.flush());
   meter.addCloser('budgets', async () => {
     await budgets.stop();
-    budgetStore.close();
+    ledger.close();
   });
   meter.addCloser('store', () => store.close());
   return { store, budgets };

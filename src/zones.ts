@@ -1,6 +1,6 @@
 /**
  * Wall-clock time in IANA time zones, computed with Intl (SQLite and Date know no zones): the
- * primitives report buckets (src/store/buckets.ts), budget periods (src/budgets/period.ts) and
+ * primitives report buckets (src/common/buckets.ts), budget periods (src/budgets/period.ts) and
  * API date parsing (src/server/query.ts) share.
  */
 const formatters = new Map<string, Intl.DateTimeFormat>();

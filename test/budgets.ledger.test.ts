@@ -7,8 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createBudgets } from '../src/budgets/service.js';
 import { MAX_NANOS } from '../src/budgets/types.js';
 import { createMeter } from '../src/index.js';
-import { openBudgetStore } from '../src/store/budgets.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
+import { openSqliteLedger } from '../src/store/sqlite-ledger.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 import { makeRecord } from './helpers/records.js';
 
@@ -51,7 +51,7 @@ function writeHugeRows(path: string, nowMs: number): void {
 
 function open(path: string, clock: { t: number }) {
   const usage = openSqliteStore({ path, now: () => clock.t });
-  const store = openBudgetStore({ path });
+  const store = openSqliteLedger({ path });
   const budgets = createBudgets({ store, usage, now: () => clock.t, pollIntervalMs: 0 });
   cleanups.push(async () => {
     await budgets.stop();
@@ -138,7 +138,7 @@ describe('reservations are leased, renewed while their call is alive, released w
     const path = newDb();
     const clock = { t: Date.parse('2026-11-29T10:00:00Z') };
     const make = () => {
-      const store = openBudgetStore({ path });
+      const store = openSqliteLedger({ path });
       const budgets = createBudgets({ store, now: () => clock.t, pollIntervalMs: 0, ...options });
       cleanups.push(async () => {
         await budgets.stop();
@@ -216,7 +216,7 @@ describe('the lease options', () => {
     'reservationLeaseMs %s is refused, naming it',
     (bad) => {
       const path = newDb();
-      const store = openBudgetStore({ path });
+      const store = openSqliteLedger({ path });
       cleanups.push(() => store.close());
       expect(() => createBudgets({ store, reservationLeaseMs: bad })).toThrow(/`reservationLeaseMs`/);
       expect(() => createMeter({ database: path, reservationLeaseMs: bad })).toThrow(/`reservationLeaseMs`/);

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createBudgets } from '../src/budgets/service.js';
-import { openBudgetStore } from '../src/store/budgets.js';
+import { openSqliteLedger } from '../src/store/sqlite-ledger.js';
 import { buildOnce, DIST } from './fixtures/build.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 
@@ -44,7 +44,7 @@ function reserveAndCrash(path: string, clockMs: number, leaseMs: number): Promis
 describe('two processes sharing one database', () => {
   it('see one spend and fire each threshold exactly once', async () => {
     const path = newDb();
-    const store = openBudgetStore({ path });
+    const store = openSqliteLedger({ path });
     const budgets = createBudgets({ store, pollIntervalMs: 0 });
     const { budget } = await budgets.create({
       name: 'shared',
@@ -68,7 +68,7 @@ describe('two processes sharing one database', () => {
     const path = newDb();
     const clock = { t: Date.parse('2026-11-29T10:00:00Z') };
     const lease = 2 * 60_000;
-    const store = openBudgetStore({ path });
+    const store = openSqliteLedger({ path });
     const budgets = createBudgets({
       store,
       pollIntervalMs: 0,

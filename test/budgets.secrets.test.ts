@@ -12,7 +12,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createSecretBox } from '../src/budgets/secret-box.js';
 import { createBudgets } from '../src/budgets/service.js';
 import { createMeter, verifyWebhook } from '../src/index.js';
-import { openBudgetStore } from '../src/store/budgets.js';
+import { openSqliteLedger } from '../src/store/sqlite-ledger.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 
 const newDb = useTempDb();
@@ -41,7 +41,7 @@ afterEach(async () => {
 });
 
 function open(path: string, secretKey?: string) {
-  const store = openBudgetStore({ path });
+  const store = openSqliteLedger({ path });
   const budgets = createBudgets({ store, secretKey, allowPrivateWebhooks: true, pollIntervalMs: 0 });
   let closed = false;
   const close = async () => {

@@ -7,7 +7,7 @@ import { forecastNanos, periodBounds } from '../src/budgets/period.js';
 import { type Budgets, createBudgets } from '../src/budgets/service.js';
 import { sign, verifyWebhook } from '../src/budgets/signature.js';
 import { checkWebhookUrl } from '../src/budgets/webhook-url.js';
-import { openBudgetStore } from '../src/store/budgets.js';
+import { openSqliteLedger } from '../src/store/sqlite-ledger.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 import { makeRecord } from './helpers/records.js';
 
@@ -163,7 +163,7 @@ async function startReceiver() {
 }
 
 function setup(path: string, clock: { t: number }) {
-  const store = openBudgetStore({ path });
+  const store = openSqliteLedger({ path });
   const budgets: Budgets = createBudgets({
     store,
     now: () => clock.t,

@@ -15,7 +15,7 @@ import { isPrivateAddress } from '../src/budgets/addresses.js';
 import { type Budgets, createBudgets } from '../src/budgets/service.js';
 import { createPinnedAgent } from '../src/budgets/webhook-transport.js';
 import { checkWebhookUrl, type Lookup, webhookHost } from '../src/budgets/webhook-url.js';
-import { openBudgetStore } from '../src/store/budgets.js';
+import { openSqliteLedger } from '../src/store/sqlite-ledger.js';
 import { useTempDb, useTempDir } from './fixtures/store-tmp.js';
 import { makeRecord } from './helpers/records.js';
 
@@ -249,7 +249,7 @@ describe('deliveries connect to the address that was checked', () => {
   });
 
   function setup(options: { lookup: Lookup; allowPrivate?: boolean }) {
-    const store = openBudgetStore({ path: newDb() });
+    const store = openSqliteLedger({ path: newDb() });
     const budgets: Budgets = createBudgets({
       store,
       lookup: options.lookup,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createBudgets } from '../src/budgets/service.js';
-import { openBudgetStore } from '../src/store/budgets.js';
+import { openSqliteLedger } from '../src/store/sqlite-ledger.js';
 import { buildOnce, DIST } from './fixtures/build.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 import { useSimulator } from './helpers/simulator.js';
@@ -67,7 +67,7 @@ function host(path: string, label: string) {
 describe('two processes, one database, one blocking budget', () => {
   it('1,000 concurrent calls: requests and spend exact, never past limit + one reservation', async () => {
     const path = newDb();
-    const store = openBudgetStore({ path });
+    const store = openSqliteLedger({ path });
     const budgets = createBudgets({ store, pollIntervalMs: 0 });
     const { budget } = await budgets.create({
       name: 'shared cap',

@@ -4,15 +4,27 @@
  * a provider's error code is kept only when it is an identifier, never a credential echoed back.
  */
 import { describe, expect, it } from 'vitest';
+import { BudgetInputError, isBudgetInputError } from '../src/budgets/errors.js';
 import { safeErrorCode } from '../src/errors/classify.js';
 import {
   ContextWindowExceededError,
   InvalidOptionError,
+  InvalidRecordError,
+  isInvalidRecordError,
   isLlmMeterError,
   LlmMeterError,
 } from '../src/errors/errors.js';
 import { CircuitOpenError } from '../src/resilience/errors.js';
-import { InvalidQueryError, MigrationError, SchemaTooNewError, StoreError } from '../src/store/errors.js';
+import {
+  InvalidQueryError,
+  isInvalidQueryError,
+  isMigrationError,
+  isSchemaTooNewError,
+  isStoreError,
+  MigrationError,
+  SchemaTooNewError,
+  StoreError,
+} from '../src/store/errors.js';
 import { createProbe } from './helpers/metered.js';
 
 describe('isLlmMeterError', () => {
@@ -25,6 +37,8 @@ describe('isLlmMeterError', () => {
     ['MigrationError', () => new MigrationError('x')],
     ['InvalidQueryError', () => new InvalidQueryError('from', 'bad')],
     ['CircuitOpenError', () => new CircuitOpenError('api.openai.com', 1_000)],
+    ['InvalidRecordError', () => new InvalidRecordError('x')],
+    ['BudgetInputError', () => new BudgetInputError('limit_usd', 'x')],
   ])('recognises %s', (name, make) => {
     const error = make();
     expect(error.name).toBe(name);
@@ -51,6 +65,47 @@ describe('isLlmMeterError', () => {
     ['undefined', undefined],
   ])('rejects %s', (_label, value) => {
     expect(isLlmMeterError(value)).toBe(false);
+  });
+});
+
+describe('the guards of one kind of error', () => {
+  /** An error as another copy of the library builds it: its own classes, the registered brands. */
+  const foreign = (name: string, kinds: string[]) => {
+    const error = Object.assign(new Error('from another copy'), { name, field: 'f' });
+    for (const kind of ['llm-meter.error', ...kinds.map((k) => `llm-meter.error.${k}`)]) {
+      Object.defineProperty(error, Symbol.for(kind), { value: true });
+    }
+    return error;
+  };
+
+  it.each<[string, (error: unknown) => boolean, () => unknown]>([
+    ['isBudgetInputError', isBudgetInputError, () => new BudgetInputError('name', 'x')],
+    ['isInvalidRecordError', isInvalidRecordError, () => new InvalidRecordError('x')],
+    ['isStoreError (a subclass)', isStoreError, () => new SchemaTooNewError(99, 4)],
+    ['isInvalidQueryError', isInvalidQueryError, () => new InvalidQueryError('from', 'x')],
+    ['isMigrationError', isMigrationError, () => new MigrationError('x')],
+    ['isSchemaTooNewError', isSchemaTooNewError, () => new SchemaTooNewError(99, 4)],
+  ])('%s: matches its own errors', (_name, guard, make) => {
+    expect(guard(make())).toBe(true);
+  });
+
+  it.each<[string, (error: unknown) => boolean, string[]]>([
+    ['isBudgetInputError', isBudgetInputError, ['BudgetInputError']],
+    ['isInvalidRecordError', isInvalidRecordError, ['InvalidRecordError']],
+    ['isStoreError', isStoreError, ['StoreError', 'InvalidQueryError']],
+    ['isInvalidQueryError', isInvalidQueryError, ['StoreError', 'InvalidQueryError']],
+  ])("%s: matches another copy's error by its brand", (_name, guard, kinds) => {
+    expect(guard(foreign(kinds.at(-1)!, kinds))).toBe(true);
+  });
+
+  it.each<[string, (error: unknown) => boolean, string]>([
+    ['isBudgetInputError', isBudgetInputError, 'BudgetInputError'],
+    ['isInvalidRecordError', isInvalidRecordError, 'InvalidRecordError'],
+    ['isStoreError', isStoreError, 'StoreError'],
+  ])('%s: an error merely named like it does not match', (_name, guard, name) => {
+    expect(guard(Object.assign(new Error('x'), { name }))).toBe(false);
+    expect(guard(foreign(name, []))).toBe(false);
+    expect(guard(new InvalidOptionError('x'))).toBe(false);
   });
 });
 

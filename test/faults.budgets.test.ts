@@ -10,8 +10,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBudgets } from '../src/budgets/service.js';
-import type { BudgetStore } from '../src/budgets/types.js';
-import { openBudgetStore } from '../src/store/budgets.js';
+import type { BudgetLedger } from '../src/common/budget-ledger.js';
+import { openSqliteLedger } from '../src/store/sqlite-ledger.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 import { makeRecord } from './helpers/records.js';
 
@@ -28,9 +28,9 @@ function limitFileSize(bytes: number | 'unlimited'): void {
 }
 
 /** The budget store, counting the calls that reach SQLite (each may wait a busy timeout). */
-function counted(store: BudgetStore) {
+function counted(store: BudgetLedger) {
   const counts = { settle: 0, claimDue: 0 };
-  const wrapped: BudgetStore = {
+  const wrapped: BudgetLedger = {
     ...store,
     settle: (...args) => {
       counts.settle++;
@@ -52,7 +52,7 @@ describe('budgets when the database refuses writes', () => {
     'a spend that could not be committed is applied when the disk is back; its threshold fires once',
     async () => {
       const path = newDb();
-      const raw = openBudgetStore({ path });
+      const raw = openSqliteLedger({ path });
       cleanups.push(() => raw.close());
       const { store, counts } = counted(raw);
       const budgets = createBudgets({ store, pollIntervalMs: 0 });
@@ -97,7 +97,7 @@ describe('budgets when another connection holds the write lock', () => {
     const path = newDb();
     // A ten-minute busy timeout: were any settle or delivery on the event loop to wait it out
     // (rather than the brief wait), this test would hang instead of finishing.
-    const raw = openBudgetStore({ path, busyTimeoutMs: 600_000 });
+    const raw = openSqliteLedger({ path, busyTimeoutMs: 600_000 });
     cleanups.push(() => raw.close());
     const { store, counts } = counted(raw);
     const rejections: unknown[] = [];

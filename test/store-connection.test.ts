@@ -4,9 +4,9 @@
  */
 import { chmodSync, statSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { openBudgetStore } from '../src/store/budgets.js';
 import { openConnection } from '../src/store/connection.js';
 import { openSqliteStore } from '../src/store/index.js';
+import { openSqliteLedger } from '../src/store/sqlite-ledger.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 import { makeRecord } from './helpers/records.js';
 
@@ -20,7 +20,7 @@ describe('file permissions', () => {
     try {
       const path = newDb();
       const store = openSqliteStore({ path });
-      const budgets = openBudgetStore({ path });
+      const budgets = openSqliteLedger({ path });
       store.write(makeRecord());
       await store.flush();
       for (const file of [path, `${path}-wal`, `${path}-shm`]) {

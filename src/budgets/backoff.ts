@@ -3,7 +3,7 @@
  * (AWS Architecture Blog, "Exponential Backoff And Jitter"), capped, and the receiver's
  * Retry-After honoured when it asks for longer.
  */
-import { backoffDelay as fullJitter } from '../resilience/retry-timing.js';
+import { backoffDelay as fullJitter } from '../common/retry-timing.js';
 
 export interface BackoffPolicy {
   baseMs: number;

@@ -3,9 +3,11 @@
  * the next one from zero without a job. Day, week (ISO, Monday first) and month boundaries are
  * local midnights in the budget's IANA time zone, so they move with daylight saving time.
  */
-import { bucketLabel, bucketStart, nextBucketLabel } from '../store/buckets.js';
 
-export type Period = 'day' | 'week' | 'month' | 'total';
+import { bucketLabel, bucketStart, nextBucketLabel } from '../common/buckets.js';
+import type { Period } from '../common/budget-shape.js';
+
+export type { Period };
 
 export interface PeriodBounds {
   /** Epoch ms, inclusive. 0 for `total`. */

@@ -1,3 +1,5 @@
+import { isBudgetInputError } from '../budgets/errors.js';
+import { SCOPE_KEYS } from '../common/budget-shape.js';
 import { createMeter } from '../meter.js';
 import { DB_FLAG, dbPath, parse, positiveNumber, str, table, UsageError } from './args.js';
 import { printable, terminalJson } from './terminal.js';
@@ -58,9 +60,7 @@ export async function budgetsCommand(args: string[], out: (s: string) => void): 
       );
     } else if (sub === 'create') {
       const scope = Object.fromEntries(
-        (['user', 'project', 'feature', 'model', 'provider'] as const)
-          .map((k) => [k, str(values, k)] as const)
-          .filter(([, v]) => v !== undefined),
+        SCOPE_KEYS.map((k) => [k, str(values, k)] as const).filter(([, v]) => v !== undefined),
       );
       const thresholds = str(values, 'thresholds')
         ?.split(',')
@@ -79,9 +79,8 @@ export async function budgetsCommand(args: string[], out: (s: string) => void): 
         out(`created budget ${budget.id} (${printable(budget.name)})\n`);
         if (webhookSecret) out(`webhook secret (shown once): ${webhookSecret}\n`);
       } catch (error) {
-        const e = error as { name?: string; field?: string; message: string };
-        if (e.name === 'BudgetInputError') {
-          throw new UsageError(`${e.message} (flag --${(e.field ?? '').split('.')[0]?.replace(/_/g, '-')})`);
+        if (isBudgetInputError(error)) {
+          throw new UsageError(`${error.message} (flag --${error.field.split('.')[0]?.replace(/_/g, '-')})`);
         }
         throw error;
       }

@@ -1,3 +1,4 @@
+export { backoffDelay, retryTiming } from '../common/retry-timing.js';
 export {
   type CircuitBreaker,
   type CircuitPermit,
@@ -16,5 +17,4 @@ export {
   withRateLimiter,
 } from './rate-limiter.js';
 export { withRetry } from './retry.js';
-export { backoffDelay, retryTiming } from './retry-timing.js';
 export type * from './types.js';

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { RETRY_ATTEMPT_TAG, RETRY_GROUP_TAG } from '../attribution.js';
+import { retryTiming } from '../common/retry-timing.js';
 import { InvalidOptionError } from '../errors/errors.js';
 import { callFacts, type FetchInput } from './call.js';
 import { classifyError, classifyStatus, isResponseLike, type Verdict } from './classify.js';
-import { retryTiming } from './retry-timing.js';
 import { sleep as defaultSleep } from './sleep.js';
 import type { RetryEvent, RetryPolicy } from './types.js';
 

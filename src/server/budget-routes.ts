@@ -3,7 +3,13 @@
  * validated, secured and documented like the usage routes.
  */
 import { z } from 'zod';
-import { budgetInputSchema, budgetPatchSchema } from '../budgets/schema.js';
+import { isBudgetInputError } from '../budgets/errors.js';
+import {
+  alertViewSchema,
+  budgetInputSchema,
+  budgetPatchSchema,
+  budgetViewSchema,
+} from '../budgets/schema.js';
 import type { Budgets } from '../budgets/service.js';
 import { HttpError, invalidRequest } from './http-error.js';
 import { defineRoute, type JsonSchema, type RouteModule, type RouteResponse } from './types.js';
@@ -24,65 +30,29 @@ const alertsQuery = z
   })
   .strict();
 
-const BUDGET_VIEW: JsonSchema = {
-  type: 'object',
-  required: ['id', 'name', 'scope', 'period', 'limit_usd', 'spent_usd', 'remaining_usd', 'period_start'],
-  properties: {
-    id: { type: 'string' },
-    name: { type: 'string' },
-    scope: {
-      type: 'object',
-      properties: Object.fromEntries(
-        ['user', 'project', 'feature', 'model', 'provider'].map((k) => [k, { type: 'string' }]),
-      ),
-    },
-    period: { enum: ['day', 'week', 'month', 'total'] },
-    timezone: { type: 'string' },
-    limit_usd: { type: 'number' },
-    thresholds: { type: 'array', items: { type: 'number' } },
-    action: { enum: ['alert', 'block'] },
-    webhook_url: { type: ['string', 'null'] },
-    has_webhook_secret: { type: 'boolean' },
-    spent_usd: { type: 'number' },
-    reserved_usd: { type: 'number' },
-    remaining_usd: { type: 'number' },
-    requests: { type: 'integer' },
-    unpriced_requests: { type: 'integer' },
-    period_start: { type: 'string', format: 'date-time' },
-    period_end: { type: ['string', 'null'], format: 'date-time' },
-    forecast_usd: { type: ['number', 'null'] },
-    created_at: { type: 'string', format: 'date-time' },
-    updated_at: { type: 'string', format: 'date-time' },
-    webhook_secret: { type: 'string', description: 'Only in the 201 of a create that generated it.' },
-  },
-};
+/** An answer's schema as JSON Schema, from the zod schema the service's types come from. */
+function outputSchema(schema: z.ZodType): JsonSchema {
+  const json = z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) as JsonSchema;
+  delete json['$schema'];
+  return json;
+}
 
-const ALERT_VIEW: JsonSchema = {
-  type: 'object',
-  properties: {
-    id: { type: 'string' },
-    budget_id: { type: 'string' },
-    period: { type: 'string' },
-    threshold: { type: 'number' },
-    state: { enum: ['pending', 'delivered', 'failed', 'no_webhook', 'cancelled'] },
-    attempts: { type: 'integer' },
-    last_status: { type: ['integer', 'null'] },
-    last_error: { type: ['string', 'null'] },
-    next_attempt_at: { type: ['string', 'null'], format: 'date-time' },
-    delivered_at: { type: ['string', 'null'], format: 'date-time' },
-    created_at: { type: 'string', format: 'date-time' },
-    payload: { type: 'object' },
-  },
-};
+const BUDGET_VIEW = outputSchema(
+  budgetViewSchema.extend({
+    webhook_secret: z
+      .string()
+      .optional()
+      .meta({ description: 'Only in the 201 of a create that generated it.' }),
+  }),
+);
+const ALERT_VIEW = outputSchema(alertViewSchema);
 
 /** Service errors become 400s naming the field; anything else stays a 500 without details. */
 async function asHttp<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    const e = error as { name?: string; field?: string; message?: string };
-    if (e?.name === 'BudgetInputError')
-      throw invalidRequest(e.field ?? 'body', e.message ?? 'Invalid budget.');
+    if (isBudgetInputError(error)) throw invalidRequest(error.field, error.message);
     throw error;
   }
 }

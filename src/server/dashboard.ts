@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Router } from 'express';
-import { SCOPE_KEYS } from '../budgets/types.js';
+import { SCOPE_KEYS } from '../common/budget-shape.js';
 import { HttpError } from './http-error.js';
 import { defineRoute, type RouteModule } from './types.js';
 

@@ -1,14 +1,23 @@
 /**
  * Errors the store raises to its owner (never to a metered caller: `write` swallows).
- * The guards also compare `name`, so errors from another copy of the library still match.
+ * The guards read the brands of errors.ts, so errors from another copy of the library still match.
  */
 
-import { LlmMeterError } from '../errors/errors.js';
+import {
+  hasKind,
+  InvalidRecordError,
+  isInvalidRecordError,
+  LlmMeterError,
+  markKind,
+} from '../errors/errors.js';
+
+export { InvalidRecordError, isInvalidRecordError };
 
 export class StoreError extends LlmMeterError {
   override name: string = 'StoreError';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
+    markKind(this, 'StoreError');
   }
 }
 
@@ -22,12 +31,17 @@ export class SchemaTooNewError extends StoreError {
     super(
       `database schema version ${databaseVersion} is newer than this llm-meter (${codeVersion}); upgrade llm-meter`,
     );
+    markKind(this, 'SchemaTooNewError');
   }
 }
 
 /** A migration file is misnamed, out of order, or does more than DDL. */
 export class MigrationError extends StoreError {
   override name = 'MigrationError' as const;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    markKind(this, 'MigrationError');
+  }
 }
 
 /** A query the store cannot answer as asked (e.g. a cursor it did not issue). */
@@ -38,21 +52,22 @@ export class InvalidQueryError extends StoreError {
     message: string,
   ) {
     super(message);
+    markKind(this, 'InvalidQueryError');
   }
 }
 
-function hasName(error: unknown, name: string): boolean {
-  return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === name;
+export function isStoreError(error: unknown): error is StoreError {
+  return error instanceof StoreError || hasKind(error, 'StoreError');
 }
 
 export function isSchemaTooNewError(error: unknown): error is SchemaTooNewError {
-  return error instanceof SchemaTooNewError || hasName(error, 'SchemaTooNewError');
+  return error instanceof SchemaTooNewError || hasKind(error, 'SchemaTooNewError');
 }
 
 export function isMigrationError(error: unknown): error is MigrationError {
-  return error instanceof MigrationError || hasName(error, 'MigrationError');
+  return error instanceof MigrationError || hasKind(error, 'MigrationError');
 }
 
 export function isInvalidQueryError(error: unknown): error is InvalidQueryError {
-  return error instanceof InvalidQueryError || hasName(error, 'InvalidQueryError');
+  return error instanceof InvalidQueryError || hasKind(error, 'InvalidQueryError');
 }

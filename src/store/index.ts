@@ -1,9 +1,13 @@
+export type { BudgetLedger } from '../common/budget-ledger.js';
 export { isValidTimeZone, zonedInstant } from '../zones.js';
 export {
   InvalidQueryError,
+  InvalidRecordError,
   isInvalidQueryError,
+  isInvalidRecordError,
   isMigrationError,
   isSchemaTooNewError,
+  isStoreError,
   MigrationError,
   SchemaTooNewError,
   StoreError,
@@ -11,4 +15,5 @@ export {
 export { DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT } from './events.js';
 export { loadMigrations, type MigrateResult, migrateFile } from './migrate.js';
 export { openSqliteStore, type SqliteStoreOptions } from './sqlite.js';
+export { openSqliteLedger, type SqliteLedgerOptions } from './sqlite-ledger.js';
 export * from './types.js';

@@ -4,7 +4,7 @@
  * counted once.
  */
 
-import { DAY_MS, HOUR_MS } from './buckets.js';
+import { DAY_MS, HOUR_MS } from '../common/buckets.js';
 import { bucketIndex, encodeIndices } from './histogram.js';
 import type { UsageRow } from './row.js';
 import { DIMENSIONS, type Dimension } from './types.js';

@@ -8,6 +8,7 @@
  * `clamped`. Only a record without its identity (id, provider, operation, outcome, a start time
  * between 1970 and 9999) is refused.
  */
+import { InvalidRecordError } from '../errors/errors.js';
 import {
   type CallRecord,
   MAX_RETRY_AFTER_MS,
@@ -86,11 +87,6 @@ export const USAGE_COLUMNS = [
 
 export type UsageColumn = (typeof USAGE_COLUMNS)[number];
 export type UsageRow = Record<UsageColumn, string | number | null>;
-
-/** A record the store cannot identify; it is counted as invalid and discarded. */
-export class InvalidRecordError extends Error {
-  override name = 'InvalidRecordError' as const;
-}
 
 /** Most one call can cost: a million dollars (1e8 tokens at today's dearest price is $60 000). */
 export const MAX_COST_NANOS = 1e15;

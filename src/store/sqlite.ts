@@ -19,7 +19,7 @@
  * Failures (SQLITE_BUSY past the busy timeout, disk full, a read-only file) never reach the
  * caller: the batch stays queued (at most `maxPending` records, oldest dropped first and
  * counted), the failure is counted, and the commit is retried with backoff; while backing off,
- * writes only queue. Commits on the caller's event loop wait at most 50 ms for another
+ * writes only queue (src/common/write-behind.ts, which the budgets' spend shares). Commits on the caller's event loop wait at most 50 ms for another
  * process's lock (connection.ts, LockWaits.brief); only flush() and close() wait the full busy
  * timeout.
  *
@@ -31,8 +31,10 @@
  * commit. Retrying such a batch as a whole would fail the same way forever.
  */
 import type { Statement } from 'better-sqlite3';
+import { HOUR_MS } from '../common/buckets.js';
+import { type CommitMode, createWriteBehind } from '../common/write-behind.js';
 import type { CallRecord } from '../record.js';
-import { HOUR_MS, registerBucketFunctions } from './buckets.js';
+import { registerBucketFunctions } from './buckets.js';
 import { type Checkpointer, startCheckpointer } from './checkpointer.js';
 import {
   createLockWaits,
@@ -46,9 +48,9 @@ import { InvalidQueryError, StoreError } from './errors.js';
 import { eventsSql, MAX_EVENTS_LIMIT, MAX_PAGE_BYTES, rowWeight } from './events.js';
 import { registerHistogramFunctions } from './histogram.js';
 import { migrate } from './migrate.js';
-import { createPendingQueue } from './queue.js';
 import { createRollupBatch, ROLLUP_TABLES, type RollupBatch, upsertSql } from './rollup.js';
 import { rowValues, toUsageEvent, toUsageRow, USAGE_COLUMNS, type UsageRow } from './row.js';
+import { errorCode, isEnvironmentError, isRecordError } from './sqlite-errors.js';
 import { type SqlPart, summarize } from './summary.js';
 import { timeseries } from './timeseries.js';
 import type { EventsPage, EventsQuery, StoreStats, UsageEvent, UsageStore } from './types.js';
@@ -79,31 +81,7 @@ export interface SqliteStoreOptions {
 
 const PRUNE_CHUNK = 5_000;
 const DEFAULT_AUTOCHECKPOINT_PAGES = 1_000;
-const MAX_RETRY_DELAY_MS = 5_000;
 const STATEMENT_CACHE_SIZE = 64;
-
-/** The record itself is at fault (a value SQLite refuses): discard it, keep the batch. */
-function isRecordError(error: unknown): boolean {
-  if (error instanceof TypeError || error instanceof RangeError) return true;
-  if ((error as { name?: unknown } | null)?.name === 'InvalidRecordError') return true;
-  const code = (error as { code?: unknown } | null)?.code;
-  return (
-    typeof code === 'string' &&
-    (code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG')
-  );
-}
-
-/**
- * The database or its file failed, not a record: the batch stays queued and is retried whole.
- * https://www.sqlite.org/rescode.html
- */
-const ENVIRONMENT_ERROR =
-  /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CANTOPEN|NOMEM|CORRUPT|NOTADB|PERM|INTERRUPT|PROTOCOL|AUTH|NOLFS|SCHEMA)/;
-
-function isEnvironmentError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && ENVIRONMENT_ERROR.test(code);
-}
 
 /** What one transaction did with its records. */
 interface Tally {
@@ -116,15 +94,8 @@ interface Tally {
 
 const newTally = (): Tally => ({ inserted: 0, duplicates: 0, refused: [], clamped: [] });
 
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') return code;
-  return (error as { name?: unknown } | null)?.name === undefined ? 'Error' : String((error as Error).name);
-}
-
 export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   const now = options.now ?? Date.now;
-  const scheduleCommit = options.commitScheduling === 'immediate' ? setImmediate : queueMicrotask;
   const maxBatch = options.maxBatch ?? 10_000;
   const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
   const db: SqliteDatabase = openConnection(options.path, { busyTimeoutMs });
@@ -152,14 +123,9 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   );
   const select1 = db.prepare('SELECT 1').pluck();
 
-  const queue = createPendingQueue<CallRecord>(options.maxPending ?? 100_000);
   const waits = createLockWaits(db, busyTimeoutMs);
-  const counters = { written: 0, duplicates: 0, failed: 0, dropped: 0, invalid: 0, clamped: 0 };
+  const counters = { written: 0, duplicates: 0, invalid: 0, clamped: 0 };
   let lastError: StoreStats['lastError'] = null;
-  let lastErrorCause: unknown = null;
-  let scheduled = false;
-  let retryTimer: NodeJS.Timeout | null = null;
-  let consecutiveFailures = 0;
   let closed = false;
 
   function startCheckpointing(): Checkpointer | null {
@@ -179,7 +145,6 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
 
   const report = (error: unknown) => {
     lastError = { code: errorCode(error), message: (error as Error)?.message ?? String(error), atMs: now() };
-    lastErrorCause = error;
     try {
       options.onError?.(error);
     } catch {
@@ -261,90 +226,48 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     );
   };
 
-  /** One transaction of up to maxBatch records; false when it failed (the records stay queued). */
-  const commitBatch = (wait: LockWaits['brief']): boolean => {
-    const batch = queue.peek(maxBatch);
-    if (batch.length === 0) return true;
+  /** How long a commit waits for another process's lock: briefly on the event loop. */
+  const lockWait: Record<CommitMode, LockWaits['brief']> = {
+    background: waits.brief,
+    flush: waits.patient,
+    close: waits.full,
+  };
+
+  /** One transaction for the batch; a record SQLite refuses is discarded alone (writeEach). */
+  const commit = (batch: readonly CallRecord[], mode: CommitMode) => {
+    const wait = lockWait[mode];
+    let result: Tally;
     try {
-      let result: Tally;
-      try {
-        result = wait(() => writeBatch.immediate(batch));
-      } catch (error) {
-        if (isEnvironmentError(error)) throw error;
-        report(error);
-        result = wait(() => writeEach.immediate(batch));
-      }
-      queue.consume(batch.length);
-      counters.written += result.inserted + result.duplicates;
-      counters.duplicates += result.duplicates;
-      counters.invalid += result.refused.length;
-      for (const error of result.refused) report(error);
-      reportClamped(result.clamped);
-      consecutiveFailures = 0;
-      return true;
+      result = wait(() => writeBatch.immediate(batch));
     } catch (error) {
-      counters.failed++;
-      consecutiveFailures++;
+      if (isEnvironmentError(error)) throw error;
       report(error);
-      return false;
+      result = wait(() => writeEach.immediate(batch));
     }
+    counters.written += result.inserted + result.duplicates;
+    counters.duplicates += result.duplicates;
+    counters.invalid += result.refused.length;
+    for (const error of result.refused) report(error);
+    reportClamped(result.clamped);
   };
 
-  const scheduleRetry = () => {
-    if (retryTimer || closed) return;
-    const delay = Math.min(MAX_RETRY_DELAY_MS, 50 * 2 ** Math.min(consecutiveFailures, 10));
-    retryTimer = setTimeout(() => {
-      retryTimer = null;
-      drain();
-    }, delay);
-    retryTimer.unref();
-  };
+  const pending = createWriteBehind<CallRecord>({
+    capacity: options.maxPending ?? 100_000,
+    maxBatch,
+    start: options.commitScheduling === 'immediate' ? 'immediate' : 'microtask',
+    commit,
+    // writeEach already discards the records at fault: what still fails is the database's.
+    isPermanent: (error) => !isEnvironmentError(error) && isRecordError(error),
+    onError: (error) => report(error),
+  });
 
-  /** Commit the queue; a backlog beyond one batch continues on the next turn. */
-  function drain() {
-    scheduled = false;
-    if (closed) return;
-    if (!commitBatch(waits.brief)) {
-      scheduleRetry();
-      return;
-    }
-    if (queue.size > 0) {
-      scheduled = true;
-      setImmediate(drain);
-    }
-  }
-
-  const write = (record: CallRecord) => {
-    try {
-      if (closed) {
-        counters.dropped++;
-        return;
-      }
-      counters.dropped += queue.push(record);
-      if (!scheduled && retryTimer === null) {
-        scheduled = true;
-        scheduleCommit(drain);
-      }
-    } catch {
-      // write() is on the caller's path: it never throws.
-    }
-  };
-
-  const flushAll = async (wait: LockWaits['brief'] = waits.patient) => {
-    while (queue.size > 0) {
-      if (!commitBatch(wait)) {
-        scheduleRetry();
-        throw new StoreError(`Could not commit ${queue.size} usage records: ${lastError?.message}`, {
-          cause: lastErrorCause,
-        });
-      }
-      if (retryTimer) {
-        clearTimeout(retryTimer);
-        retryTimer = null;
-      }
-      if (queue.size > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-  };
+  const flushError = (error: unknown, records: number) =>
+    new StoreError(
+      `Could not commit ${records} usage records: ${(error as Error)?.message ?? String(error)}`,
+      {
+        cause: error,
+      },
+    );
 
   const statements = new Map<string, Statement>();
   const prepared = (sql: string): Statement => {
@@ -394,29 +317,31 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   };
 
   return {
-    write,
-    flush: () => flushAll(),
+    write: (record) => pending.push(record),
+    async flush() {
+      try {
+        await pending.flush();
+      } catch (error) {
+        throw flushError(error, pending.stats().pending);
+      }
+    },
     async close() {
       if (closed) return;
-      try {
-        // The last attempt may wait the whole busy timeout: nothing is on the caller's path now.
-        await flushAll(waits.full);
-      } finally {
-        closed = true;
-        if (retryTimer) clearTimeout(retryTimer);
-        const lost = queue.clear();
-        if (lost > 0) {
-          counters.dropped += lost;
-          report(new StoreError(`Dropped ${lost} usage records at close: ${lastError?.message}`));
-        }
-        await checkpointer?.close();
-        try {
-          db.pragma('optimize');
-        } catch {
-          // Only a planner hint.
-        }
-        db.close();
+      // The last attempt may wait the whole busy timeout: nothing is on the caller's path now.
+      const last = await pending.close();
+      const failure = last.error === undefined ? null : flushError(last.error, last.dropped);
+      closed = true;
+      if (last.dropped > 0) {
+        report(new StoreError(`Dropped ${last.dropped} usage records at close: ${lastError?.message}`));
       }
+      await checkpointer?.close();
+      try {
+        db.pragma('optimize');
+      } catch {
+        // Only a planner hint.
+      }
+      db.close();
+      if (failure) throw failure;
     },
     async summary(query) {
       assertOpen();
@@ -468,7 +393,15 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
       }
     },
     stats() {
-      return { ...counters, pending: queue.size, lastError };
+      const queued = pending.stats();
+      return {
+        ...counters,
+        invalid: counters.invalid + queued.invalid,
+        failed: queued.failed,
+        dropped: queued.dropped,
+        pending: queued.pending,
+        lastError,
+      };
     },
   };
 }

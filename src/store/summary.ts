@@ -7,7 +7,7 @@
  * hours around them from the hourly rollup, and the ragged edges of a range that does not
  * start or end on an hour from raw rows through an index.
  */
-import { createBucketLabeler, DAY_MS, HOUR_MS } from './buckets.js';
+import { createBucketLabeler, DAY_MS, HOUR_MS } from '../common/buckets.js';
 import { InvalidQueryError } from './errors.js';
 import { filterEntries, type TimeRange, whereClause } from './filters.js';
 import { addGroup, addRow, type Group, type GroupKeys, metricsOf, newGroup, remainder } from './groups.js';

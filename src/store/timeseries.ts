@@ -8,7 +8,7 @@
  * up in one `other` series. Four hundred users by hour over a year would otherwise be 3.5
  * million points.
  */
-import { bucketLabel, bucketStart, nextBucketLabel } from './buckets.js';
+import { bucketLabel, bucketStart, nextBucketLabel } from '../common/buckets.js';
 import { InvalidQueryError } from './errors.js';
 import { type RunSql, summarize } from './summary.js';
 import type { Dimension, SummaryRow, TimeBucket, TimeseriesQuery, TimeseriesResult } from './types.js';

@@ -5,7 +5,10 @@
  * meter or the HTTP API. Writes are fire-and-forget (`write` never throws and never waits);
  * reads are async. Report field names are snake_case because they are the HTTP API's.
  */
+import { TIME_BUCKETS, type TimeBucket } from '../common/buckets.js';
 import type { CallRecord, Operation, Outcome } from '../record.js';
+
+export { TIME_BUCKETS, type TimeBucket };
 
 /** Dimensions a report can be filtered and grouped by. */
 export const DIMENSIONS = [
@@ -18,10 +21,6 @@ export const DIMENSIONS = [
   'outcome',
 ] as const;
 export type Dimension = (typeof DIMENSIONS)[number];
-
-/** Calendar buckets; day, week (ISO, starting Monday) and month follow the query's `tz`. */
-export const TIME_BUCKETS = ['hour', 'day', 'week', 'month'] as const;
-export type TimeBucket = (typeof TIME_BUCKETS)[number];
 
 export const GROUP_BY_KEYS = [...DIMENSIONS, ...TIME_BUCKETS] as const;
 export type GroupByKey = Dimension | TimeBucket;

@@ -1,6 +1,6 @@
 /**
  * A budget's scope. The keys and their order come from the server (config.js is generated from
- * SCOPE_KEYS in src/budgets/types.ts), so a key added there shows here without an edit.
+ * SCOPE_KEYS in src/common/budget-shape.ts), so a key added there shows here without an edit.
  */
 import { SCOPE_KEYS } from './config.js';
 

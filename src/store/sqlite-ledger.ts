@@ -1,22 +1,24 @@
 /**
- * Budgets, their spend, in-flight reservations and the alert outbox, in the same SQLite file
- * as the usage rows. Check-and-reserve and settle each run in one BEGIN IMMEDIATE transaction,
- * so several processes sharing the file see one spend and fire each threshold once.
+ * The budget ledger (src/common/budget-ledger.ts) on SQLite: budgets, their spend, in-flight
+ * reservations and the alert outbox, in the same file as the usage rows. Every write is one
+ * BEGIN IMMEDIATE transaction, so several processes sharing the file see one spend and fire each
+ * threshold once.
  */
-import {
-  type AlertInsert,
-  type AlertRow,
-  type AlertState,
-  type Budget,
-  type BudgetStore,
-  clampNanos,
-  MAX_NANOS,
-  type Reservation,
-  type SpendDelta,
-  type SpendRow,
-} from '../budgets/types.js';
-import { createLockWaits, openConnection, type SqliteDatabase } from './connection.js';
+import type {
+  AlertRow,
+  Budget,
+  BudgetLedger,
+  Reservation,
+  SpendDelta,
+  SpendRow,
+  ThresholdsCrossed,
+} from '../common/budget-ledger.js';
+import { type AlertState, clampNanos, MAX_NANOS } from '../common/budget-shape.js';
+import type { CommitMode } from '../common/write-behind.js';
+import { InvalidRecordError } from '../errors/errors.js';
+import { createLockWaits, type LockWaits, openConnection, type SqliteDatabase } from './connection.js';
 import { migrate } from './migrate.js';
+import { isEnvironmentError, isRecordError } from './sqlite-errors.js';
 
 interface BudgetDbRow {
   id: string;
@@ -119,9 +121,29 @@ const LEGACY_RESERVATION_TTL_MS = 60 * 60_000;
 /** A reservation counts while its lease runs (or, from before leases, for an hour). */
 const LIVE = `(expires_ms > @now OR (expires_ms = 0 AND created_ms > @now - ${LEGACY_RESERVATION_TTL_MS}))`;
 
-export function openBudgetStore(options: { path: string; busyTimeoutMs?: number }): BudgetStore {
+/** A write SQLite refuses for what it holds (a budget deleted meanwhile) can never succeed. */
+function refusedAs(what: string, error: unknown): unknown {
+  if (isEnvironmentError(error) || !isRecordError(error)) return error;
+  return new InvalidRecordError(`${what} was refused: ${(error as Error)?.message ?? String(error)}`, {
+    cause: error,
+  });
+}
+
+export interface SqliteLedgerOptions {
+  /** Database file; ':memory:' for a private in-memory database. */
+  path: string;
+  /** How long edits, reservations and flushes wait for another process's write lock. Default 5000. */
+  busyTimeoutMs?: number | undefined;
+}
+
+export function openSqliteLedger(options: SqliteLedgerOptions): BudgetLedger {
   const db: SqliteDatabase = openConnection(options.path, { busyTimeoutMs: options.busyTimeoutMs });
-  migrate(db);
+  try {
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
   const waits = createLockWaits(db, options.busyTimeoutMs);
   const q = {
     version: db.prepare<[string], { value: number }>('SELECT value FROM store_meta WHERE key = ?'),
@@ -192,6 +214,7 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
     due: db.prepare<[number, number], AlertDbRow>(
       "SELECT * FROM budget_alerts WHERE state = 'pending' AND next_attempt_ms <= ? ORDER BY next_attempt_ms, created_ms, threshold LIMIT ?",
     ),
+    // A compare-and-set on next_attempt_ms: the claim (or its extension) of whoever saw it last.
     claim: db.prepare<[number, string, number]>(
       "UPDATE budget_alerts SET next_attempt_ms = ? WHERE id = ? AND state = 'pending' AND next_attempt_ms = ?",
     ),
@@ -247,37 +270,39 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
       return null;
     },
   );
-  const settleTx = db.transaction(
-    (
-      callId: string,
-      deltas: SpendDelta[],
-      crossed: (budgetId: string, periodKey: string, before: number, after: number) => AlertInsert[],
-    ) => {
-      q.release.run(callId);
-      let fired = 0;
-      for (const d of deltas) {
-        const before = spendOf(d.budgetId, d.periodKey).spentNanos;
-        const nanos = clampNanos(d.nanos);
-        q.addSpend.run(d.budgetId, d.periodKey, nanos, d.unpriced ? 1 : 0);
-        for (const alert of crossed(d.budgetId, d.periodKey, before, Math.min(MAX_NANOS, before + nanos))) {
-          const state: AlertState = alert.hasWebhook ? 'pending' : 'no_webhook';
-          fired += q.insertAlert.run({ ...alert, state }).changes;
-        }
+  const settleTx = db.transaction((callId: string, deltas: SpendDelta[], crossed: ThresholdsCrossed) => {
+    q.release.run(callId);
+    let fired = 0;
+    for (const d of deltas) {
+      const before = spendOf(d.budgetId, d.periodKey).spentNanos;
+      const nanos = clampNanos(d.nanos);
+      q.addSpend.run(d.budgetId, d.periodKey, nanos, d.unpriced ? 1 : 0);
+      for (const alert of crossed(d.budgetId, d.periodKey, before, Math.min(MAX_NANOS, before + nanos))) {
+        const state: AlertState = alert.hasWebhook ? 'pending' : 'no_webhook';
+        fired += q.insertAlert.run({ ...alert, state }).changes;
       }
-      return fired;
-    },
-  );
+    }
+    return fired;
+  });
   const renewTx = db.transaction((callIds: readonly string[], expiresMs: number, nowMs: number) => {
     for (const callId of callIds) q.renew.run({ callId, expiresMs, now: nowMs });
     q.dropExpired.run({ now: nowMs });
   });
   const claimTx = db.transaction((nowMs: number, leaseMs: number, limit: number) => {
     const claimed: AlertRow[] = [];
+    const until = nowMs + leaseMs;
     for (const row of q.due.all(nowMs, limit)) {
-      if (q.claim.run(nowMs + leaseMs, row.id, row.next_attempt_ms).changes === 1) claimed.push(toAlert(row));
+      if (q.claim.run(until, row.id, row.next_attempt_ms).changes === 1)
+        claimed.push({ ...toAlert(row), nextAttemptMs: until });
     }
     return claimed;
   });
+  /** Settles and the outbox are queued and retried by their owner: brief unless flushing. */
+  const settleWait: Record<CommitMode, LockWaits['brief']> = {
+    background: waits.brief,
+    flush: waits.patient,
+    close: waits.patient,
+  };
 
   return {
     version: () => q.version.get(VERSION_KEY)?.value ?? 0,
@@ -293,19 +318,30 @@ export function openBudgetStore(options: { path: string; busyTimeoutMs?: number 
     delete: (id) => waits.patient(() => deleteTx.immediate(id)),
     spend: spendOf,
     reservedNanos: reservedOf,
-    reserve: (callId, reservations, nowMs, expiresMs) =>
-      reservations.length === 0
-        ? null
-        : waits.patient(() => reserveTx.immediate(callId, reservations, nowMs, expiresMs)),
+    reserve(callId, reservations, nowMs, expiresMs) {
+      if (reservations.length === 0) return null;
+      try {
+        return waits.patient(() => reserveTx.immediate(callId, reservations, nowMs, expiresMs));
+      } catch (error) {
+        throw refusedAs(`The reservation of call ${callId}`, error);
+      }
+    },
     renew: (callIds, expiresMs, nowMs) => waits.brief(() => renewTx.immediate(callIds, expiresMs, nowMs)),
     release: (callId) => {
       waits.brief(() => q.release.run(callId));
     },
-    settle: (callId, deltas, crossed, patient = false) =>
-      (patient ? waits.patient : waits.brief)(() => settleTx.immediate(callId, deltas, crossed)),
+    settle(callId, deltas, crossed, mode = 'background') {
+      try {
+        return settleWait[mode](() => settleTx.immediate(callId, deltas, crossed));
+      } catch (error) {
+        throw refusedAs(`The spend of call ${callId}`, error);
+      }
+    },
     alerts: (budgetId, limit) =>
       (budgetId === null ? q.alertsAll.all(limit) : q.alertsFor.all(budgetId, limit)).map(toAlert),
     claimDue: (nowMs, leaseMs, limit) => waits.brief(() => claimTx.immediate(nowMs, leaseMs, limit)),
+    extendClaim: (id, leasedUntilMs, untilMs) =>
+      waits.brief(() => q.claim.run(untilMs, id, leasedUntilMs).changes === 1),
     recordAttempt(id, result) {
       waits.brief(() => q.attempt.run({ id, ...result }));
     },

@@ -1,11 +1,11 @@
 /**
- * The bounded queue of records waiting to be committed. A batch is read with `peek` and only
- * removed with `consume` once its transaction committed, so a failed commit leaves it in place
- * for the next attempt. Past capacity the oldest record is evicted (the newest calls matter
- * more to someone looking at a dashboard after an outage).
+ * The bounded queue of items waiting to be committed (write-behind.ts). A batch is read with
+ * `peek` and only removed with `consume` once its transaction committed, so a failed commit
+ * leaves it in place for the next attempt. Past capacity the oldest item is evicted (the newest
+ * calls matter more to someone looking at a dashboard after an outage).
  */
 export interface PendingQueue<T> {
-  /** Returns the number of records evicted to make room (0 or 1). */
+  /** Returns the number of items evicted to make room (0 or 1). */
   push(item: T): number;
   peek(max: number): T[];
   consume(count: number): void;
