@@ -9,6 +9,7 @@ import type { Refusal } from './fetch/refuse.js';
 import type { FetchLike } from './fetch/request.js';
 import { wrapFetch } from './fetch/wrap.js';
 import { attachInternals, type Gate, type MeterInternals } from './meter-internals.js';
+import { positiveNumber } from './options.js';
 import { contextWindowRefusal, estimatePreflight } from './preflight.js';
 import { createPriceBook } from './pricing/index.js';
 import { DEFAULT_ADAPTERS } from './providers/registry.js';
@@ -25,20 +26,12 @@ import type { Meter, MeterOptions } from './types.js';
 
 const MiB = 1024 * 1024;
 
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidOptionError(`Expected \`${name}\` to be a positive number.`);
-  }
-  return value;
-}
-
 export function createMeter(options: MeterOptions = {}): Meter {
   const captureContent = options.captureContent === true;
-  const maxRequestBodyBytes = positive('maxRequestBodyBytes', options.maxRequestBodyBytes, 8 * MiB);
-  const maxResponseBodyBytes = positive('maxResponseBodyBytes', options.maxResponseBodyBytes, 16 * MiB);
+  const maxRequestBodyBytes = positiveNumber('maxRequestBodyBytes', options.maxRequestBodyBytes, 8 * MiB);
+  const maxResponseBodyBytes = positiveNumber('maxResponseBodyBytes', options.maxResponseBodyBytes, 16 * MiB);
   // Checked before any database is opened (createBudgets checks it again for its own callers).
-  positive('reservationLeaseMs', options.reservationLeaseMs, 1);
+  positiveNumber('reservationLeaseMs', options.reservationLeaseMs, 1);
   const prices = createPriceBook(options.prices);
   const safe = createSafe(options.logger);
   const spans = createSpanSink({

@@ -4,6 +4,7 @@
  * a provider's error code is kept only when it is an identifier, never a credential echoed back.
  */
 import { describe, expect, it } from 'vitest';
+import { UsageError } from '../src/cli/args.js';
 import { safeErrorCode } from '../src/errors/classify.js';
 import {
   ContextWindowExceededError,
@@ -12,6 +13,7 @@ import {
   LlmMeterError,
 } from '../src/errors/errors.js';
 import { CircuitOpenError } from '../src/resilience/errors.js';
+import { HttpError } from '../src/server/http-error.js';
 import { InvalidQueryError, MigrationError, SchemaTooNewError, StoreError } from '../src/store/errors.js';
 import { createProbe } from './helpers/metered.js';
 
@@ -25,6 +27,8 @@ describe('isLlmMeterError', () => {
     ['MigrationError', () => new MigrationError('x')],
     ['InvalidQueryError', () => new InvalidQueryError('from', 'bad')],
     ['CircuitOpenError', () => new CircuitOpenError('api.openai.com', 1_000)],
+    ['UsageError', () => new UsageError('x')],
+    ['HttpError', () => new HttpError(400, 'invalid_request', 'x')],
   ])('recognises %s', (name, make) => {
     const error = make();
     expect(error.name).toBe(name);

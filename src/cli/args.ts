@@ -1,9 +1,14 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { LlmMeterError } from '../errors/errors.js';
 import { printable } from './terminal.js';
 
 /** A usage error: the message names the bad flag; the CLI exits with 2. */
-export class UsageError extends Error {
+export class UsageError extends LlmMeterError {
   override name = 'UsageError' as const;
+}
+
+export function isUsageError(error: unknown): error is UsageError {
+  return error instanceof UsageError || (error instanceof Error && error.name === 'UsageError');
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;

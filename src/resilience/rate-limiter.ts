@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { InvalidOptionError } from '../errors/errors.js';
 import { guardRefusalOf, refusalResponse } from '../fetch/refuse.js';
+import { nonNegative, oneOf } from '../options.js';
 import { guardMarker } from '../providers/refusal.js';
 import { estimateChatInput } from '../tokens/index.js';
 import { type CallFacts, callFacts, type FetchInput, type FetchLike, signalOf } from './call.js';
@@ -54,14 +54,6 @@ interface Bucket {
 
 type Gate = { go: true } | { go: false; until: number | null; never?: boolean };
 
-function nonNegative(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new InvalidOptionError(`Expected \`${name}\` to be a number >= 0.`);
-  }
-  return value;
-}
-
 /**
  * A client-side rate limiter that spends the provider's own reported budget
  * (`x-ratelimit-remaining-*`, `anthropic-ratelimit-*`) instead of discovering the limit by
@@ -74,10 +66,7 @@ function nonNegative(name: string, value: number | undefined, fallback: number):
  * holds every call for that key.
  */
 export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter {
-  const mode = options.mode ?? 'queue';
-  if (mode !== 'queue' && mode !== 'reject') {
-    throw new InvalidOptionError('Expected `mode` to be "queue" or "reject".');
-  }
+  const mode = oneOf('mode', options.mode, ['queue', 'reject'], 'queue');
   const maxWaitMs = nonNegative('maxWaitMs', options.maxWaitMs, 30_000);
   const maxQueue = nonNegative('maxQueue', options.maxQueue, 1_000);
   const defaultRetryAfterMs = nonNegative('defaultRetryAfterMs', options.defaultRetryAfterMs, 1_000);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { RETRY_ATTEMPT_TAG, RETRY_GROUP_TAG } from '../attribution.js';
-import { InvalidOptionError } from '../errors/errors.js';
+import { atLeast, invalidOption, nonNegative } from '../options.js';
 import { callFacts, type FetchInput } from './call.js';
 import { classifyError, classifyStatus, isResponseLike, type Verdict } from './classify.js';
 import { retryTiming } from './retry-timing.js';
@@ -20,24 +20,15 @@ interface Resolved {
   newId: () => string;
 }
 
-function count(name: string, value: number | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new InvalidOptionError(`Expected \`${name}\` to be a number >= ${min}.`);
-  }
-  return value;
-}
-
 function resolve(policy: RetryPolicy): Resolved {
-  const maxAttempts = count('maxAttempts', policy.maxAttempts, 3, 1);
-  if (!Number.isInteger(maxAttempts))
-    throw new InvalidOptionError('Expected `maxAttempts` to be an integer.');
+  const maxAttempts = atLeast('maxAttempts', policy.maxAttempts, 1, 3);
+  if (!Number.isInteger(maxAttempts)) throw invalidOption('maxAttempts', 'an integer');
   return {
     maxAttempts,
-    baseDelayMs: count('baseDelayMs', policy.baseDelayMs, 500, 0),
-    maxDelayMs: count('maxDelayMs', policy.maxDelayMs, 8_000, 0),
-    maxElapsedMs: count('maxElapsedMs', policy.maxElapsedMs, 60_000, 0),
-    maxRetryAfterMs: count('maxRetryAfterMs', policy.maxRetryAfterMs, 60_000, 0),
+    baseDelayMs: nonNegative('baseDelayMs', policy.baseDelayMs, 500),
+    maxDelayMs: nonNegative('maxDelayMs', policy.maxDelayMs, 8_000),
+    maxElapsedMs: nonNegative('maxElapsedMs', policy.maxElapsedMs, 60_000),
+    maxRetryAfterMs: nonNegative('maxRetryAfterMs', policy.maxRetryAfterMs, 60_000),
     retryTimeouts: policy.retryTimeouts === true,
     now: policy.now ?? Date.now,
     random: policy.random ?? Math.random,

@@ -1,3 +1,5 @@
+import { LlmMeterError } from '../errors/errors.js';
+
 /**
  * Errors a route throws to answer with a 4xx. The body never carries a stack trace or SQL:
  * `{ error: { type, message, field? } }`.
@@ -12,7 +14,7 @@ export type HttpErrorType =
   | 'internal'
   | 'unavailable';
 
-export class HttpError extends Error {
+export class HttpError extends LlmMeterError {
   override name = 'HttpError' as const;
   constructor(
     readonly status: number,
