@@ -6,7 +6,7 @@ import { InvalidOptionError } from './errors/errors.js';
 import type { CallEnd, PreparedCall } from './fetch/call.js';
 import { type Engine, WRAPPER_PLACES } from './fetch/engine.js';
 import type { Refusal } from './fetch/refuse.js';
-import type { FetchLike } from './fetch/request.js';
+import { DEFAULT_MAX_REQUEST_BODY_BYTES, type FetchLike } from './fetch/request.js';
 import { wrapFetch } from './fetch/wrap.js';
 import { attachInternals, type Gate, type MeterInternals } from './meter-internals.js';
 import { positiveNumber } from './options.js';
@@ -28,7 +28,11 @@ const MiB = 1024 * 1024;
 
 export function createMeter(options: MeterOptions = {}): Meter {
   const captureContent = options.captureContent === true;
-  const maxRequestBodyBytes = positiveNumber('maxRequestBodyBytes', options.maxRequestBodyBytes, 8 * MiB);
+  const maxRequestBodyBytes = positiveNumber(
+    'maxRequestBodyBytes',
+    options.maxRequestBodyBytes,
+    DEFAULT_MAX_REQUEST_BODY_BYTES,
+  );
   const maxResponseBodyBytes = positiveNumber('maxResponseBodyBytes', options.maxResponseBodyBytes, 16 * MiB);
   // Checked before any database is opened (createBudgets checks it again for its own callers).
   positiveNumber('reservationLeaseMs', options.reservationLeaseMs, 1);

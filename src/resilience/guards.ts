@@ -29,14 +29,14 @@ export function createGuards(options: GuardOptions = {}): Guards {
       if (defaultMaxTokens === undefined) return null;
       const facts = callFacts(input, init);
       // Only a request that names no limit of its own; the field is the wire format's.
-      if (!facts?.body || (facts.info?.maxTokens ?? null) !== null) return null;
+      if (!facts?.body || facts.info.maxTokens !== null) return null;
       return facts.adapter.withMaxOutputTokens?.(facts.body, facts.detection, defaultMaxTokens) ?? null;
     },
     async check(input, init, user) {
       const facts = callFacts(input, init);
       if (!facts) return null;
       if (maxToolRounds !== undefined) {
-        const rounds = facts.info?.toolRounds ?? 0;
+        const rounds = facts.info.toolRounds;
         if (rounds > maxToolRounds) {
           return refusalResponse(facts.adapter, {
             kind: 'guard',

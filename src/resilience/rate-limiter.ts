@@ -304,7 +304,7 @@ function credential(headers: Headers): string {
 }
 
 async function defaultEstimate(facts: CallFacts): Promise<number> {
-  const maxOut = facts.info?.maxTokens ?? 0;
+  const maxOut = facts.info.maxTokens ?? 0;
   if (!facts.body) return maxOut;
   const { tokens } = await estimateChatInput(facts.body, facts.model, facts.shape);
   return tokens + maxOut;
