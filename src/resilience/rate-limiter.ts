@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { guardRefusalOf, refusalResponse } from '../fetch/refuse.js';
 import { nonNegative, oneOf } from '../options.js';
+import { apiKeyOf } from '../providers/credentials.js';
 import { guardMarker } from '../providers/refusal.js';
 import { estimateChatInput } from '../tokens/index.js';
 import { type CallFacts, callFacts, type FetchInput, type FetchLike, signalOf } from './call.js';
@@ -293,14 +294,9 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
 }
 
 function credential(headers: Headers): string {
-  const value =
-    headers.get('authorization') ??
-    headers.get('x-api-key') ??
-    headers.get('api-key') ??
-    headers.get('x-goog-api-key') ??
-    '';
+  const key = apiKeyOf(headers);
   // Only a short hash, in memory: the key itself is never kept.
-  return value ? createHash('sha256').update(value).digest('hex').slice(0, 16) : 'anonymous';
+  return key ? createHash('sha256').update(key.value).digest('hex').slice(0, 16) : 'anonymous';
 }
 
 async function defaultEstimate(facts: CallFacts): Promise<number> {
