@@ -21,7 +21,7 @@ import type { UsageStore } from './store/types.js';
 import { baggageAttribution } from './telemetry/baggage.js';
 import { forceFlushProviders } from './telemetry/flush.js';
 import { createMetricSink } from './telemetry/metrics.js';
-import { createSpanSink } from './telemetry/spans.js';
+import { createSpanSink, type SpanHandle } from './telemetry/spans.js';
 import type { Meter, MeterOptions } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -62,7 +62,7 @@ export function createMeter(options: MeterOptions = {}): Meter {
   let closed = false;
   let idle: (() => void)[] = [];
 
-  function dispatch(end: CallEnd, record: CallRecord): void {
+  function dispatch(end: CallEnd<SpanHandle>, record: CallRecord): void {
     if (end.span) safe.run('spans', () => spans.end(end.span!, record));
     for (const { name, sink } of sinks) safe.run(name, () => sink(record));
     if (options.onRecord) safe.run('onRecord', () => options.onRecord!(record));
@@ -80,7 +80,7 @@ export function createMeter(options: MeterOptions = {}): Meter {
     };
   }
 
-  const engine: Engine = {
+  const engine: Engine<SpanHandle> = {
     adapters: DEFAULT_ADAPTERS,
     maxRequestBodyBytes,
     maxResponseBodyBytes,
