@@ -40,8 +40,8 @@ interface Circuit {
 /**
  * A circuit breaker per key (provider and model): closed until `failureThreshold` failures fall
  * within `windowMs`, then open (every call fails fast) for `openMs`, then half-open: a probe goes
- * through; its success closes the circuit, its failure opens it again. The seed's section 7: under
- * sustained failures, stop adding load and fail fast instead of queueing behind a dead upstream.
+ * through; its success closes the circuit, its failure opens it again. Under sustained failures,
+ * retries only add load to an overloaded provider: fail fast instead of queueing behind it.
  */
 export function createCircuitBreaker(options: CircuitBreakerOptions = {}): CircuitBreaker {
   const threshold = positiveNumber('failureThreshold', options.failureThreshold, 5);

@@ -65,8 +65,8 @@ function group<M extends ChatMessage>(messages: readonly M[]): M[][] {
 }
 
 /**
- * Fit a conversation into the model's context window, leaving `maxOutputTokens` for the reply,
- * with one of the seed's strategies (section 5):
+ * Fit a conversation into the model's context window, leaving `maxOutputTokens` for the reply
+ * (input and output share the window; a request over it is refused), with one of four strategies:
  *
  * - `drop-oldest`: drop the oldest turns until it fits; system messages stay.
  * - `sliding-window`: the last `windowSize` messages (and fewer if they do not fit); nothing pinned.

@@ -9,8 +9,9 @@ import { createSlidingWindow } from './sliding-window.js';
 import type { GuardOptions, Guards } from './types.js';
 
 /**
- * The seed's cost-explosion guards (section 7): a default max output tokens for calls that set
- * none, a cap on an agent loop's tool-call rounds, and per-user request and token limits.
+ * Guards against cost explosions (unbounded outputs, agent loops that never stop calling tools,
+ * one user's runaway or injected prompts): a default max output tokens for calls that set none,
+ * a cap on an agent loop's tool-call rounds, and per-user request and token limits.
  * Refusals are answered in the provider's own error shape: 400 `tool_rounds_exceeded`
  * (a retry cannot help), 429 `user_rate_limit_exceeded` with the wait in `retry-after-ms`.
  */

@@ -59,8 +59,9 @@ type Gate = { go: true } | { go: false; until: number | null; never?: boolean };
  * A client-side rate limiter that spends the provider's own reported budget
  * (`x-ratelimit-remaining-*`, `anthropic-ratelimit-*`) instead of discovering the limit by
  * hitting it. Calls past the budget wait in one FIFO queue per key and are released only as the
- * budget allows when it resets, so a backlog never bursts into the limit the moment it lifts (the
- * seed's section 7, rate-limit cascades); calls that could not go in time are refused early.
+ * budget allows when it resets, so a backlog never bursts into the limit the moment it lifts (a
+ * rate-limit cascade: limit, queue, burst, limit again); calls that could not go in time are
+ * refused early.
  *
  * Until the first response says whether the provider reports limits, calls go one at a time; a
  * provider that reports none is passed through untouched, except after a 429, whose retry-after
