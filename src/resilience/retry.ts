@@ -107,7 +107,8 @@ async function release(response: Response): Promise<void> {
  * an overloaded provider harder: only what is retryable (429, 408, 409, 5xx, 529, network
  * errors), never other 4xx or a blocking budget (`x-should-retry: false`), the server's
  * retry-after first, else exponential backoff with full jitter, a cap on attempts and on total
- * time, and a timeout that may have completed only with `retryTimeouts`. The last failure is returned (a Response) or thrown as it was.
+ * time, and a timeout that may have completed only with `retryTimeouts`. The last failure is
+ * returned (a Response) or thrown as it was.
  *
  * Wrap a metered fetch (`withRetry(meter.fetch, { meter })`) so each attempt is its own record,
  * tagged `retry_group` (shared by the attempts of one call) and `retry_attempt` (1, 2, …), and
