@@ -4,7 +4,7 @@
  * a provider's error code is kept only when it is an identifier, never a credential echoed back.
  */
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../src/cli/args.js';
+import { isUsageError, UsageError } from '../src/cli/args.js';
 import { safeErrorCode } from '../src/errors/classify.js';
 import {
   ContextWindowExceededError,
@@ -12,8 +12,8 @@ import {
   isLlmMeterError,
   LlmMeterError,
 } from '../src/errors/errors.js';
-import { CircuitOpenError } from '../src/resilience/errors.js';
-import { HttpError } from '../src/server/http-error.js';
+import { CircuitOpenError, isCircuitOpenError } from '../src/resilience/errors.js';
+import { HttpError, isHttpError } from '../src/server/http-error.js';
 import { InvalidQueryError, MigrationError, SchemaTooNewError, StoreError } from '../src/store/errors.js';
 import { createProbe } from './helpers/metered.js';
 
@@ -55,6 +55,28 @@ describe('isLlmMeterError', () => {
     ['undefined', undefined],
   ])('rejects %s', (_label, value) => {
     expect(isLlmMeterError(value)).toBe(false);
+  });
+});
+
+describe('the guards of the errors callers tell apart match by brand, never by name', () => {
+  /** An error as another copy of the library would make it: its own class, the registered brands. */
+  const foreign = (kind: string) => {
+    const error = Object.assign(new Error('from another copy'), { name: kind });
+    for (const key of ['llm-meter.error', `llm-meter.error.${kind}`]) {
+      Object.defineProperty(error, Symbol.for(key), { value: true });
+    }
+    return error;
+  };
+
+  it.each([
+    ['CircuitOpenError', isCircuitOpenError, () => new CircuitOpenError('api.openai.com', 1_000)],
+    ['UsageError', isUsageError, () => new UsageError('x')],
+    ['HttpError', isHttpError, () => new HttpError(400, 'invalid_request', 'x')],
+  ])('%s', (kind, guard: (e: unknown) => boolean, make) => {
+    expect(guard(make()), 'its own').toBe(true);
+    expect(guard(foreign(kind)), 'from another copy').toBe(true);
+    expect(guard(Object.assign(new Error('x'), { name: kind })), 'merely named like it').toBe(false);
+    expect(guard(new InvalidOptionError('x')), 'another of ours').toBe(false);
   });
 });
 

@@ -1,9 +1,23 @@
 /**
  * The errors llm-meter itself throws. One hierarchy; every instance carries a brand under a
  * registered symbol, so that an error from another copy of the library (two versions in one
- * dependency tree) still matches isLlmMeterError().
+ * dependency tree) still matches isLlmMeterError(). A kind of error that callers tell apart
+ * carries a brand of its own (markKind), which its subclasses inherit and its guard reads: an
+ * error is never recognised by its `name`, which anything can claim.
  */
 const BRAND = Symbol.for('llm-meter.error');
+
+const kindKey = (kind: string) => Symbol.for(`llm-meter.error.${kind}`);
+
+/** Brands `error` as one of `kind` (call it in the constructor of the class that names the kind). */
+export function markKind(error: LlmMeterError, kind: string): void {
+  Object.defineProperty(error, kindKey(kind), { value: true });
+}
+
+/** Whether `error` was branded `kind` by this or any other copy of the library. */
+export function hasKind(error: unknown, kind: string): boolean {
+  return isLlmMeterError(error) && (error as unknown as Record<symbol, unknown>)[kindKey(kind)] === true;
+}
 
 export class LlmMeterError extends Error {
   override name: string = 'LlmMeterError';

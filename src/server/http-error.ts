@@ -1,4 +1,4 @@
-import { LlmMeterError } from '../errors/errors.js';
+import { hasKind, LlmMeterError, markKind } from '../errors/errors.js';
 
 /**
  * Errors a route throws to answer with a 4xx. The body never carries a stack trace or SQL:
@@ -23,6 +23,7 @@ export class HttpError extends LlmMeterError {
     readonly field?: string,
   ) {
     super(message);
+    markKind(this, 'HttpError');
   }
 
   toJSON(): { error: { type: HttpErrorType; message: string; field?: string } } {
@@ -33,7 +34,7 @@ export class HttpError extends LlmMeterError {
 }
 
 export function isHttpError(error: unknown): error is HttpError {
-  return error instanceof HttpError || (error as { name?: unknown } | null)?.name === 'HttpError';
+  return error instanceof HttpError || hasKind(error, 'HttpError');
 }
 
 export function invalidRequest(field: string, message: string): HttpError {
