@@ -3,7 +3,12 @@
 //
 //   npm run build && node --expose-gc bench/compare.mjs [--rounds=5] [--requests=1000]
 //     [--concurrency=16] [--sequential=200] [--chunks=500] [--interval=2] [--mb=20]
-//     [--only=raw,undici,...] [--json]
+//     [--only=raw,undici,...] [--with=meter-alert,meter-block] [--quick] [--json]
+//
+//   --only    exactly these approaches (raw and openai, the baselines, always run)
+//   --with    these (optional) approaches too, beside the default set or --only's
+//   --quick   smoke-test settings (1 round, 300 calls, 60 sequential, 100 chunks, 2 MB) unless
+//             given explicitly: checks the pipeline in well under a minute, not figures to publish
 //
 // Approaches, each in its own long-lived child process (OpenTelemetry's global state and
 // instrumentations cannot be unloaded, so no two share a process):
@@ -20,6 +25,18 @@
 //                 one block budget whose scopes match every call; a block budget makes every
 //                 call count its input tokens before it is sent)
 //   meter-store   (only when named in --only) telemetry + store, no budgets
+//   meter-default llm-meter at its default configuration, what a user's service runs:
+//                 createMeter({ database: <a temporary SQLite FILE>, tracerProvider }) (the
+//                 meter provider is the global one, the same SDK), no budgets
+//   meter-alert   (optional) meter-default + one alert-only budget whose scope matches every call
+//   meter-block   (optional) meter-default + one blocking budget with ample room (every call is
+//                 token-counted and reserved against it before it is sent)
+//
+// Goals (issue 14), each judged on the median over rounds of a per-round figure, PASS or MISS in
+// the report's goal table: meter-default adds ≤ 100 µs of event-loop time per call and keeps a
+// throughput ratio ≥ 0.85 and ≥ undici's; meter (telemetry only) adds no more event-loop time
+// than undici; meter-block adds ≤ 100 µs more than meter-default; meter-alert adds nothing
+// measurable over meter-default.
 //
 // Every OpenTelemetry process gets the same SDK: a tracer provider with a BatchSpanProcessor and a
 // no-op exporter that counts spans, an SDK MeterProvider with a no-op exporter, the
@@ -30,9 +47,12 @@
 // is not charged to the client under test. Each round runs, for every approach in turn (the
 // starting approach rotates by round), then for the next test:
 //
-//   1. non-streaming chat completions: `--requests` calls at `--concurrency` (calls/s and the
-//      client process's CPU time per call), then `--sequential` calls one at a time (median
-//      latency);
+//   1. non-streaming chat completions: `--requests` calls at `--concurrency` (calls/s, the
+//      client process's CPU time per call, and its event-loop busy time per call: the active
+//      time of a performance.eventLoopUtilization() delta over the same window, i.e. utilization
+//      × wall time, over the calls; the time a service's main thread spends on them, where CPU
+//      time also counts the threads beside it: GC helpers, libuv, the store's checkpoint
+//      worker), then `--sequential` calls one at a time (median latency, event-loop time);
 //   2. one stream of `--chunks` chunks written every `--interval` ms, each stamped with its send
 //      time on the system-wide monotonic clock: the consumer's arrival time minus the stamp is
 //      the chunk's latency, p50 and p99 per stream;
@@ -47,9 +67,16 @@
 // quantiles, not quantiles of per-chunk differences.
 //
 // Output: a Markdown report on stdout (and bench/out/compare.md); with --json, one JSON object
-// on stdout instead ({ markdown, meta, approaches, summary, rounds }). Progress goes to stderr.
+// on stdout instead ({ markdown, meta, approaches, summary, goals, rounds }). Progress goes to
+// stderr.
+//
+// Note: importing llm-meter loads the undici package (its webhook transport), and loading undici
+// installs its Agent as the global dispatcher, so in the llm-meter processes Node's built-in fetch
+// sends through undici's Agent from node_modules rather than the one bundled with Node; the raw
+// and undici processes keep Node's own. That is what a user's service gets too, so it is part of
+// what is measured (bench/profile.mjs shows the frames of both).
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,7 +108,7 @@ function version(name) {
   }
 }
 
-const APPROACHES = [
+export const APPROACHES = [
   { id: 'raw', label: 'raw fetch', kind: 'fetch', baseline: null },
   {
     id: 'undici',
@@ -117,7 +144,49 @@ const APPROACHES = [
     baseline: 'raw',
     optional: true,
   },
+  {
+    id: 'meter-default',
+    label: 'llm-meter, default configuration (telemetry + SQLite file store)',
+    kind: 'fetch',
+    baseline: 'raw',
+  },
+  {
+    id: 'meter-alert',
+    label: 'llm-meter, default + an alert-only budget',
+    kind: 'fetch',
+    baseline: 'raw',
+    optional: true,
+  },
+  {
+    id: 'meter-block',
+    label: 'llm-meter, default + a blocking budget',
+    kind: 'fetch',
+    baseline: 'raw',
+    optional: true,
+  },
 ];
+
+// The simulator is on loopback, so llm-meter calls its provider openai_compatible; both scopes
+// match every call the benchmark makes, and the limits leave ample room.
+const ALERT_BUDGET = { name: 'bench alert', scope: { provider: 'openai_compatible' }, action: 'alert' };
+const BLOCK_BUDGET = { name: 'bench block', scope: { model: 'gpt-4o-mini' }, action: 'block' };
+
+/**
+ * How each llm-meter approach calls createMeter: `store` (a temporary SQLite file, else
+ * database: false), `budgets` created before the first call, `providers: 'both'` (the tracer and
+ * meter providers passed explicitly, as the first benchmarks did) or 'tracer' (the default
+ * configuration: only the tracer provider, metrics through the global meter provider, which is
+ * the same SDK), and `openai` (meter.fetch given to the openai client).
+ */
+const METER_CONFIGS = {
+  meter: { store: false, budgets: [], providers: 'both' },
+  'openai-meter': { store: false, budgets: [], providers: 'both', openai: true },
+  'meter-full': { store: true, budgets: [ALERT_BUDGET, BLOCK_BUDGET], providers: 'both' },
+  'meter-store': { store: true, budgets: [], providers: 'both' },
+  'meter-default': { store: true, budgets: [], providers: 'tracer' },
+  'meter-alert': { store: true, budgets: [ALERT_BUDGET], providers: 'tracer' },
+  'meter-block': { store: true, budgets: [BLOCK_BUDGET], providers: 'tracer' },
+};
 
 // ============================================================================= server process
 
@@ -164,7 +233,7 @@ async function globalOtel() {
 const STREAM_CHAT = streamChat('stream please', true);
 
 /** { call(), stream(header, onChunk(index, stampNs, arrivalNs)), bulk(header, onBytes(n)), flush(), stats() } */
-async function setupApproach(id, urls) {
+export async function setupApproach(id, urls) {
   const approach = APPROACHES.find((a) => a.id === id);
   let fetchFn = globalThis.fetch;
   let flush = async () => {};
@@ -182,27 +251,21 @@ async function setupApproach(id, urls) {
     });
     flush = otel.flush;
     stats = () => ({ spans: otel.exporter.spans });
-  } else if (id === 'meter' || id === 'meter-full' || id === 'meter-store' || id === 'openai-meter') {
+  } else if (METER_CONFIGS[id]) {
+    const config = METER_CONFIGS[id];
     const otel = await globalOtel();
     const { createMeter } = await import('../dist/index.js');
-    const dir =
-      id === 'meter-full' || id === 'meter-store' ? mkdtempSync(join(tmpdir(), 'llm-meter-compare-')) : null;
+    const dir = config.store ? mkdtempSync(join(tmpdir(), 'llm-meter-compare-')) : null;
     const meter = createMeter({
       database: dir ? join(dir, 'bench.db') : false,
       tracerProvider: otel.tracerProvider,
-      meterProvider: otel.meterProvider,
+      ...(config.providers === 'both' ? { meterProvider: otel.meterProvider } : {}),
     });
     if (dir) process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-    if (id === 'meter-full') {
-      for (const [name, scope, action] of [
-        // The simulator is on loopback, so llm-meter calls its provider openai_compatible.
-        ['bench alert', { provider: 'openai_compatible' }, 'alert'],
-        ['bench block', { model: 'gpt-4o-mini' }, 'block'],
-      ]) {
-        await meter.budgets.create({ name, scope, period: 'month', limit_usd: 1_000_000, action });
-      }
+    for (const budget of config.budgets) {
+      await meter.budgets.create({ ...budget, period: 'month', limit_usd: 1_000_000 });
     }
-    if (id === 'openai-meter') openaiFetch = meter.fetch;
+    if (config.openai) openaiFetch = meter.fetch;
     else fetchFn = meter.fetch;
     flush = async () => {
       await meter.flush();
@@ -299,17 +362,22 @@ async function work(id) {
     async calls({ requests, concurrency, sequential }) {
       // Reopen keep-alive connections that timed out while the other approaches ran.
       await Promise.all(Array.from({ length: concurrency }, () => a.call()));
-      const { ms, cpuUs } = await concurrently(requests, concurrency, () => a.call());
+      const { ms, cpuUs, loopUs } = await concurrently(requests, concurrency, () => a.call());
       const latencies = [];
+      const elu0 = performance.eventLoopUtilization();
       for (let i = 0; i < sequential; i++) {
         const s = nowNs();
         await a.call();
         latencies.push((nowNs() - s) / 1000);
       }
+      const seqLoop = performance.eventLoopUtilization(elu0);
       calls += concurrency + requests + sequential;
       return {
         rate: (requests * 1000) / ms,
         cpuUsPerCall: cpuUs / requests,
+        loopUsPerCall: loopUs / requests,
+        loopUtilization: loopUs / 1000 / ms,
+        seqLoopUsPerCall: (seqLoop.active * 1000) / sequential,
         latencyUs: quantile(latencies, 0.5),
         latencyP99Us: quantile(latencies, 0.99),
       };
@@ -363,7 +431,7 @@ async function work(id) {
 
 // ============================================================================= orchestrator
 
-async function startServer() {
+export async function startServer() {
   const child = jsonChild(process.execPath, [SELF, '--role=server']);
   return { child: child.proc, urls: await child.next() };
 }
@@ -429,15 +497,19 @@ async function main() {
   if (typeof globalThis.gc !== 'function') {
     log('Run with node --expose-gc (the workers are started with it; this only checks the setup).');
   }
-  const ROUNDS = Number(args.rounds ?? 5);
-  const REQUESTS = Number(args.requests ?? 1000);
+  const QUICK = args.quick === 'true';
+  const ROUNDS = Number(args.rounds ?? (QUICK ? 1 : 5));
+  const REQUESTS = Number(args.requests ?? (QUICK ? 300 : 1000));
   const CONCURRENCY = Number(args.concurrency ?? 16);
-  const SEQUENTIAL = Number(args.sequential ?? 200);
-  const CHUNKS = Number(args.chunks ?? 500);
+  const SEQUENTIAL = Number(args.sequential ?? (QUICK ? 60 : 200));
+  const CHUNKS = Number(args.chunks ?? (QUICK ? 100 : 500));
   const INTERVAL = Number(args.interval ?? 2);
-  const MB = Number(args.mb ?? 20);
+  const MB = Number(args.mb ?? (QUICK ? 2 : 20));
   const only = args.only ? new Set(['raw', 'openai', ...args.only.split(',')]) : null;
-  const approaches = APPROACHES.filter((a) => (only ? only.has(a.id) : !a.optional));
+  const extra = new Set(args.with ? args.with.split(',') : []);
+  const unknown = [...(only ?? []), ...extra].filter((id) => !APPROACHES.some((a) => a.id === id));
+  if (unknown.length) throw new Error(`compare: unknown approach ${unknown.join(', ')}`);
+  const approaches = APPROACHES.filter((a) => extra.has(a.id) || (only ? only.has(a.id) : !a.optional));
   const started = Date.now();
 
   const { child: server, urls } = await startServer();
@@ -525,6 +597,12 @@ async function main() {
       latencyUs: summarize(own('calls', 'latencyUs')(id)),
       addedLatencyUs: summarize(diffTo('calls', 'latencyUs', b)(id)),
       addedLatencyVsRawUs: summarize(diffTo('calls', 'latencyUs', 'raw')(id)),
+      loopUsPerCall: summarize(own('calls', 'loopUsPerCall')(id)),
+      loopUtilization: summarize(own('calls', 'loopUtilization')(id)),
+      addedLoopUs: summarize(diffTo('calls', 'loopUsPerCall', b)(id)),
+      addedLoopVsRawUs: summarize(diffTo('calls', 'loopUsPerCall', 'raw')(id)),
+      seqLoopUsPerCall: summarize(own('calls', 'seqLoopUsPerCall')(id)),
+      addedSeqLoopUs: summarize(diffTo('calls', 'seqLoopUsPerCall', b)(id)),
       cpuUsPerCall: summarize(own('calls', 'cpuUsPerCall')(id)),
       addedCpuUs: summarize(diffTo('calls', 'cpuUsPerCall', b)(id)),
       addedCpuVsRawUs: summarize(diffTo('calls', 'cpuUsPerCall', 'raw')(id)),
@@ -556,8 +634,9 @@ async function main() {
       'approach',
       'compared with',
       'throughput ratio',
-      'added latency µs/call',
+      'added event-loop µs/call',
       'added CPU µs/call',
+      'added latency µs/call',
       'stream: added p50 / p99 µs per chunk',
       `memory: retained heap MiB while ${MB} MB stream`,
     ],
@@ -565,8 +644,9 @@ async function main() {
       name(a),
       vs(a),
       baselineRow(a, range(S(a).ratioVsBaseline, 3)),
-      baselineRow(a, range(S(a).addedLatencyUs, 0, { signed: true })),
+      baselineRow(a, range(S(a).addedLoopUs, 0, { signed: true })),
       baselineRow(a, range(S(a).addedCpuUs, 0, { signed: true })),
+      baselineRow(a, range(S(a).addedLatencyUs, 0, { signed: true })),
       baselineRow(
         a,
         `${range(S(a).addedStreamP50, 0, { signed: true })} / ${range(S(a).addedStreamP99, 0, { signed: true })}`,
@@ -582,6 +662,10 @@ async function main() {
       'ratio vs its baseline',
       'median latency µs (sequential)',
       'added latency µs',
+      'event-loop utilization',
+      'event-loop busy µs/call',
+      'added event-loop µs/call',
+      'added event-loop µs/call (sequential)',
       'client CPU µs/call',
       'added CPU µs/call',
       'spans/call',
@@ -593,11 +677,99 @@ async function main() {
       a.baseline === 'openai' ? range(S(a).ratioVsBaseline, 3) : a.baseline ? '(same)' : '–',
       range(S(a).latencyUs),
       a.baseline ? range(S(a).addedLatencyUs, 0, { signed: true }) : '–',
+      range(S(a).loopUtilization, 2),
+      range(S(a).loopUsPerCall),
+      a.baseline ? range(S(a).addedLoopUs, 0, { signed: true }) : '–',
+      a.baseline ? range(S(a).addedSeqLoopUs, 0, { signed: true }) : '–',
       range(S(a).cpuUsPerCall),
       a.baseline ? range(S(a).addedCpuUs, 0, { signed: true }) : '–',
       S(a).spansPerCall === undefined ? '–' : fmt(S(a).spansPerCall, 2),
     ]),
   );
+  // --- goals (issue 14), judged on the median over rounds of a per-round figure ------------------
+  const ran = (id) => summary[id] && !summary[id].failed && summary[id].rate.n > 0;
+  /** Per round, `fn(round)` where every approach in `ids` has a figure; summarised. */
+  const across = (ids, fn) =>
+    summarize(rounds.filter((r) => ids.every((id) => r.calls[id])).map((r) => fn(r.calls)));
+  const loop = (c, id) => c[id].loopUsPerCall;
+  const ratio = (c, id) => c[id].rate / c.raw.rate;
+  const us = (x) => `${range(x, 0, { signed: true })} µs`;
+  const goal = (text, ids, measure) => {
+    const missing = ids.filter((id) => !ran(id));
+    if (missing.length) {
+      const optional = missing.filter((id) => APPROACHES.find((a) => a.id === id)?.optional);
+      return [
+        text,
+        `not run (${missing.join(', ')}${optional.length ? `; add --with=${optional.join(',')}` : ''})`,
+        '–',
+      ];
+    }
+    const { shown, ok } = measure();
+    return [text, shown, ok === undefined ? '–' : ok ? 'PASS' : 'MISS'];
+  };
+  const goals = [
+    goal(
+      'default configuration (meter-default) adds ≤ 100 µs of event-loop time per call',
+      ['meter-default'],
+      () => {
+        const x = S({ id: 'meter-default' }).addedLoopVsRawUs;
+        return { shown: us(x), ok: x.median <= 100 };
+      },
+    ),
+    goal('default configuration: throughput ratio vs raw fetch ≥ 0.85', ['meter-default'], () => {
+      const x = S({ id: 'meter-default' }).ratioVsRaw;
+      return { shown: range(x, 3), ok: x.median >= 0.85 };
+    }),
+    goal(
+      "default configuration: throughput ratio not below the bare undici span's",
+      ['meter-default', 'undici'],
+      () => {
+        const d = across(
+          ['raw', 'undici', 'meter-default'],
+          (c) => ratio(c, 'meter-default') - ratio(c, 'undici'),
+        );
+        return {
+          shown: `${range(S({ id: 'meter-default' }).ratioVsRaw, 3)} vs ${range(S({ id: 'undici' }).ratioVsRaw, 3)}; per round ${range(d, 3, { signed: true })}`,
+          ok: d.median >= 0,
+        };
+      },
+    ),
+    goal(
+      "telemetry only (meter, database: false) adds no more event-loop time per call than undici's span",
+      ['meter', 'undici'],
+      () => {
+        const d = across(['raw', 'undici', 'meter'], (c) => loop(c, 'meter') - loop(c, 'undici'));
+        return {
+          shown: `${us(S({ id: 'meter' }).addedLoopVsRawUs)} vs ${us(S({ id: 'undici' }).addedLoopVsRawUs)}; per round ${us(d)}`,
+          ok: d.median <= 0,
+        };
+      },
+    ),
+    goal(
+      'a blocking budget (meter-block) adds ≤ 100 µs of event-loop time per call over meter-default',
+      ['meter-block', 'meter-default'],
+      () => {
+        const d = across(
+          ['meter-block', 'meter-default'],
+          (c) => loop(c, 'meter-block') - loop(c, 'meter-default'),
+        );
+        return { shown: us(d), ok: d.median <= 100 };
+      },
+    ),
+    goal(
+      'an alert-only budget (meter-alert) adds nothing measurable over meter-default (≤ 5 µs, or a min–max range that includes 0)',
+      ['meter-alert', 'meter-default'],
+      () => {
+        const d = across(
+          ['meter-alert', 'meter-default'],
+          (c) => loop(c, 'meter-alert') - loop(c, 'meter-default'),
+        );
+        return { shown: us(d), ok: d.median <= 5 || (d.n > 1 && d.min <= 0 && d.max >= 0) };
+      },
+    ),
+  ];
+  const goalsTable = table(['goal', 'measured: median (min–max) over rounds', 'verdict'], goals);
+
   const streamTable = table(
     ['approach', 'chunk latency p50 µs', 'p99 µs', 'max µs', 'added p50 µs', 'added p99 µs'],
     approaches.map((a) => [
@@ -654,11 +826,19 @@ async function main() {
     '',
     headline,
     '',
-    `Throughput ratio: calls/s at concurrency ${CONCURRENCY} over the baseline's in the same round (1.000 = no cost). Added latency: median of ${SEQUENTIAL} sequential calls minus the baseline's. Added CPU: the client process's user+system CPU per call minus the baseline's (the least noisy of the three on a shared machine). Stream: p50 and p99 of the per-chunk latency minus the baseline's (${CHUNKS} chunks, one every ${INTERVAL} ms; on a loaded machine p99 is scheduler noise). Memory: heap retained after a full gc, sampled every 2 MB while ${MB} MB of SSE flow through.`,
+    `Throughput ratio: calls/s at concurrency ${CONCURRENCY} over the baseline's in the same round (1.000 = no cost). Added event-loop time: the client's main-thread busy time per call (the active time of a performance.eventLoopUtilization() delta over the ${REQUESTS} concurrent calls, i.e. utilization × wall time, divided by the calls) minus the baseline's: the time a service's event loop cannot spend on anything else. Added CPU: the client process's user+system CPU per call minus the baseline's, every thread of the process (GC helpers, libuv, the SQLite store's checkpoint worker), so it can exceed the event-loop figure. Added latency: median of ${SEQUENTIAL} sequential calls minus the baseline's. Stream: p50 and p99 of the per-chunk latency minus the baseline's (${CHUNKS} chunks, one every ${INTERVAL} ms; on a loaded machine p99 is scheduler noise). Memory: heap retained after a full gc, sampled every 2 MB while ${MB} MB of SSE flow through.`,
+    '',
+    '### Goals (issue 14)',
+    '',
+    goalsTable,
+    '',
+    "Event-loop figures are over raw fetch in the same round; a verdict is the median's, so read it with the min–max beside it (on a shared machine single rounds swing). The budget rows compare against meter-default in the same round.",
     '',
     `### Non-streaming calls to the simulator (${REQUESTS} calls at concurrency ${CONCURRENCY}, then ${SEQUENTIAL} sequential, per round)`,
     '',
     callsTable,
+    '',
+    `Event-loop utilization near 1 means the client's main thread was the bottleneck at concurrency ${CONCURRENCY} (on loopback it usually is), so its busy time per call is close to wall time per call. The event-loop time is wall-clock time inside callbacks: on a loaded machine it includes time the process was preempted and can exceed its CPU time; on an idle one it is the main thread's CPU time. The sequential column is the same measure over the ${SEQUENTIAL} sequential calls, where each call's work (a store commit included) runs alone.`,
     '',
     `### Streaming: chunk latency at the consumer (${CHUNKS} chunks, one every ${INTERVAL} ms, one stream per round)`,
     '',
@@ -692,6 +872,7 @@ async function main() {
     },
     approaches,
     summary,
+    goals: goals.map(([goal, measured, verdict]) => ({ goal, measured, verdict })),
     rounds,
   };
   mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
@@ -702,6 +883,10 @@ async function main() {
   process.exit(0);
 }
 
-if (ROLE === 'server') await serve();
-else if (ROLE === 'worker') await work(args.approach);
-else await main();
+// bench/profile.mjs imports this file for its approaches and server; only run when executed.
+const executed = process.argv[1] && realpathSync(process.argv[1]) === realpathSync(SELF);
+if (executed) {
+  if (ROLE === 'server') await serve();
+  else if (ROLE === 'worker') await work(args.approach);
+  else await main();
+}

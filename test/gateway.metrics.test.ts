@@ -4,13 +4,15 @@
  * First through the library (startProxy + createPrometheusMetrics), then through the CLI
  * (`llm-meter proxy --metrics-port`), which serves them on a port of their own.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMeter } from '../src/index.js';
 import { startProxy } from '../src/proxy/index.js';
-import { createPrometheusMetrics } from '../src/telemetry/prometheus.js';
+import { createPrometheusMetrics, serveMetrics } from '../src/telemetry/prometheus.js';
 import { buildOnce, DIST } from './fixtures/build.js';
 import { useTempDb } from './fixtures/store-tmp.js';
 import { parseExposition } from './helpers/exposition.js';
@@ -72,11 +74,22 @@ describe('gateway state on /metrics', () => {
   });
 });
 
-/** Starts the built CLI and resolves with the lines it printed once `ready(lines)` holds. */
+/** The built CLI to its end: for the refusals, which bind nothing and exit at once. */
+function runCli(args: string[]) {
+  return spawnSync(process.execPath, [join(DIST, 'cli/main.js'), ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+}
+
+/**
+ * Starts the built CLI and resolves with the lines it printed once `ready(lines, stderr)` holds
+ * (checked on output to either stream: the two pipes are read in no particular order).
+ */
 function startCli(
   args: string[],
-  ready: (lines: string[]) => boolean,
-): Promise<{ child: ChildProcess; lines: string[] }> {
+  ready: (lines: string[], stderr: string) => boolean,
+): Promise<{ child: ChildProcess; lines: string[]; stderr: () => string }> {
   const child = spawn(process.execPath, [join(DIST, 'cli/main.js'), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -84,12 +97,14 @@ function startCli(
   const lines: string[] = [];
   let stderr = '';
   return new Promise((resolve, reject) => {
+    const check = () => ready(lines, stderr) && resolve({ child, lines, stderr: () => stderr });
     child.stderr!.on('data', (d: Buffer) => {
       stderr += d.toString();
+      check();
     });
     child.stdout!.on('data', (d: Buffer) => {
       lines.push(...d.toString().split('\n').filter(Boolean));
-      if (ready(lines)) resolve({ child, lines });
+      check();
     });
     child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}${lines.join('\n')}`)));
   });
@@ -140,5 +155,187 @@ describe('llm-meter proxy --metrics-port', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
+  });
+});
+
+/** A raw GET to 127.0.0.1 with exactly these headers (Host included). */
+function get(url: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+  const { port, pathname } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: pathname, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('serveMetrics: who may read the metrics port', () => {
+  const opened: Server[] = [];
+  afterEach(async () => {
+    for (const s of opened.splice(0)) await new Promise((r) => s.close(r));
+  });
+  async function serve(host: string, options?: Parameters<typeof serveMetrics>[3]) {
+    const prometheus = createPrometheusMetrics();
+    const server = await serveMetrics(prometheus, 0, host, options);
+    opened.push(server);
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
+  }
+  async function refusal(host: string, options?: Parameters<typeof serveMetrics>[3]) {
+    try {
+      await serve(host, options);
+      return null;
+    } catch (error) {
+      return error as Error;
+    }
+  }
+
+  it.each(['0.0.0.0', '::'])('host %j without a token throws, naming the options', async (host) => {
+    const error = await refusal(host);
+    expect(error, 'refused').toMatchObject({ name: 'InvalidOptionError' });
+    expect(error!.message).toMatch(/`host`/);
+    expect(error!.message).toMatch(/`token`/);
+    expect(error!.message).toMatch(/`insecureNoAuth: true`/);
+  });
+
+  it('an empty token is refused', async () => {
+    expect((await refusal('127.0.0.1', { token: ' ' }))?.message).toMatch(/`token`/);
+  });
+
+  it('without a token: loopback Host names only (DNS rebinding), and no cross-site page', async () => {
+    const url = await serve('127.0.0.1');
+    const port = new URL(url).port;
+    for (const host of [
+      'attacker.example',
+      `attacker.example:${port}`,
+      `10.0.0.1:${port}`,
+      '127.0.0.1.nip.io',
+    ]) {
+      const answer = await get(url, { host });
+      expect(answer.status, host).toBe(421);
+      expect(answer.text, 'no metrics, and the Host is not quoted').not.toMatch(/llm_meter|attacker|nip\.io/);
+    }
+    const crossSite = await get(url, { host: `127.0.0.1:${port}`, origin: 'http://attacker.example' });
+    expect(crossSite.status).toBe(403);
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+      expect((await get(url, { host })).status, host).toBe(200);
+    }
+  });
+
+  it('with a token: bearer auth on every path, any Host', async () => {
+    const url = await serve('0.0.0.0', { token: 'metrics-token-3c1d' });
+    expect((await get(url, { host: 'prometheus-target.internal' })).status).toBe(401);
+    expect((await get(url, { host: 'x', authorization: 'Bearer wrong' })).status).toBe(401);
+    const ok = await get(url, {
+      host: 'prometheus-target.internal',
+      authorization: 'Bearer metrics-token-3c1d',
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.text).toMatch(/target_info/);
+    expect((await get(new URL('/other', url).href, { host: 'x' })).status, 'no route probing').toBe(401);
+  });
+
+  it('insecureNoAuth binds beyond loopback with a warning; IP-literal Hosts only', async () => {
+    const warnings: string[] = [];
+    const url = await serve('0.0.0.0', { insecureNoAuth: true, logger: (m) => warnings.push(m) });
+    expect(warnings.join('\n')).toMatch(/WARNING.*0\.0\.0\.0/);
+    expect((await get(url, { host: '192.0.2.7:9464' })).status).toBe(200);
+    expect((await get(url, { host: 'attacker.example' })).status).toBe(421);
+  });
+});
+
+describe('llm-meter proxy --metrics-host', () => {
+  it('0.0.0.0 without a metrics token exits 2 naming --metrics-host, --metrics-token and --insecure-no-auth', () => {
+    buildOnce();
+    const r = runCli([
+      'proxy',
+      '--port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--metrics-host',
+      '0.0.0.0',
+      '--db',
+      newDb(),
+    ]);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/--metrics-host/);
+    expect(r.stderr).toMatch(/--metrics-token/);
+    expect(r.stderr).toMatch(/--insecure-no-auth/);
+    expect(r.stdout).not.toMatch(/proxy on|metrics on/);
+  });
+
+  it('--metrics-token: every interface, behind the token', async () => {
+    buildOnce();
+    const { lines } = await startCli(
+      [
+        'proxy',
+        '--port',
+        '0',
+        '--metrics-port',
+        '0',
+        '--metrics-host',
+        '0.0.0.0',
+        '--metrics-token',
+        'cli-metrics-token-9b2e',
+        '--upstream',
+        `openai=${file.sim.url}`,
+        '--db',
+        newDb(),
+      ],
+      (l) => l.some((line) => line.startsWith('metrics on ')),
+    );
+    const port = new URL(/metrics on (\S+)/.exec(lines.join('\n'))![1]!).port;
+    const url = `http://127.0.0.1:${port}/metrics`;
+    expect((await get(url, { host: `127.0.0.1:${port}` })).status).toBe(401);
+    const ok = await get(url, { host: `127.0.0.1:${port}`, authorization: 'Bearer cli-metrics-token-9b2e' });
+    expect(ok.status).toBe(200);
+  });
+
+  it('on loopback without a token, a rebound Host is refused', async () => {
+    buildOnce();
+    const { lines } = await startCli(
+      [
+        'proxy',
+        '--port',
+        '0',
+        '--metrics-port',
+        '0',
+        '--upstream',
+        `openai=${file.sim.url}`,
+        '--db',
+        newDb(),
+      ],
+      (l) => l.some((line) => line.startsWith('metrics on ')),
+    );
+    const url = /metrics on (\S+)/.exec(lines.join('\n'))![1]!;
+    expect((await get(url, { host: 'attacker.example' })).status).toBe(421);
+    expect((await get(url, { host: new URL(url).host })).status).toBe(200);
+  });
+
+  it('--insecure-no-auth binds every interface without a token, and warns on stderr', async () => {
+    buildOnce();
+    const { lines, stderr } = await startCli(
+      [
+        'proxy',
+        '--port',
+        '0',
+        '--metrics-port',
+        '0',
+        '--metrics-host',
+        '0.0.0.0',
+        '--insecure-no-auth',
+        '--upstream',
+        `openai=${file.sim.url}`,
+        '--db',
+        newDb(),
+      ],
+      (l, err) => l.some((line) => line.startsWith('metrics on ')) && /WARNING.*metrics/.test(err),
+    );
+    expect(stderr()).toMatch(/WARNING.*metrics/);
+    const port = new URL(/metrics on (\S+)/.exec(lines.join('\n'))![1]!).port;
+    expect((await get(`http://127.0.0.1:${port}/metrics`, { host: `127.0.0.1:${port}` })).status).toBe(200);
   });
 });

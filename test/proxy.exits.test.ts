@@ -67,7 +67,7 @@ function rawRequest(port: number, head: string, body = ''): Socket & { received:
 function chatRequest(user: string, extra: Record<string, unknown> = {}): string {
   const body = JSON.stringify({ model: 'gpt-4o-mini', messages: chatMessages, stream: true, ...extra });
   return (
-    'POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n' +
+    'POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n' +
     `authorization: Bearer ${CLIENT_KEY}\r\nx-llm-meter-user: ${user}\r\n` +
     `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
   );

@@ -54,7 +54,7 @@ async function send(bytes: string): Promise<string> {
   return text;
 }
 
-const START = 'POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n';
+const START = 'POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n';
 const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
 
 describe('gateway framing: smuggling attempts are refused', () => {
@@ -76,7 +76,7 @@ describe('gateway framing: smuggling attempts are refused', () => {
     it(`${name}: 400, nothing forwarded`, async () => {
       seen.length = 0;
       const text = await send(
-        `${bytes}POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-length: 2\r\n\r\n{}`,
+        `${bytes}POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\ncontent-length: 2\r\n\r\n{}`,
       );
       expect(statuses(text)[0]).toBe(400);
       expect(seen, 'the upstream saw nothing (nor a smuggled second request)').toEqual([]);

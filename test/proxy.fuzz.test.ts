@@ -219,7 +219,7 @@ function render(r: Request): Buffer {
         ? Buffer.alloc(0)
         : bytes;
   const head =
-    `${r.method} ${r.target} HTTP/1.1\r\nhost: gw\r\n` +
+    `${r.method} ${r.target} HTTP/1.1\r\nhost: localhost\r\n` +
     r.headers.map(([n, v]) => `${n}: ${v}\r\n`).join('') +
     `${framingHeaders}connection: close\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), payload]);

@@ -68,7 +68,9 @@ function raw(port: number, localAddress = '127.0.0.1'): Raw {
 const chatBody = JSON.stringify({ model: 'gpt-4o-mini', messages: chatMessages });
 
 function head(headers: Record<string, string | number>, target = '/v1/chat/completions'): string {
-  return `POST ${target} HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n${Object.entries(headers)
+  return `POST ${target} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n${Object.entries(
+    headers,
+  )
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('')}\r\n`;
 }

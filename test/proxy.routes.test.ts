@@ -51,7 +51,7 @@ function send(method: string, target: string): Promise<{ status: number; body: s
       resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4) });
     });
     socket.write(
-      `${method} ${target} HTTP/1.1\r\nhost: gw\r\nconnection: close\r\ncontent-type: application/json\r\n` +
+      `${method} ${target} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-type: application/json\r\n` +
         'authorization: Bearer sk-client\r\ncontent-length: 2\r\n\r\n{}',
     );
   });

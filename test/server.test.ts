@@ -9,13 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { isLlmMeterError } from '../src/errors/errors.js';
 import { createMeter } from '../src/index.js';
-import { createServer, defaultHost, defineRoute, type RouteModule } from '../src/server/index.js';
 import {
   hostnameOf,
   isLoopbackAddress,
   isLoopbackBindHost,
   isLoopbackHostname,
-} from '../src/server/loopback.js';
+} from '../src/net/loopback.js';
+import { createServer, defaultHost, defineRoute, type RouteModule } from '../src/server/index.js';
 import { openSqliteStore, type UsageStore } from '../src/store/index.js';
 import { useTempDir } from './fixtures/store-tmp.js';
 import { makeErrorRecord, makeRecord } from './helpers/records.js';
@@ -643,6 +643,28 @@ describe('perimeter: DNS rebinding and cross-origin writes', () => {
     expect(crossSite.status, crossSite.text).toBe(403);
     expect(JSON.parse(crossSite.text).error.field).toBe('sec-fetch-site');
     expect(await budgetCount()).toBe(0);
+    await closeServer(app);
+  });
+
+  it('without a token, a mounted /metrics is behind the same Host check: a rebound name reads nothing', async () => {
+    let scrapes = 0;
+    const metrics = {
+      contentType: 'text/plain; version=0.0.4',
+      scrape: async () => {
+        scrapes++;
+        return 'llm_meter_budget_spent{llm_meter_budget="secret-project"} 1\n';
+      },
+    };
+    const app = createServer(meter, { metrics }).listen(0);
+    await listening(app);
+    const p = portOf(app);
+    const rebound = await rawRequest(p, 'GET', '/metrics', { host: `attacker.example:${p}` });
+    expect(rebound.status).toBe(421);
+    expect(rebound.text).not.toContain('secret-project');
+    expect(scrapes, 'no scrape for a refused request').toBe(0);
+    const local = await rawRequest(p, 'GET', '/metrics', { host: `127.0.0.1:${p}` });
+    expect(local.status).toBe(200);
+    expect(local.text).toContain('secret-project');
     await closeServer(app);
   });
 

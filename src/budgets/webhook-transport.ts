@@ -1,6 +1,7 @@
 import type { LookupAddress, LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
+import { undici } from '../net/undici.js';
 import { isWebhookAddressError, type Lookup, resolveChecked, webhookHost } from './webhook-url.js';
 
 /**
@@ -75,7 +76,7 @@ export function createPinnedAgent(
   options: { allowPrivate: boolean; lookup?: Lookup | undefined; timeoutMs: number },
   tls: { ca?: string | Buffer } = {},
 ): Agent {
-  return new Agent({
+  return new (undici().Agent)({
     connect: { ...tls, lookup: pinnedLookup(options), timeout: options.timeoutMs },
     // One delivery at a time per receiver is plenty; idle sockets go soon.
     connections: 4,
@@ -112,7 +113,7 @@ export function createWebhookTransport(options: WebhookTransportOptions): Webhoo
   async function viaAgent(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
     const signal = AbortSignal.timeout(options.timeoutMs);
     // undici's request follows no redirects: a 3xx is an answer like any other.
-    const res = await request(url, { method: 'POST', headers, body, dispatcher: agent!, signal });
+    const res = await undici().request(url, { method: 'POST', headers, body, dispatcher: agent!, signal });
     await res.body.dump({ limit: DRAIN_LIMIT, signal }).catch(() => undefined);
     const one = (name: string) => {
       const value = res.headers[name];

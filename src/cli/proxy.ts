@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import { createMeter } from '../meter.js';
+import { isLoopbackBindHost } from '../net/loopback.js';
 import { generateGatewayKey, startProxy } from '../proxy/index.js';
 import type { ProxyOptions } from '../proxy/types.js';
 import { createPrometheusMetrics, serveMetrics } from '../telemetry/prometheus.js';
@@ -13,7 +14,8 @@ export const PROXY_HELP = `Usage: llm-meter proxy [--port 8788] [--host 127.0.0.
                        [--shutdown-grace MS] [--connections N] [--max-body BYTES]
                        [--max-client-connections N] [--max-client-body BYTES] [--max-body-in-flight BYTES]
                        [--default-max-tokens N] [--max-tool-rounds N] [--user-rpm N] [--user-tpm N]
-                       [--circuit-breaker] [--rate-limit] [--metrics-port N [--metrics-host HOST]]
+                       [--circuit-breaker] [--rate-limit]
+                       [--metrics-port N [--metrics-host HOST] [--metrics-token TOKEN]] [--insecure-no-auth]
        llm-meter proxy keygen
 
 A metering gateway for clients in any language: point their base URL at it. Requests route by
@@ -26,11 +28,22 @@ Per client (IPv4 address, IPv6 /64): --max-client-connections (default 512) and 
 memory, --max-client-body (default 2 × --max-body); --max-body-in-flight caps all clients
 together (default 8 × --max-body). Over a cap: 429 in the provider's error shape.
 Default upstreams: openai=https://api.openai.com, anthropic=https://api.anthropic.com.
+Without --require-key the gateway is for this machine only: --host must be a loopback host
+(127.0.0.1, the default; ::1; localhost), and it answers loopback Host names only and no
+cross-site browser requests, so that a web page cannot drive it.
 Spans go over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set. --metrics-port serves
 Prometheus /metrics (GenAI metrics, cost, the gateway's requests, circuits and rate-limit
 budgets, the store's and budgets' own counters) on its own port, 127.0.0.1 unless
---metrics-host says otherwise, so that clients of the gateway cannot read it.
+--metrics-host says otherwise, so that clients of the gateway cannot read it. Another
+--metrics-host needs --metrics-token (or $LLM_METER_METRICS_TOKEN): scrapes then send it as a
+bearer token.
+  --insecure-no-auth
+           listen beyond loopback without --require-key (or --metrics-token) anyway: anyone
+           who can reach the gateway can make calls through it under any name, and read the
+           metrics.
 `;
+
+const warn = (message: string) => process.stderr.write(`${printable(message)}\n`);
 
 function ms(values: Record<string, unknown>, name: string): number | undefined {
   return values[name] === undefined ? undefined : positiveInt(values as never, name, 0);
@@ -67,6 +80,8 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
     'rate-limit': { type: 'boolean' },
     'metrics-port': { type: 'string' },
     'metrics-host': { type: 'string' },
+    'metrics-token': { type: 'string' },
+    'insecure-no-auth': { type: 'boolean' },
   });
   if (values.help) return out(PROXY_HELP);
   const upstreams: Record<string, string> = {};
@@ -88,6 +103,29 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
   if (values['require-key'] && !str(values, 'keys')) {
     throw new UsageError(
       '`--require-key` needs `--keys FILE` (a JSON map of gateway keys; see `llm-meter proxy keygen`).',
+    );
+  }
+  const host = str(values, 'host') ?? '127.0.0.1';
+  const insecureNoAuth = values['insecure-no-auth'] === true;
+  if (!values['require-key'] && !insecureNoAuth && !isLoopbackBindHost(host)) {
+    throw new UsageError(
+      `Refusing \`--host ${host}\` without \`--require-key\`: every machine that can reach the gateway ` +
+        'could make calls through it and record them under any name. Pass `--require-key --keys FILE`, ' +
+        'use a loopback `--host` (127.0.0.1, ::1, localhost), or add `--insecure-no-auth` to accept that.',
+    );
+  }
+  const metricsHost = str(values, 'metrics-host') ?? '127.0.0.1';
+  const flagToken = str(values, 'metrics-token');
+  if (flagToken !== undefined && flagToken.trim() === '') {
+    throw new UsageError('Expected `--metrics-token` to be a non-empty token.');
+  }
+  // An empty $LLM_METER_METRICS_TOKEN (an unset variable in a compose file) is no token.
+  const metricsToken = flagToken ?? (process.env.LLM_METER_METRICS_TOKEN?.trim() || undefined);
+  if (!metricsToken && !insecureNoAuth && !isLoopbackBindHost(metricsHost)) {
+    throw new UsageError(
+      `Refusing \`--metrics-host ${metricsHost}\` without \`--metrics-token\`: budget names and spend ` +
+        'would be readable by every machine that can reach it. Pass `--metrics-token TOKEN` (or set ' +
+        'LLM_METER_METRICS_TOKEN), use a loopback `--metrics-host`, or add `--insecure-no-auth` to accept that.',
     );
   }
   const timeouts: NonNullable<ProxyOptions['timeouts']> = {};
@@ -118,10 +156,13 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
   });
   const options: ProxyOptions = {
     port: portNumber(values, 'port') ?? 8788,
-    host: str(values, 'host') ?? '127.0.0.1',
+    host,
     upstreams,
     meter,
     requireKey: values['require-key'] === true,
+    insecureNoAuth,
+    // Diagnostics (upstream failures, the insecureNoAuth warning) never carry keys or bodies.
+    logger: warn,
     timeouts,
     guards,
   };
@@ -150,10 +191,15 @@ export async function proxyCommand(args: string[], out: (s: string) => void): Pr
   const stopObserving: (() => void)[] = [];
   if (prometheus && metricsPort !== null) {
     stopObserving.push(prometheus.observe(meter), prometheus.observe({ gateway: proxy }));
-    const host = str(values, 'metrics-host') ?? '127.0.0.1';
-    metricsServer = await serveMetrics(prometheus, metricsPort, host);
+    metricsServer = await serveMetrics(prometheus, metricsPort, metricsHost, {
+      token: metricsToken,
+      insecureNoAuth,
+      logger: warn,
+    });
     const { port } = metricsServer.address() as { port: number };
-    out(`${printable(`metrics on http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`)}\n`);
+    const shown = metricsHost.includes(':') ? `[${metricsHost}]` : metricsHost;
+    out(`${printable(`metrics on http://${shown}:${port}/metrics`)}\n`);
+    if (metricsToken) out('/metrics needs the bearer token\n');
   }
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());

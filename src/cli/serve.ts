@@ -1,8 +1,8 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createMeter } from '../meter.js';
+import { isLoopbackAddress } from '../net/loopback.js';
 import { bindRefusal, createServer, defaultHost } from '../server/index.js';
-import { isLoopbackAddress } from '../server/loopback.js';
 import { startSimulator } from '../sim/index.js';
 import { createPrometheusMetrics } from '../telemetry/prometheus.js';
 import { setupTelemetry } from '../telemetry/setup.js';

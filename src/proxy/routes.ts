@@ -49,7 +49,7 @@ export function resolveRoute(target: string, upstreams: ReadonlyMap<string, URL>
   if (resolved === null) return bad('The request path must not climb above its root.');
   const shape = byShape(resolved);
   const base = shape === null ? undefined : upstreams.get(shape);
-  if (!base || !shape) return { refused: { status: 404, message: `No upstream serves ${path}.` } };
+  if (!base || !shape) return { refused: { status: 404, message: 'No upstream serves this path.' } };
   return join(shape, base, resolved, query);
 }
 

@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Agent, fetch as undiciFetch } from 'undici';
 import { InvalidOptionError } from '../errors/errors.js';
 import type { FetchLike } from '../fetch/request.js';
 import { createMeter } from '../meter.js';
-import { nonNegative, positiveInt } from '../options.js';
+import { undici } from '../net/undici.js';
+import { bool, nonNegative, positiveInt } from '../options.js';
 import { openaiAdapter } from '../providers/openai.js';
 import { DEFAULT_ADAPTERS, detect } from '../providers/registry.js';
 import type { ProviderAdapter } from '../providers/types.js';
@@ -15,6 +15,7 @@ import { readBody, unreadBodyHeaders } from './body.js';
 import { attributionFrom, clientHeaders, upstreamHeaders } from './headers.js';
 import { createKeyring, type Keyring, keyAttribution, presentedKey, readKeysFile, swapKey } from './keys.js';
 import { type ClientLimits, clientOf, createClientLimits } from './limits.js';
+import { checkBindHost, perimeterRefusal } from './perimeter.js';
 import { type Routing, resolveRoute } from './routes.js';
 import { resolveTimeouts, startCallTimer, type TimeoutKind, timeoutMessage } from './timeouts.js';
 import type { GatewayKey, ProxyOptions, ProxyStats, RunningProxy } from './types.js';
@@ -175,9 +176,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   });
   const connections = positiveInt('connections', options.connections, 256);
   const graceMs = nonNegative('shutdownGraceMs', options.shutdownGraceMs, 10_000, { unit: 'milliseconds' });
+  const insecureNoAuth = bool('insecureNoAuth', options.insecureNoAuth, false);
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8788;
   const log = options.logger ?? (() => {});
+  if (!keyring) {
+    checkBindHost(host, insecureNoAuth, options.logger ?? ((m) => process.emitWarning(m, 'LlmMeterWarning')));
+  }
 
   const ownMeter = !options.meter;
   const meter = options.meter ?? createMeter(options.meterOptions);
@@ -185,6 +190,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   // Keep-alive connections, one request at a time each (no pipelining: one slow generation would
   // hold up every call queued behind it). The gateway's own timers enforce the timeouts, with
   // errors that say which one fired; undici's are off so that they never fire first.
+  const { Agent, fetch: undiciFetch } = undici();
   const agent = new Agent({
     connections,
     pipelining: 1,
@@ -249,6 +255,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const target = req.url ?? '/';
     const guessed = () => adapterFor(`http://gateway${target.startsWith('/') ? target : '/'}`, method);
     // Everything that can be refused on the request line and headers is, before any body byte is read.
+    const refused = keyring ? null : perimeterRefusal(req.headers, insecureNoAuth);
+    if (refused) {
+      answer(res, guessed(), refused.status, refused.type, refused.message, unreadBodyHeaders(req));
+      return;
+    }
     if (closing) {
       answer(res, guessed(), 503, 'overloaded_error', 'The gateway is shutting down.', {
         connection: 'close',

@@ -10,7 +10,10 @@ import type { Meter, MeterOptions } from '../types.js';
 export interface ProxyOptions {
   /** Default 8788; 0 picks a free port. */
   port?: number;
-  /** Default 127.0.0.1. */
+  /**
+   * Default 127.0.0.1. Without `requireKey` only a loopback host (127.0.0.1, ::1, localhost) is
+   * accepted unless `insecureNoAuth`.
+   */
   host?: string;
   /**
    * Upstream base URLs by name, e.g. `{ openai: 'https://api.openai.com', anthropic:
@@ -25,6 +28,14 @@ export interface ProxyOptions {
   /** Accept only gateway keys (`lmk_…`) from `keys` / `keysFile`; the provider keys they map to are the proxy's. */
   requireKey?: boolean;
   keys?: Record<string, GatewayKey>;
+  /**
+   * Without `requireKey` the gateway is for this machine only: it listens on loopback, answers
+   * loopback `Host` names only (DNS rebinding) and refuses cross-site browser requests. `true`
+   * lets it listen beyond loopback without keys anyway, with a warning on `logger` (default
+   * `process.emitWarning`), and answers IP-literal `Host`s too: anyone who can reach it can then
+   * make calls through it and record usage under any name. Default false.
+   */
+  insecureNoAuth?: boolean;
   /** A JSON file of `{ "lmk_…": GatewayKey }`. */
   keysFile?: string;
   timeouts?: ProxyTimeouts;

@@ -1,19 +1,12 @@
-/**
- * Bearer-token check for /v1. Both sides are hashed first, so timingSafeEqual compares equal
- * lengths and the time taken says nothing about the token's length or content.
- */
-import { createHash, timingSafeEqual } from 'node:crypto';
+/** Bearer-token check for /v1 (src/net/bearer.ts compares in constant time). */
 import type { RequestHandler } from 'express';
+import { bearerMatcher } from '../net/bearer.js';
 import { HttpError } from './http-error.js';
 
-const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest();
-
 export function bearerAuth(token: string): RequestHandler {
-  const expected = sha256(token);
+  const matches = bearerMatcher(token);
   return (req, res, next) => {
-    const header = req.get('authorization') ?? '';
-    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-    if (match && timingSafeEqual(sha256(match[1]!), expected)) {
+    if (matches(req.get('authorization'))) {
       next();
       return;
     }

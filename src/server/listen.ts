@@ -5,7 +5,7 @@
  * `--host` through bindRefusal, with its own flag names.
  */
 import { InvalidOptionError } from '../errors/errors.js';
-import { isLoopbackBindHost } from './loopback.js';
+import { isLoopbackBindHost } from '../net/loopback.js';
 
 export interface ListenPolicy {
   apiToken?: string | undefined;

@@ -14,8 +14,9 @@
  * The answers never quote the offending header: a JSON error naming it is enough.
  */
 import type { RequestHandler } from 'express';
+import { isLoopbackAddress } from '../net/loopback.js';
+import { acceptsHost } from '../net/unauthenticated.js';
 import { HttpError } from './http-error.js';
-import { hostnameOf, isIpLiteral, isLoopbackAddress, isLoopbackHostname } from './loopback.js';
 
 export interface PerimeterOptions {
   /** Bearer auth guards /v1: the `Host` and peer checks are off. */
@@ -49,8 +50,7 @@ export function perimeter({ tokenConfigured, insecureNoAuth }: PerimeterOptions)
         );
         return;
       }
-      const hostname = hostnameOf(req.headers.host);
-      if (hostname === null || !(isLoopbackHostname(hostname) || (insecureNoAuth && isIpLiteral(hostname)))) {
+      if (!acceptsHost(req.headers.host, insecureNoAuth)) {
         next(
           new HttpError(
             421,

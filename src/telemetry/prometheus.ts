@@ -20,11 +20,16 @@
  * histograms `_bucket`/`_sum`/`_count`; this exporter version adds no unit suffix
  * (`llm_meter.cost`, unit USD → `llm_meter_cost_total`).
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import { type IMetricReader, MeterProvider } from '@opentelemetry/sdk-metrics';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { InvalidOptionError } from '../errors/errors.js';
+import { bearerMatcher } from '../net/bearer.js';
+import { isLoopbackBindHost } from '../net/loopback.js';
+import { acceptsHost, crossSiteHeader } from '../net/unauthenticated.js';
+import { bool, nonEmptyString } from '../options.js';
 import {
   type BudgetSource,
   createBudgetGauges,
@@ -121,22 +126,81 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions = {}):
   };
 }
 
+export interface ServeMetricsOptions {
+  /**
+   * Scrapes must send `Authorization: Bearer <token>` (Prometheus: `authorization: { credentials }`
+   * in the scrape config); the port may then listen anywhere, and any `Host` is answered.
+   */
+  token?: string | undefined;
+  /**
+   * Without a token the port is for this machine only: `host` must be a loopback host, and only
+   * loopback `Host` names are answered (a page that rebinds its DNS name to 127.0.0.1 could
+   * otherwise read budget names and spend). `true` listens beyond loopback without a token
+   * anyway, with a warning on `logger`, answering IP-literal `Host`s too. Default false.
+   */
+  insecureNoAuth?: boolean | undefined;
+  /** Where the warning goes. Default: `process.emitWarning`. */
+  logger?: ((message: string) => void) | undefined;
+}
+
+function refuse(res: ServerResponse, status: number, text: string, headers: OutgoingHttpHeaders = {}): void {
+  res.writeHead(status, { 'content-type': 'text/plain', 'cache-control': 'no-store', ...headers }).end(text);
+}
+
 /**
  * A listener for `GET /metrics` and nothing else, for a process that has no HTTP API of its own
- * (the gateway serves it on a port apart from the one its clients use).
+ * (the gateway serves it on a port apart from the one its clients use). Budget names and spend
+ * are not public: behind `token`, or on loopback for local clients only (src/net/).
  */
-export function serveMetrics(prometheus: PrometheusMetrics, port: number, host: string): Promise<Server> {
+export async function serveMetrics(
+  prometheus: PrometheusMetrics,
+  port: number,
+  host: string,
+  options: ServeMetricsOptions = {},
+): Promise<Server> {
+  const token = nonEmptyString('token', options.token, undefined);
+  const insecureNoAuth = bool('insecureNoAuth', options.insecureNoAuth, false);
+  if (token === undefined && !isLoopbackBindHost(host)) {
+    if (!insecureNoAuth) {
+      throw new InvalidOptionError(
+        `Refusing to serve metrics on \`host\` ${JSON.stringify(host)} without a \`token\`: budget names ` +
+          'and spend would be readable by every machine that can reach it. Set `token`, use a loopback ' +
+          '`host` (127.0.0.1, ::1, localhost), or pass `insecureNoAuth: true` to accept that.',
+      );
+    }
+    const warn = options.logger ?? ((m: string) => process.emitWarning(m, 'LlmMeterWarning'));
+    warn(
+      `llm-meter metrics: WARNING: serving metrics on ${JSON.stringify(host)} with no token ` +
+        '(insecureNoAuth): anyone who can reach it can read budget names and spend.',
+    );
+  }
+  const authorized = token === undefined ? null : bearerMatcher(token);
   const server = createServer((req, res) => {
+    // Who may ask comes before what is asked: without the token, no path is worth probing.
+    if (authorized) {
+      if (!authorized(req.headers.authorization)) {
+        refuse(res, 401, 'Missing or invalid bearer token.\n', {
+          'www-authenticate': 'Bearer realm="llm-meter"',
+        });
+        return;
+      }
+    } else if (!acceptsHost(req.headers.host, insecureNoAuth)) {
+      const allowed = insecureNoAuth ? 'localhost or an IP address' : 'a loopback name';
+      refuse(res, 421, `The Host header must be ${allowed}: this port has no token.\n`);
+      return;
+    } else if (crossSiteHeader(req.headers) !== null) {
+      refuse(res, 403, 'A request from another site is refused: this port has no token.\n');
+      return;
+    }
     const path = (req.url ?? '').split('?')[0];
     if (req.method !== 'GET' || path !== '/metrics') {
-      res
-        .writeHead(404, { 'content-type': 'text/plain' })
-        .end('Not found: this port serves GET /metrics only.\n');
+      refuse(res, 404, 'Not found: this port serves GET /metrics only.\n');
       return;
     }
     prometheus.scrape().then(
-      (body) => res.writeHead(200, { 'content-type': prometheus.contentType }).end(body),
-      () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n'),
+      (body) =>
+        res.writeHead(200, { 'content-type': prometheus.contentType, 'cache-control': 'no-store' }).end(body),
+      () => refuse(res, 500, 'metrics collection failed\n'),
     );
   });
   return new Promise((resolve, reject) => {

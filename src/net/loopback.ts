@@ -1,7 +1,8 @@
 /**
- * What "this machine only" means, for a server without an API token: which addresses it may
- * listen on, which peers may talk to it and which `Host` names it answers to. Pure functions of
- * their input; the listen policy (listen.ts) and the request perimeter (perimeter.ts) read them.
+ * What "this machine only" means, for a listener without credentials (the reporting server
+ * without an API token, the gateway without keys, the gateway's metrics port without a token):
+ * which addresses it may listen on, which peers may talk to it and which `Host` names it answers
+ * to. Pure functions of their input, shared by src/server, src/proxy and src/telemetry.
  */
 import { BlockList, isIP } from 'node:net';
 
