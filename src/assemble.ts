@@ -10,6 +10,7 @@ import type { CallEnd } from './fetch/call.js';
 import type { Refusal } from './fetch/refuse.js';
 import type { Target } from './fetch/request.js';
 import type { PriceBook } from './pricing/index.js';
+import { apiKeyOf } from './providers/credentials.js';
 import { clip, MAX_CHOICES, MAX_NAME_CHARS } from './providers/json.js';
 import type { ParsedResponse, ProviderError } from './providers/types.js';
 import {
@@ -238,18 +239,12 @@ export function createAssembler(options: {
   function apiKeyHash(target: Target): string | undefined {
     if (!options.apiKeyHashSalt) return undefined;
     // Only here are the request's headers needed: the target copies them on first use.
-    const headers = target.headers;
-    const auth = headers.get('authorization');
-    const key =
-      headers.get('x-api-key') ??
-      headers.get('api-key') ??
-      headers.get('x-goog-api-key') ??
-      (auth?.startsWith('Bearer ') ? auth.slice(7) : auth);
+    const key = apiKeyOf(target.headers);
     if (!key) return undefined;
     return createHash('sha256')
       .update(options.apiKeyHashSalt)
       .update('\u0000')
-      .update(key)
+      .update(key.value)
       .digest('hex')
       .slice(0, 12);
   }

@@ -6,9 +6,10 @@ import { InvalidOptionError } from './errors/errors.js';
 import type { CallEnd, PreparedCall } from './fetch/call.js';
 import { type Engine, WRAPPER_PLACES } from './fetch/engine.js';
 import type { Refusal } from './fetch/refuse.js';
-import type { FetchLike } from './fetch/request.js';
+import { DEFAULT_MAX_REQUEST_BODY_BYTES, type FetchLike } from './fetch/request.js';
 import { wrapFetch } from './fetch/wrap.js';
 import { attachInternals, type Gate, type MeterInternals } from './meter-internals.js';
+import { positiveNumber } from './options.js';
 import { contextWindowRefusal, estimatePreflight } from './preflight.js';
 import { createPriceBook } from './pricing/index.js';
 import { DEFAULT_ADAPTERS } from './providers/registry.js';
@@ -20,25 +21,21 @@ import type { UsageStore } from './store/types.js';
 import { baggageAttribution } from './telemetry/baggage.js';
 import { forceFlushProviders } from './telemetry/flush.js';
 import { createMetricSink } from './telemetry/metrics.js';
-import { createSpanSink } from './telemetry/spans.js';
+import { createSpanSink, type SpanHandle } from './telemetry/spans.js';
 import type { Meter, MeterOptions } from './types.js';
 
 const MiB = 1024 * 1024;
 
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidOptionError(`Expected \`${name}\` to be a positive number.`);
-  }
-  return value;
-}
-
 export function createMeter(options: MeterOptions = {}): Meter {
   const captureContent = options.captureContent === true;
-  const maxRequestBodyBytes = positive('maxRequestBodyBytes', options.maxRequestBodyBytes, 8 * MiB);
-  const maxResponseBodyBytes = positive('maxResponseBodyBytes', options.maxResponseBodyBytes, 16 * MiB);
+  const maxRequestBodyBytes = positiveNumber(
+    'maxRequestBodyBytes',
+    options.maxRequestBodyBytes,
+    DEFAULT_MAX_REQUEST_BODY_BYTES,
+  );
+  const maxResponseBodyBytes = positiveNumber('maxResponseBodyBytes', options.maxResponseBodyBytes, 16 * MiB);
   // Checked before any database is opened (createBudgets checks it again for its own callers).
-  positive('reservationLeaseMs', options.reservationLeaseMs, 1);
+  positiveNumber('reservationLeaseMs', options.reservationLeaseMs, 1);
   const prices = createPriceBook(options.prices);
   const safe = createSafe(options.logger);
   const spans = createSpanSink({
@@ -65,7 +62,7 @@ export function createMeter(options: MeterOptions = {}): Meter {
   let closed = false;
   let idle: (() => void)[] = [];
 
-  function dispatch(end: CallEnd, record: CallRecord): void {
+  function dispatch(end: CallEnd<SpanHandle>, record: CallRecord): void {
     if (end.span) safe.run('spans', () => spans.end(end.span!, record));
     for (const { name, sink } of sinks) safe.run(name, () => sink(record));
     if (options.onRecord) safe.run('onRecord', () => options.onRecord!(record));
@@ -83,7 +80,7 @@ export function createMeter(options: MeterOptions = {}): Meter {
     };
   }
 
-  const engine: Engine = {
+  const engine: Engine<SpanHandle> = {
     adapters: DEFAULT_ADAPTERS,
     maxRequestBodyBytes,
     maxResponseBodyBytes,

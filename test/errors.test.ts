@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BudgetInputError, isBudgetInputError } from '../src/budgets/errors.js';
+import { isUsageError, UsageError } from '../src/cli/args.js';
 import { safeErrorCode } from '../src/errors/classify.js';
 import {
   ContextWindowExceededError,
@@ -14,7 +15,8 @@ import {
   isLlmMeterError,
   LlmMeterError,
 } from '../src/errors/errors.js';
-import { CircuitOpenError } from '../src/resilience/errors.js';
+import { CircuitOpenError, isCircuitOpenError } from '../src/resilience/errors.js';
+import { HttpError, isHttpError } from '../src/server/http-error.js';
 import {
   InvalidQueryError,
   isInvalidQueryError,
@@ -39,6 +41,8 @@ describe('isLlmMeterError', () => {
     ['CircuitOpenError', () => new CircuitOpenError('api.openai.com', 1_000)],
     ['InvalidRecordError', () => new InvalidRecordError('x')],
     ['BudgetInputError', () => new BudgetInputError('limit_usd', 'x')],
+    ['UsageError', () => new UsageError('x')],
+    ['HttpError', () => new HttpError(400, 'invalid_request', 'x')],
   ])('recognises %s', (name, make) => {
     const error = make();
     expect(error.name).toBe(name);
@@ -106,6 +110,28 @@ describe('the guards of one kind of error', () => {
     expect(guard(Object.assign(new Error('x'), { name }))).toBe(false);
     expect(guard(foreign(name, []))).toBe(false);
     expect(guard(new InvalidOptionError('x'))).toBe(false);
+  });
+});
+
+describe('the guards of the errors callers tell apart match by brand, never by name', () => {
+  /** An error as another copy of the library would make it: its own class, the registered brands. */
+  const foreignOf = (kind: string) => {
+    const error = Object.assign(new Error('from another copy'), { name: kind });
+    for (const key of ['llm-meter.error', `llm-meter.error.${kind}`]) {
+      Object.defineProperty(error, Symbol.for(key), { value: true });
+    }
+    return error;
+  };
+
+  it.each([
+    ['CircuitOpenError', isCircuitOpenError, () => new CircuitOpenError('api.openai.com', 1_000)],
+    ['UsageError', isUsageError, () => new UsageError('x')],
+    ['HttpError', isHttpError, () => new HttpError(400, 'invalid_request', 'x')],
+  ])('%s', (kind, guard: (e: unknown) => boolean, make) => {
+    expect(guard(make()), 'its own').toBe(true);
+    expect(guard(foreignOf(kind)), 'from another copy').toBe(true);
+    expect(guard(Object.assign(new Error('x'), { name: kind })), 'merely named like it').toBe(false);
+    expect(guard(new InvalidOptionError('x')), 'another of ours').toBe(false);
   });
 });
 

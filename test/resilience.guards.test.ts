@@ -8,10 +8,11 @@ import { type Simulator, startSimulator } from '../src/sim/index.js';
 import { caught, chatMessages, TEST_PRICES } from './helpers/harness.js';
 
 /**
- * Guards against cost explosions (the seed's section 7), with the official client and the
- * simulator. A refusal is answered beneath the meter in the provider's error shape (the SDK
- * raises its usual class), and recorded as `blocked` with its status and the refusal type as
- * `errorCode`. What a body's max tokens field and tool rounds are is each adapter's knowledge.
+ * Guards against cost explosions (unbounded outputs, endless agent loops, one user's runaway
+ * calls), with the official client and the simulator. A refusal is answered beneath the meter
+ * in the provider's error shape (the SDK raises its usual class), and recorded as `blocked` with
+ * its status and the refusal type as `errorCode`. What a body's max tokens field and tool rounds
+ * are is each adapter's knowledge.
  */
 
 let sim: Simulator;

@@ -5,9 +5,9 @@ import { type Simulator, startSimulator } from '../src/sim/index.js';
 import { chatMessages } from './helpers/harness.js';
 
 /**
- * A client-side rate limiter against the provider's reported budget, and the seed's rate-limit
- * cascade (section 7): a naive client retries every 429 after its retry-after and bursts into
- * the limit again each time it lifts; the limiter spends the reported budget and never bursts.
+ * A client-side rate limiter against the provider's reported budget, and a rate-limit cascade:
+ * a naive client retries every 429 after its retry-after and bursts into the limit again each
+ * time it lifts; the limiter spends the reported budget and never bursts.
  */
 
 const URL_ = 'https://api.openai.com/v1/chat/completions';
@@ -193,7 +193,7 @@ describe('rate-limit cascade against the simulator', () => {
     });
 
   it('a naive client bursts into the limit each time it lifts; the limiter does not', async () => {
-    // The seed's naive loop: on 429, sleep retry-after and try again.
+    // The naive retry loop: on 429, sleep retry-after and try again.
     sim.reset();
     const naiveProvider = windowedProvider(LIMIT, WINDOW_MS);
     const naive = async () => {

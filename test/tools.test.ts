@@ -1,8 +1,9 @@
 /**
- * Tool calls as the seed's sections 6 and 7 describe them: how deep an agent loop is when it
- * makes a call (tool-call rounds already in the conversation), and whether the arguments of the
- * calls the model made are valid JSON (a stream cut mid-arguments, or a model whose argument
- * formatting changed). Both reach the record, the span, the database row and the metrics.
+ * Tool calls, where agent loops run up cost and model updates break callers: how deep an agent
+ * loop is when it makes a call (tool-call rounds already in the conversation), and whether the
+ * arguments of the calls the model made are valid JSON (a stream cut mid-arguments, or a model
+ * whose argument formatting changed). Both reach the record, the span, the database row and the
+ * metrics.
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';

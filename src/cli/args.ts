@@ -1,9 +1,18 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { hasKind, LlmMeterError, markKind } from '../errors/errors.js';
 import { printable } from './terminal.js';
 
 /** A usage error: the message names the bad flag; the CLI exits with 2. */
-export class UsageError extends Error {
+export class UsageError extends LlmMeterError {
   override name = 'UsageError' as const;
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message, options);
+    markKind(this, 'UsageError');
+  }
+}
+
+export function isUsageError(error: unknown): error is UsageError {
+  return error instanceof UsageError || hasKind(error, 'UsageError');
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { migrateCommand, pricesCommand, pruneCommand } from './admin.js';
-import { parse, positiveInt, str, UsageError } from './args.js';
+import { isUsageError, parse, positiveInt, str, UsageError } from './args.js';
 import { budgetsCommand } from './budgets.js';
 import { runDemo } from './demo.js';
 import { proxyCommand } from './proxy.js';
@@ -80,7 +80,7 @@ export async function main(
     const e = error as Error;
     // Messages quote flags, values and names as given: printable() keeps them from driving the terminal.
     process.stderr.write(`llm-meter ${printable(command)}: ${printable(e?.message ?? String(error))}\n`);
-    return e?.name === 'UsageError' ? 2 : 1;
+    return isUsageError(error) ? 2 : 1;
   }
 }
 

@@ -5,9 +5,14 @@
  */
 import type { Detection, HeaderFacts, ParsedResponse, ProviderError } from '../providers/types.js';
 import type { Attribution, PreflightInfo, RequestInfo } from '../record.js';
-import type { SpanHandle } from '../telemetry/spans.js';
 import type { Refusal } from './refuse.js';
 import type { Target } from './request.js';
+
+/** A call's span as the wrapper sees it: the ids its record carries (see CallSpans in ./engine.ts). */
+export interface CallSpan {
+  readonly traceId: string;
+  readonly spanId: string;
+}
 
 /** What a gate knows of a call about to be sent. */
 export interface PreparedCall {
@@ -43,8 +48,11 @@ export type Ending =
   /** A gate refused it: never sent (`refusal` says which). */
   | 'refused';
 
-/** A call that has ended: everything the assembler reads, frozen once, when the call ends. */
-export interface CallEnd {
+/**
+ * A call that has ended: everything the assembler reads, frozen once, when the call ends. `S`:
+ * the span type of the meter's span port, handed back to it as it was started.
+ */
+export interface CallEnd<S extends CallSpan = CallSpan> {
   readonly id: string;
   readonly detection: Detection;
   readonly target: Target;
@@ -52,7 +60,7 @@ export interface CallEnd {
   /** The parsed request body (for late token estimates and `captureContent`). */
   readonly body: Record<string, unknown> | null;
   readonly attribution: Attribution;
-  readonly span: SpanHandle | null;
+  readonly span: S | null;
   /** The pre-flight figures, when a gate asked for them; all null otherwise. */
   readonly preflight: PreflightInfo;
   readonly startMs: number;

@@ -12,7 +12,8 @@
  * `maxElementBytes`. A body that is one object instead of an array (an error reply) is given to
  * `onElement` as a single element, and counted as an error.
  */
-import { checkMaxBytes, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
+import { positiveNumber } from '../options.js';
+import { BYTE_CAP, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
 export interface JsonArrayParserOptions {
   /** The JSON text of one top-level element, without the whitespace around it. */
@@ -70,7 +71,12 @@ const BARE = 3; // number, true, false, null: ends at whitespace, ',' or ']'
 
 export function createJsonArrayParser(options: JsonArrayParserOptions): JsonArrayParser {
   const { onElement } = options;
-  const maxElementBytes = checkMaxBytes(options.maxElementBytes, 'maxElementBytes', DEFAULT_MAX_EVENT_BYTES);
+  const maxElementBytes = positiveNumber(
+    'maxElementBytes',
+    options.maxElementBytes,
+    DEFAULT_MAX_EVENT_BYTES,
+    BYTE_CAP,
+  );
   const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
   let state = BEFORE_ARRAY;

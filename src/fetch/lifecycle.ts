@@ -11,8 +11,7 @@ import {
   type ResponseParser,
 } from '../providers/types.js';
 import type { Attribution, PreflightInfo, RequestInfo } from '../record.js';
-import type { SpanHandle } from '../telemetry/spans.js';
-import { type CallEnd, type Ending, NO_ESTIMATE, type PreparedCall } from './call.js';
+import { type CallEnd, type CallSpan, type Ending, NO_ESTIMATE, type PreparedCall } from './call.js';
 import type { Engine } from './engine.js';
 import type { Refusal } from './refuse.js';
 import type { FetchInput, Target } from './request.js';
@@ -69,7 +68,7 @@ export interface CallState {
   readonly init: RequestInit | undefined;
   readonly startMs: number;
   readonly parser: ResponseParser;
-  span: SpanHandle | null;
+  span: CallSpan | null;
   headersMs: number | null;
   firstTokenMs: number | null;
   lastTokenMs: number | null;

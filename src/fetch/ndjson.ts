@@ -6,7 +6,8 @@
  * Reads beside a body that goes to the caller unchanged, so it never throws, and holds only the
  * line being read, up to `maxLineBytes`.
  */
-import { checkMaxBytes, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
+import { positiveNumber } from '../options.js';
+import { BYTE_CAP, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
 export interface NdjsonParserOptions {
   /** One line's text, its CR (if any) removed; blank lines are skipped. */
@@ -35,7 +36,12 @@ const LF = 0x0a;
 
 export function createNdjsonParser(options: NdjsonParserOptions): NdjsonParser {
   const { onLine } = options;
-  const maxLineBytes = checkMaxBytes(options.maxLineBytes, 'maxLineBytes', DEFAULT_MAX_EVENT_BYTES);
+  const maxLineBytes = positiveNumber(
+    'maxLineBytes',
+    options.maxLineBytes,
+    DEFAULT_MAX_EVENT_BYTES,
+    BYTE_CAP,
+  );
   // Not `fatal`: a bad byte becomes U+FFFD and JSON.parse decides. A BOM opening a line is dropped.
   const decoder = new TextDecoder('utf-8', { fatal: false });
 

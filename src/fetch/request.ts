@@ -4,6 +4,9 @@
 import { concatBytes } from './bytes.js';
 
 export type FetchInput = string | URL | Request;
+
+/** The request body the meter reads at most unless told otherwise (`maxRequestBodyBytes`). */
+export const DEFAULT_MAX_REQUEST_BODY_BYTES = 8 * 1024 * 1024;
 export type FetchLike = (input: FetchInput, init?: RequestInit) => Promise<Response>;
 
 /** Where a metered call goes: known once per URL (see wrap.ts knownTargets). */

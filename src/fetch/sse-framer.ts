@@ -7,7 +7,8 @@
  *
  * Every input byte comes out exactly once, in order: the blocks, then what `end()` returns.
  */
-import { checkMaxBytes, concatBytes, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
+import { positiveNumber } from '../options.js';
+import { BYTE_CAP, concatBytes, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
 export interface SseFramerOptions {
   /**
@@ -43,7 +44,12 @@ const EMPTY = new Uint8Array(0);
 
 export function createSseFramer(options: SseFramerOptions): SseFramer {
   const { onBlock } = options;
-  const maxBlockBytes = checkMaxBytes(options.maxBlockBytes, 'maxBlockBytes', DEFAULT_MAX_EVENT_BYTES);
+  const maxBlockBytes = positiveNumber(
+    'maxBlockBytes',
+    options.maxBlockBytes,
+    DEFAULT_MAX_EVENT_BYTES,
+    BYTE_CAP,
+  );
 
   // Bytes of the current block from earlier chunks.
   let held: Uint8Array[] = [];

@@ -7,7 +7,8 @@
  * counted in `oversized`, and nothing is held beyond the event being read.
  */
 import { Buffer } from 'node:buffer';
-import { checkMaxBytes, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
+import { positiveNumber } from '../options.js';
+import { BYTE_CAP, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
 export interface SseEvent {
   /** The `event` field; '' when the event has none, which the spec reads as 'message'. */
@@ -62,7 +63,12 @@ const BOM = 0xfeff;
 
 export function createSseParser(options: SseParserOptions): SseParser {
   const { onEvent, onComment } = options;
-  const maxEventBytes = checkMaxBytes(options.maxEventBytes, 'maxEventBytes', DEFAULT_MAX_EVENT_BYTES);
+  const maxEventBytes = positiveNumber(
+    'maxEventBytes',
+    options.maxEventBytes,
+    DEFAULT_MAX_EVENT_BYTES,
+    BYTE_CAP,
+  );
   // The spec's "UTF-8 decode" strips one leading BOM; doing it by hand treats string chunks alike.
   const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
   let decoderUsed = false;

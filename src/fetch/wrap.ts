@@ -1,7 +1,7 @@
 import { RETRY_GROUP_TAG } from '../attribution.js';
-import { detect, isLlmCall, urlOnly } from '../providers/registry.js';
+import { detect, urlOnly } from '../providers/registry.js';
 import type { BodyFormat, Detection, EventFilter, ProviderAdapter } from '../providers/types.js';
-import type { RequestInfo } from '../record.js';
+import { requestInfoOf } from './detect.js';
 import type { Engine } from './engine.js';
 import { beginCall, type CallState, callerAborted, clientTimedOut, endCall } from './lifecycle.js';
 import { jsonObserver, lineObserver, rewritingSseObserver, sseObserver } from './observers.js';
@@ -91,19 +91,6 @@ function knownTargets(
   };
 }
 
-function unparsedInfo(detection: Detection): RequestInfo {
-  return {
-    parsed: false,
-    model: detection.urlModel,
-    stream: detection.urlStream ?? false,
-    maxTokens: null,
-    temperature: null,
-    choices: null,
-    toolCount: 0,
-    toolRounds: 0,
-  };
-}
-
 const UNREADABLE: BodyRead = { kind: 'unparsed', reason: 'unreadable' };
 
 /** Reads the request body (synchronously unless it is a `Request`'s), then meters the call. */
@@ -146,7 +133,7 @@ async function send(
   init: RequestInit | undefined,
   read: BodyRead,
 ): Promise<Response> {
-  const info = parseCall(engine, detection, read);
+  const info = requestInfoOf(detection, read, (error) => engine.report('adapter.parseRequest', error));
   if (!info) return base(input, init);
   const state = beginCall(
     engine,
@@ -182,21 +169,6 @@ async function send(
     throw upstreamFailed(engine, state, error);
   }
   return observeResponse(engine, state, response, amended ? amended.filter : null);
-}
-
-/** What the request asks for, or null when it is not an LLM call after all (pass it through). */
-function parseCall(engine: Engine, detection: Detection, read: BodyRead): RequestInfo | null {
-  let info: RequestInfo | null = null;
-  if (read.kind === 'json') {
-    try {
-      info = detection.adapter.parseRequest(read.value, detection);
-    } catch (error) {
-      engine.report('adapter.parseRequest', error);
-      info = unparsedInfo(detection);
-    }
-  }
-  if (!isLlmCall(detection, info)) return null;
-  return info ?? unparsedInfo(detection);
 }
 
 function startSpan(engine: Engine, state: CallState): void {

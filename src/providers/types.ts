@@ -144,7 +144,7 @@ export interface ParsedResponse {
   toolCalls: number;
   /**
    * Tool calls whose arguments are not valid JSON: cut short, or formatted differently than the
-   * caller's code expects (the seed: "function call argument formatting changes").
+   * caller's code expects (a model update can change how it formats arguments, silently).
    */
   invalidToolCalls: number;
   /** The stream's terminal event arrived (`[DONE]`, `message_stop`, `response.completed`...). */

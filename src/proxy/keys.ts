@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AttributionInput } from '../attribution.js';
 import { InvalidOptionError } from '../errors/errors.js';
+import { type ApiKey, apiKeyOf, CREDENTIAL_HEADERS } from '../providers/credentials.js';
 import type { GatewayKey } from './types.js';
 
 export const GATEWAY_KEY_PREFIX = 'lmk_';
@@ -19,30 +20,17 @@ export function generateGatewayKey(): string {
   return out;
 }
 
-/** Where a client presents a key: the header its SDK uses, and whether it is a bearer token. */
-export interface PresentedKey {
-  header: 'authorization' | 'x-api-key' | 'api-key' | 'x-goog-api-key';
-  value: string;
-}
+/** Where a client presents a key: the header its SDK uses, and the key. */
+export type PresentedKey = ApiKey;
 
-const KEY_HEADERS = ['x-api-key', 'api-key', 'x-goog-api-key'] as const;
-
-/** The key a client sent: `Authorization: Bearer …` (OpenAI), `x-api-key` (Anthropic), `api-key` (Azure), `x-goog-api-key` (Gemini). */
+/** The key a client sent, where its SDK put it (see CREDENTIAL_HEADERS). */
 export function presentedKey(headers: Record<string, string>): PresentedKey | null {
-  const auth = headers.authorization;
-  if (auth && /^bearer\s+/i.test(auth))
-    return { header: 'authorization', value: auth.replace(/^bearer\s+/i, '').trim() };
-  for (const header of KEY_HEADERS) {
-    const value = headers[header];
-    if (value) return { header, value: value.trim() };
-  }
-  return null;
+  return apiKeyOf(headers);
 }
 
 /** Put the provider key where the client put the gateway key; drop any other credential header. */
 export function swapKey(headers: Record<string, string>, presented: PresentedKey, providerKey: string): void {
-  delete headers.authorization;
-  for (const h of KEY_HEADERS) delete headers[h];
+  for (const h of CREDENTIAL_HEADERS) delete headers[h];
   headers[presented.header] = presented.header === 'authorization' ? `Bearer ${providerKey}` : providerKey;
 }
 

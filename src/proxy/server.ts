@@ -4,6 +4,7 @@ import { InvalidOptionError } from '../errors/errors.js';
 import type { FetchLike } from '../fetch/request.js';
 import { createMeter } from '../meter.js';
 import { undici } from '../net/undici.js';
+import { bool, nonNegative, positiveInt } from '../options.js';
 import { openaiAdapter } from '../providers/openai.js';
 import { DEFAULT_ADAPTERS, detect } from '../providers/registry.js';
 import type { ProviderAdapter } from '../providers/types.js';
@@ -31,13 +32,6 @@ const UNSENDABLE = new Set(['CONNECT', 'TRACE', 'TRACK']);
 
 /** Content types whose first bytes the client should get as soon as they exist. */
 const STREAMING = /text\/event-stream|application\/(?:x-)?ndjson|application\/jsonl/i;
-
-function positiveInt(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value <= 0)
-    throw new InvalidOptionError(`Expected \`${name}\` to be a positive integer.`);
-  return value;
-}
 
 function checkUpstreams(upstreams: Record<string, string> | undefined): Map<string, URL> {
   if (typeof upstreams !== 'object' || upstreams === null || Object.keys(upstreams).length === 0) {
@@ -181,14 +175,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     bodyBytesTotal,
   });
   const connections = positiveInt('connections', options.connections, 256);
-  const graceMs = options.shutdownGraceMs ?? 10_000;
-  if (typeof graceMs !== 'number' || !(graceMs >= 0)) {
-    throw new InvalidOptionError('Expected `shutdownGraceMs` to be a number of milliseconds >= 0.');
-  }
-  const insecureNoAuth = options.insecureNoAuth ?? false;
-  if (typeof insecureNoAuth !== 'boolean') {
-    throw new InvalidOptionError('Expected `insecureNoAuth` to be a boolean.');
-  }
+  const graceMs = nonNegative('shutdownGraceMs', options.shutdownGraceMs, 10_000, { unit: 'milliseconds' });
+  const insecureNoAuth = bool('insecureNoAuth', options.insecureNoAuth, false);
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8788;
   const log = options.logger ?? (() => {});

@@ -1,4 +1,5 @@
 import { InvalidOptionError } from '../errors/errors.js';
+import { positiveNumber } from '../options.js';
 import type { ProxyTimeouts } from './types.js';
 
 export type TimeoutKind = 'connect' | 'headers' | 'idle' | 'total';
@@ -14,12 +15,7 @@ export const DEFAULT_TIMEOUTS: Required<ProxyTimeouts> = {
 export function resolveTimeouts(input: ProxyTimeouts = {}): Required<ProxyTimeouts> {
   const t = { ...DEFAULT_TIMEOUTS };
   for (const key of Object.keys(DEFAULT_TIMEOUTS) as (keyof ProxyTimeouts)[]) {
-    const value = input[key];
-    if (value === undefined) continue;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-      throw new InvalidOptionError(`Expected \`timeouts.${key}\` to be a positive number of milliseconds.`);
-    }
-    t[key] = value;
+    t[key] = positiveNumber(`timeouts.${key}`, input[key], t[key], { unit: 'milliseconds' });
   }
   // Defaults give way to a narrower explicit outer timeout rather than contradict it.
   if (input.totalMs !== undefined) {

@@ -1,5 +1,11 @@
-import type { FetchInput, FetchLike } from '../fetch/request.js';
-import { DEFAULT_ADAPTERS, detect, isLlmCall } from '../providers/registry.js';
+import { detectCall } from '../fetch/detect.js';
+import {
+  DEFAULT_MAX_REQUEST_BODY_BYTES,
+  type FetchInput,
+  type FetchLike,
+  requestHeaders,
+} from '../fetch/request.js';
+import { DEFAULT_ADAPTERS } from '../providers/registry.js';
 import type { BodyShape, Detection, ProviderAdapter } from '../providers/types.js';
 import type { RequestInfo } from '../record.js';
 
@@ -7,15 +13,19 @@ export type { FetchInput, FetchLike };
 
 /** What the resilience wrappers need to know about one fetch call: who it is for and what it asks. */
 export interface CallFacts {
+  /** The POST's URL: only POSTs are LLM calls. */
   url: URL;
-  method: string;
   headers: Headers;
   detection: Detection;
   adapter: ProviderAdapter;
   provider: string;
-  /** The parsed JSON body, or null when it is not a readable JSON object (a stream, FormData...). */
+  /**
+   * The parsed JSON body, or null when it is not a readable JSON object (a stream, FormData, a
+   * body over the meter's default `maxRequestBodyBytes`...).
+   */
   body: Record<string, unknown> | null;
-  info: RequestInfo | null;
+  /** What the body asks for (when it was not read: only what the URL says). */
+  info: RequestInfo;
   model: string | null;
   shape: BodyShape;
 }
@@ -31,19 +41,10 @@ function keyOf(input: FetchInput, init: RequestInit | undefined): object | null 
   return typeof input === 'object' && !(input instanceof URL) ? input : null;
 }
 
-const decoder = new TextDecoder();
-
-function bodyText(body: unknown): string | null {
-  if (typeof body === 'string') return body;
-  if (body instanceof Uint8Array) return decoder.decode(body);
-  if (body instanceof ArrayBuffer) return decoder.decode(new Uint8Array(body));
-  return null;
-}
-
 /**
- * Reads an LLM call from fetch arguments without consuming anything: the URL picks the wire
- * format, a string or byte body in `init` is parsed. A `Request` body is not read (it would
- * have to be cloned); such calls get facts without a body.
+ * Reads an LLM call from fetch arguments without consuming anything, by the meter's own path
+ * (`detectCall`: the same adapters, body cap and `isLlmCall` rule). A `Request` body is not read
+ * (it would have to be cloned); such calls get facts without a body.
  */
 export function callFacts(input: FetchInput, init?: RequestInit): CallFacts | null {
   const key = keyOf(input, init);
@@ -54,54 +55,18 @@ export function callFacts(input: FetchInput, init?: RequestInit): CallFacts | nu
 }
 
 function readFacts(input: FetchInput, init: RequestInit | undefined): CallFacts | null {
-  const isRequest = typeof input === 'object' && !(input instanceof URL);
-  const method = (init?.method ?? (isRequest ? (input as Request).method : 'GET')).toUpperCase();
-  let url: URL;
-  try {
-    url = typeof input === 'string' ? new URL(input) : input instanceof URL ? input : new URL(input.url);
-  } catch {
-    return null;
-  }
-  const headers = new Headers(init?.headers ?? (isRequest ? (input as Request).headers : undefined));
-  let detection: Detection | null;
-  try {
-    detection = detect(DEFAULT_ADAPTERS, url, method, headers);
-  } catch {
-    detection = null;
-  }
-  if (!detection) return null;
-  let body: Record<string, unknown> | null = null;
-  const text = bodyText(init?.body);
-  if (text !== null) {
-    try {
-      const parsed: unknown = JSON.parse(text);
-      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
-        body = parsed as Record<string, unknown>;
-      }
-    } catch {
-      body = null;
-    }
-  }
-  let info: RequestInfo | null = null;
-  if (body) {
-    try {
-      info = detection.adapter.parseRequest(body, detection);
-    } catch {
-      info = null;
-    }
-  }
-  // The meter's rule: a call it lets pass unmetered is not the resilience wrappers' either.
-  if (!isLlmCall(detection, body ? info : null)) return null;
+  const call = detectCall(input, init, DEFAULT_ADAPTERS, DEFAULT_MAX_REQUEST_BODY_BYTES);
+  if (!call) return null;
+  const { detection, info } = call;
   return {
-    url,
-    method,
-    headers,
+    url: call.url,
+    headers: requestHeaders(input, init),
     detection,
     adapter: detection.adapter,
     provider: detection.provider,
-    body,
+    body: call.read.kind === 'json' ? call.read.value : null,
     info,
-    model: info?.model ?? detection.urlModel,
+    model: info.model ?? detection.urlModel,
     shape: detection.adapter.bodyShape(detection),
   };
 }

@@ -1,5 +1,5 @@
-import { InvalidOptionError } from '../errors/errors.js';
 import { refusalResponse } from '../fetch/refuse.js';
+import { positiveNumber } from '../options.js';
 import { guardMarker } from '../providers/refusal.js';
 import { callFacts, type FetchInput, type FetchLike, signalOf } from './call.js';
 import { classifyError, classifyStatus } from './classify.js';
@@ -37,25 +37,17 @@ interface Circuit {
   probes: number;
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidOptionError(`Expected \`${name}\` to be a positive number.`);
-  }
-  return value;
-}
-
 /**
  * A circuit breaker per key (provider and model): closed until `failureThreshold` failures fall
  * within `windowMs`, then open (every call fails fast) for `openMs`, then half-open: a probe goes
- * through; its success closes the circuit, its failure opens it again. The seed's section 7: under
- * sustained failures, stop adding load and fail fast instead of queueing behind a dead upstream.
+ * through; its success closes the circuit, its failure opens it again. Under sustained failures,
+ * retries only add load to an overloaded provider: fail fast instead of queueing behind it.
  */
 export function createCircuitBreaker(options: CircuitBreakerOptions = {}): CircuitBreaker {
-  const threshold = positive('failureThreshold', options.failureThreshold, 5);
-  const windowMs = positive('windowMs', options.windowMs, 60_000);
-  const openMs = positive('openMs', options.openMs, 30_000);
-  const maxProbes = positive('halfOpenProbes', options.halfOpenProbes, 1);
+  const threshold = positiveNumber('failureThreshold', options.failureThreshold, 5);
+  const windowMs = positiveNumber('windowMs', options.windowMs, 60_000);
+  const openMs = positiveNumber('openMs', options.openMs, 30_000);
+  const maxProbes = positiveNumber('halfOpenProbes', options.halfOpenProbes, 1);
   const now = options.now ?? (() => performance.now());
   const circuits = new Map<string, Circuit>();
 

@@ -9,7 +9,7 @@ export interface Verdict {
   retry: boolean;
   /**
    * The provider may have done (and billed) the work: a timeout after the request was sent, a
-   * 504. Retried only when the policy says so (the seed: "don't retry timeouts blindly").
+   * 504. Retried only when the policy says so: a retry of work that completed is paid for twice.
    */
   mayHaveCompleted: boolean;
   /** The server's requested wait, in ms, when it gave one. */

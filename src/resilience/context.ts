@@ -1,7 +1,15 @@
 import { ContextWindowExceededError, InvalidOptionError } from '../errors/errors.js';
+import { nonNegativeInt, oneOf, positiveInt, REQUIRED } from '../options.js';
 import { contextWindow as knownContextWindow } from '../pricing/index.js';
 import { estimateChatInput } from '../tokens/index.js';
-import type { ChatMessage, FitOptions, FitResult } from './types.js';
+import type { ChatMessage, FitOptions, FitResult, FitStrategy } from './types.js';
+
+const STRATEGIES: readonly FitStrategy[] = [
+  'drop-oldest',
+  'sliding-window',
+  'keep-system-first-recent',
+  'summarize-older',
+];
 
 /**
  * Messages that must stay together: an assistant turn that calls tools and the results that
@@ -57,8 +65,8 @@ function group<M extends ChatMessage>(messages: readonly M[]): M[][] {
 }
 
 /**
- * Fit a conversation into the model's context window, leaving `maxOutputTokens` for the reply,
- * with one of the seed's strategies (section 5):
+ * Fit a conversation into the model's context window, leaving `maxOutputTokens` for the reply
+ * (input and output share the window; a request over it is refused), with one of four strategies:
  *
  * - `drop-oldest`: drop the oldest turns until it fits; system messages stay.
  * - `sliding-window`: the last `windowSize` messages (and fewer if they do not fit); nothing pinned.
@@ -80,14 +88,8 @@ export async function fitToContext<M extends ChatMessage>(
   if (typeof model !== 'string' || model.length === 0) {
     throw new InvalidOptionError('Expected `model` to be a model name.');
   }
-  if (!Number.isInteger(options.maxOutputTokens) || options.maxOutputTokens < 0) {
-    throw new InvalidOptionError('Expected `maxOutputTokens` to be an integer >= 0.');
-  }
-  if (!['drop-oldest', 'sliding-window', 'keep-system-first-recent', 'summarize-older'].includes(strategy)) {
-    throw new InvalidOptionError(
-      'Expected `strategy` to be "drop-oldest", "sliding-window", "keep-system-first-recent" or "summarize-older".',
-    );
-  }
+  nonNegativeInt('maxOutputTokens', options.maxOutputTokens, REQUIRED);
+  oneOf('strategy', strategy, STRATEGIES, REQUIRED);
   if (strategy === 'summarize-older' && typeof options.summarize !== 'function') {
     throw new InvalidOptionError('Expected `summarize` to be a function for the "summarize-older" strategy.');
   }
@@ -175,8 +177,7 @@ export async function fitToContext<M extends ChatMessage>(
       return finish([...pinned, ...kept], null, null);
     }
     case 'sliding-window': {
-      const size = options.windowSize ?? Number.POSITIVE_INFINITY;
-      if (!(size >= 1)) throw new InvalidOptionError('Expected `windowSize` to be a positive integer.');
+      const size = positiveInt('windowSize', options.windowSize, Number.POSITIVE_INFINITY);
       const windowed: Group<M>[] = [];
       let n = 0;
       for (let i = groups.length - 1; i >= 0; i--) {

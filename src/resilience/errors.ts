@@ -1,4 +1,4 @@
-import { LlmMeterError } from '../errors/errors.js';
+import { hasKind, LlmMeterError, markKind } from '../errors/errors.js';
 
 /**
  * A circuit breaker is open for this provider and model: the call was not sent. `retryAfterMs`
@@ -14,9 +14,10 @@ export class CircuitOpenError extends LlmMeterError {
       `Circuit open for ${key}: the provider failed repeatedly; the call was not sent. ` +
         `Next probe in ${Math.ceil(retryAfterMs)} ms.`,
     );
+    markKind(this, 'CircuitOpenError');
   }
 }
 
 export function isCircuitOpenError(error: unknown): error is CircuitOpenError {
-  return error instanceof CircuitOpenError || (error instanceof Error && error.name === 'CircuitOpenError');
+  return error instanceof CircuitOpenError || hasKind(error, 'CircuitOpenError');
 }

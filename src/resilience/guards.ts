@@ -1,40 +1,26 @@
 import { currentAttribution } from '../attribution.js';
-import { InvalidOptionError } from '../errors/errors.js';
 import { refusalResponse } from '../fetch/refuse.js';
 import { internalsOf } from '../meter-internals.js';
+import { nonNegativeInt, positiveInt } from '../options.js';
 import { guardMarker } from '../providers/refusal.js';
 import { estimateChatInput } from '../tokens/index.js';
 import { callFacts, type FetchLike } from './call.js';
 import { createSlidingWindow } from './sliding-window.js';
 import type { GuardOptions, Guards } from './types.js';
 
-function positiveInt(name: string, value: number | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new InvalidOptionError(`Expected \`${name}\` to be a positive integer.`);
-  }
-  return value;
-}
-
 /**
- * The seed's cost-explosion guards (section 7): a default max output tokens for calls that set
- * none, a cap on an agent loop's tool-call rounds, and per-user request and token limits.
+ * Guards against cost explosions (unbounded outputs, agent loops that never stop calling tools,
+ * one user's runaway or injected prompts): a default max output tokens for calls that set none,
+ * a cap on an agent loop's tool-call rounds, and per-user request and token limits.
  * Refusals are answered in the provider's own error shape: 400 `tool_rounds_exceeded`
  * (a retry cannot help), 429 `user_rate_limit_exceeded` with the wait in `retry-after-ms`.
  */
 export function createGuards(options: GuardOptions = {}): Guards {
-  const defaultMaxTokens = positiveInt('defaultMaxTokens', options.defaultMaxTokens);
-  const maxToolRounds =
-    options.maxToolRounds === undefined
-      ? undefined
-      : Number.isInteger(options.maxToolRounds) && options.maxToolRounds >= 0
-        ? options.maxToolRounds
-        : (() => {
-            throw new InvalidOptionError('Expected `maxToolRounds` to be an integer >= 0.');
-          })();
-  const requestLimit = positiveInt('perUser.requests', options.perUser?.requests);
-  const tokenLimit = positiveInt('perUser.tokens', options.perUser?.tokens);
-  const windowMs = positiveInt('perUser.windowMs', options.perUser?.windowMs) ?? 60_000;
+  const defaultMaxTokens = positiveInt('defaultMaxTokens', options.defaultMaxTokens, undefined);
+  const maxToolRounds = nonNegativeInt('maxToolRounds', options.maxToolRounds, undefined);
+  const requestLimit = positiveInt('perUser.requests', options.perUser?.requests, undefined);
+  const tokenLimit = positiveInt('perUser.tokens', options.perUser?.tokens, undefined);
+  const windowMs = positiveInt('perUser.windowMs', options.perUser?.windowMs, 60_000);
   const now = options.now ?? (() => performance.now());
   const requests = createSlidingWindow(windowMs);
   const tokens = createSlidingWindow(windowMs);
@@ -44,14 +30,14 @@ export function createGuards(options: GuardOptions = {}): Guards {
       if (defaultMaxTokens === undefined) return null;
       const facts = callFacts(input, init);
       // Only a request that names no limit of its own; the field is the wire format's.
-      if (!facts?.body || (facts.info?.maxTokens ?? null) !== null) return null;
+      if (!facts?.body || facts.info.maxTokens !== null) return null;
       return facts.adapter.withMaxOutputTokens?.(facts.body, facts.detection, defaultMaxTokens) ?? null;
     },
     async check(input, init, user) {
       const facts = callFacts(input, init);
       if (!facts) return null;
       if (maxToolRounds !== undefined) {
-        const rounds = facts.info?.toolRounds ?? 0;
+        const rounds = facts.info.toolRounds;
         if (rounds > maxToolRounds) {
           return refusalResponse(facts.adapter, {
             kind: 'guard',

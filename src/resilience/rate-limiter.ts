@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { InvalidOptionError } from '../errors/errors.js';
 import { guardRefusalOf, refusalResponse } from '../fetch/refuse.js';
+import { nonNegative, oneOf } from '../options.js';
+import { apiKeyOf } from '../providers/credentials.js';
 import { guardMarker } from '../providers/refusal.js';
 import { estimateChatInput } from '../tokens/index.js';
 import { type CallFacts, callFacts, type FetchInput, type FetchLike, signalOf } from './call.js';
@@ -54,30 +55,20 @@ interface Bucket {
 
 type Gate = { go: true } | { go: false; until: number | null; never?: boolean };
 
-function nonNegative(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new InvalidOptionError(`Expected \`${name}\` to be a number >= 0.`);
-  }
-  return value;
-}
-
 /**
  * A client-side rate limiter that spends the provider's own reported budget
  * (`x-ratelimit-remaining-*`, `anthropic-ratelimit-*`) instead of discovering the limit by
  * hitting it. Calls past the budget wait in one FIFO queue per key and are released only as the
- * budget allows when it resets, so a backlog never bursts into the limit the moment it lifts (the
- * seed's section 7, rate-limit cascades); calls that could not go in time are refused early.
+ * budget allows when it resets, so a backlog never bursts into the limit the moment it lifts (a
+ * rate-limit cascade: limit, queue, burst, limit again); calls that could not go in time are
+ * refused early.
  *
  * Until the first response says whether the provider reports limits, calls go one at a time; a
  * provider that reports none is passed through untouched, except after a 429, whose retry-after
  * holds every call for that key.
  */
 export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter {
-  const mode = options.mode ?? 'queue';
-  if (mode !== 'queue' && mode !== 'reject') {
-    throw new InvalidOptionError('Expected `mode` to be "queue" or "reject".');
-  }
+  const mode = oneOf('mode', options.mode, ['queue', 'reject'], 'queue');
   const maxWaitMs = nonNegative('maxWaitMs', options.maxWaitMs, 30_000);
   const maxQueue = nonNegative('maxQueue', options.maxQueue, 1_000);
   const defaultRetryAfterMs = nonNegative('defaultRetryAfterMs', options.defaultRetryAfterMs, 1_000);
@@ -304,18 +295,13 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
 }
 
 function credential(headers: Headers): string {
-  const value =
-    headers.get('authorization') ??
-    headers.get('x-api-key') ??
-    headers.get('api-key') ??
-    headers.get('x-goog-api-key') ??
-    '';
+  const key = apiKeyOf(headers);
   // Only a short hash, in memory: the key itself is never kept.
-  return value ? createHash('sha256').update(value).digest('hex').slice(0, 16) : 'anonymous';
+  return key ? createHash('sha256').update(key.value).digest('hex').slice(0, 16) : 'anonymous';
 }
 
 async function defaultEstimate(facts: CallFacts): Promise<number> {
-  const maxOut = facts.info?.maxTokens ?? 0;
+  const maxOut = facts.info.maxTokens ?? 0;
   if (!facts.body) return maxOut;
   const { tokens } = await estimateChatInput(facts.body, facts.model, facts.shape);
   return tokens + maxOut;

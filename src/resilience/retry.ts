@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { RETRY_ATTEMPT_TAG, RETRY_GROUP_TAG } from '../attribution.js';
 import { retryTiming } from '../common/retry-timing.js';
-import { InvalidOptionError } from '../errors/errors.js';
+import { atLeast, invalidOption, nonNegative } from '../options.js';
 import { callFacts, type FetchInput } from './call.js';
 import { classifyError, classifyStatus, isResponseLike, type Verdict } from './classify.js';
 import { sleep as defaultSleep } from './sleep.js';
@@ -20,24 +20,15 @@ interface Resolved {
   newId: () => string;
 }
 
-function count(name: string, value: number | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new InvalidOptionError(`Expected \`${name}\` to be a number >= ${min}.`);
-  }
-  return value;
-}
-
 function resolve(policy: RetryPolicy): Resolved {
-  const maxAttempts = count('maxAttempts', policy.maxAttempts, 3, 1);
-  if (!Number.isInteger(maxAttempts))
-    throw new InvalidOptionError('Expected `maxAttempts` to be an integer.');
+  const maxAttempts = atLeast('maxAttempts', policy.maxAttempts, 1, 3);
+  if (!Number.isInteger(maxAttempts)) throw invalidOption('maxAttempts', 'an integer');
   return {
     maxAttempts,
-    baseDelayMs: count('baseDelayMs', policy.baseDelayMs, 500, 0),
-    maxDelayMs: count('maxDelayMs', policy.maxDelayMs, 8_000, 0),
-    maxElapsedMs: count('maxElapsedMs', policy.maxElapsedMs, 60_000, 0),
-    maxRetryAfterMs: count('maxRetryAfterMs', policy.maxRetryAfterMs, 60_000, 0),
+    baseDelayMs: nonNegative('baseDelayMs', policy.baseDelayMs, 500),
+    maxDelayMs: nonNegative('maxDelayMs', policy.maxDelayMs, 8_000),
+    maxElapsedMs: nonNegative('maxElapsedMs', policy.maxElapsedMs, 60_000),
+    maxRetryAfterMs: nonNegative('maxRetryAfterMs', policy.maxRetryAfterMs, 60_000),
     retryTimeouts: policy.retryTimeouts === true,
     now: policy.now ?? Date.now,
     random: policy.random ?? Math.random,
@@ -112,11 +103,12 @@ async function release(response: Response): Promise<void> {
 }
 
 /**
- * Retry an async function (a fetch, an SDK call) by the rules of the seed's section 4: only what
- * is retryable (429, 408, 409, 5xx, 529, network errors), never other 4xx or a blocking budget
- * (`x-should-retry: false`), the server's retry-after first, else exponential backoff with full
- * jitter, a cap on attempts and on total time, and a timeout that may have completed only with
- * `retryTimeouts`. The last failure is returned (a Response) or thrown as it was.
+ * Retry an async function (a fetch, an SDK call) without multiplying cost or hitting a limit or
+ * an overloaded provider harder: only what is retryable (429, 408, 409, 5xx, 529, network
+ * errors), never other 4xx or a blocking budget (`x-should-retry: false`), the server's
+ * retry-after first, else exponential backoff with full jitter, a cap on attempts and on total
+ * time, and a timeout that may have completed only with `retryTimeouts`. The last failure is
+ * returned (a Response) or thrown as it was.
  *
  * Wrap a metered fetch (`withRetry(meter.fetch, { meter })`) so each attempt is its own record,
  * tagged `retry_group` (shared by the attempts of one call) and `retry_attempt` (1, 2, …), and

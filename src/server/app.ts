@@ -6,6 +6,7 @@
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import type { z } from 'zod';
 import { InvalidOptionError } from '../errors/errors.js';
+import { bool, nonEmptyString } from '../options.js';
 import { isInvalidQueryError } from '../store/errors.js';
 import { bearerAuth } from './auth.js';
 import { budgetRoutes } from './budget-routes.js';
@@ -124,13 +125,8 @@ const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
 export type AppOptions = ServerOptions & { metrics?: MetricsSource | undefined };
 
 export function createServer(meter: ServerMeter, options: AppOptions = {}): Express {
-  const { apiToken, insecureNoAuth = false } = options;
-  if (apiToken !== undefined && (typeof apiToken !== 'string' || apiToken.trim() === '')) {
-    throw new InvalidOptionError('Expected `apiToken` to be a non-empty string.');
-  }
-  if (typeof insecureNoAuth !== 'boolean') {
-    throw new InvalidOptionError('Expected `insecureNoAuth` to be a boolean.');
-  }
+  const apiToken = nonEmptyString('apiToken', options.apiToken, undefined);
+  const insecureNoAuth = bool('insecureNoAuth', options.insecureNoAuth, false);
   const warn = options.logger ?? ((message: string) => process.emitWarning(message, 'LlmMeterWarning'));
   if (!meter?.store) {
     throw new InvalidOptionError(

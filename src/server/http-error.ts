@@ -1,3 +1,5 @@
+import { hasKind, LlmMeterError, markKind } from '../errors/errors.js';
+
 /**
  * Errors a route throws to answer with a 4xx. The body never carries a stack trace or SQL:
  * `{ error: { type, message, field? } }`.
@@ -12,7 +14,7 @@ export type HttpErrorType =
   | 'internal'
   | 'unavailable';
 
-export class HttpError extends Error {
+export class HttpError extends LlmMeterError {
   override name = 'HttpError' as const;
   constructor(
     readonly status: number,
@@ -21,6 +23,7 @@ export class HttpError extends Error {
     readonly field?: string,
   ) {
     super(message);
+    markKind(this, 'HttpError');
   }
 
   toJSON(): { error: { type: HttpErrorType; message: string; field?: string } } {
@@ -31,7 +34,7 @@ export class HttpError extends Error {
 }
 
 export function isHttpError(error: unknown): error is HttpError {
-  return error instanceof HttpError || (error as { name?: unknown } | null)?.name === 'HttpError';
+  return error instanceof HttpError || hasKind(error, 'HttpError');
 }
 
 export function invalidRequest(field: string, message: string): HttpError {

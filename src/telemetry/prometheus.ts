@@ -29,6 +29,7 @@ import { InvalidOptionError } from '../errors/errors.js';
 import { bearerMatcher } from '../net/bearer.js';
 import { isLoopbackBindHost } from '../net/loopback.js';
 import { acceptsHost, crossSiteHeader } from '../net/unauthenticated.js';
+import { bool, nonEmptyString } from '../options.js';
 import {
   type BudgetSource,
   createBudgetGauges,
@@ -157,13 +158,8 @@ export async function serveMetrics(
   host: string,
   options: ServeMetricsOptions = {},
 ): Promise<Server> {
-  const { token, insecureNoAuth = false } = options;
-  if (token !== undefined && (typeof token !== 'string' || token.trim() === '')) {
-    throw new InvalidOptionError('Expected `token` to be a non-empty string.');
-  }
-  if (typeof insecureNoAuth !== 'boolean') {
-    throw new InvalidOptionError('Expected `insecureNoAuth` to be a boolean.');
-  }
+  const token = nonEmptyString('token', options.token, undefined);
+  const insecureNoAuth = bool('insecureNoAuth', options.insecureNoAuth, false);
   if (token === undefined && !isLoopbackBindHost(host)) {
     if (!insecureNoAuth) {
       throw new InvalidOptionError(

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CallEnd, PreparedCall } from '../../src/fetch/call.js';
-import type { Engine, WrapperPlace } from '../../src/fetch/engine.js';
+import type { CallSpans, Engine, WrapperPlace } from '../../src/fetch/engine.js';
 import { type Refusal, refusalResponse } from '../../src/fetch/refuse.js';
 import type { FetchInput, FetchLike } from '../../src/fetch/request.js';
 import { wrapFetch } from '../../src/fetch/wrap.js';
@@ -14,7 +14,6 @@ import { createMeter } from '../../src/index.js';
 import { openaiAdapter } from '../../src/providers/openai.js';
 import type { ProviderAdapter } from '../../src/providers/types.js';
 import type { PreflightInfo } from '../../src/record.js';
-import type { SpanHandle, SpanSink } from '../../src/telemetry/spans.js';
 
 const CHAT_URL = 'https://api.openai.com/v1/chat/completions';
 const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] };
@@ -67,12 +66,10 @@ function stubEngine(fields: Partial<Engine> = {}) {
   let begun = 0;
   let estimates = 0;
   let ids = 0;
-  const handle = { traceId: 't'.repeat(32), spanId: 's'.repeat(16) } as SpanHandle;
-  const spans: SpanSink = {
+  const handle = { traceId: 't'.repeat(32), spanId: 's'.repeat(16) };
+  const spans: CallSpans = {
     start: () => handle,
     within: (_handle, fn) => fn(),
-    end: () => {},
-    flush: () => {},
   };
   const engine: Engine = {
     adapters: [openaiAdapter],
