@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the binaries that test/collector.test.ts runs, only when they are missing:
+# Builds the binaries that test/deploy/collector.test.ts runs, only when they are missing:
 #
 #   .cache/otelcol/otelcol-llm-meter   an OpenTelemetry Collector built with the official
 #                                      Collector Builder from deploy/collector/builder-config.yaml

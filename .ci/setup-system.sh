@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# System packages for the real-thing tests: headless Chromium (test/dashboard.test.ts) and
-# Prometheus (test/prometheus.test.ts). Idempotent: installs only what is missing, and runs
+# System packages for the real-thing tests: headless Chromium (test/server/dashboard.test.ts) and
+# Prometheus (test/telemetry/prometheus.test.ts). Idempotent: installs only what is missing, and runs
 # `apt-get update` at most once. Those tests skip with a message where these are absent.
 set -euo pipefail
 

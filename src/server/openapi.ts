@@ -1,6 +1,6 @@
 /**
  * The OpenAPI 3.1 document, built from the same route table the app registers, so the two
- * cannot drift apart (test/server-openapi.test.ts checks it against Express's own router).
+ * cannot drift apart (test/server/openapi.test.ts checks it against Express's own router).
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';

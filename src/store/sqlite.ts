@@ -6,7 +6,7 @@
  * IMMEDIATE transaction: the rows, then what they add to the rollups. A microtask runs before
  * the event loop turns, so by the time the code that completed a call does its next I/O
  * (answers its own client, logs "done"), the row is in the WAL, and with synchronous=NORMAL a
- * WAL write survives a kill -9 of the process (connection.ts; test/store-process.test.ts kills a
+ * WAL write survives a kill -9 of the process (connection.ts; test/store/process.test.ts kills a
  * writer mid-load and finds every call it reported). Batching with setImmediate instead would
  * group the completions of a whole loop phase into one transaction, but a completed call would
  * not be durable until the next turn. Measured by bench/store.mjs on a shared 2-core VM: a

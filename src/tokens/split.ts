@@ -15,7 +15,7 @@
  * Only a run of MAX_RUN_CHARS with none of those (`aaaa…`, a long CJK sentence without
  * punctuation, long runs of spaces, emoji or dashes) gets a forced cut, which can change the
  * count by the merges lost across the cut: at most 3 tokens per cut in 100,000 random texts
- * (the property in test/tokens.test.ts, run longer). On ~1 MB each of prose, code, JSON, CJK, emoji and base64
+ * (the property in test/tokens/tokens.test.ts, run longer). On ~1 MB each of prose, code, JSON, CJK, emoji and base64
  * (bench/tokenizer.mjs) the counts are exact except prose: +3 of 254,836 tokens (0.001%), from
  * long runs of spaces and dashes in markdown tables. 200,000 × "a" is counted exactly (8 × "a" is one
  * token).
