@@ -16,10 +16,14 @@ describeUsageStore('SQLite file', async (options) => {
   return { store, another: async () => openSqliteStore({ path }), close: () => store.close() };
 });
 
-describeUsageStore('SQLite :memory:', async (options) => {
-  const store = openSqliteStore({ path: ':memory:', ...options });
-  return { store, another: null, close: () => store.close() };
-});
+describeUsageStore(
+  'SQLite :memory:',
+  async (options) => {
+    const store = openSqliteStore({ path: ':memory:', ...options });
+    return { store, another: null, close: () => store.close() };
+  },
+  { sharedDatabase: false },
+);
 
 describeBudgetLedger('SQLite file', async () => {
   const path = newDb();
