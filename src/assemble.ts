@@ -32,7 +32,7 @@ import { clampUsage } from './usage.js';
  * usage, cost, and the latency split. Synchronous unless usage has to be counted with the
  * tokenizer (which loads lazily).
  */
-export interface Assembler {
+interface Assembler {
   build(end: CallEnd): CallRecord | Promise<CallRecord>;
 }
 
@@ -53,14 +53,14 @@ const NO_COST: CallRecord['cost'] = {
  * or null when it cannot be one: not a number, negative, or longer than the whole call as the
  * client timed it (the server's part happens inside it). The component is then estimated instead.
  */
-export function withinCall(ms: number | null | undefined, durationMs: number): number | null {
+function withinCall(ms: number | null | undefined, durationMs: number): number | null {
   return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 && ms <= durationMs ? ms : null;
 }
 
 export { MAX_RETRY_AFTER_MS };
 
 /** A provider's retry wait in [0, MAX_RETRY_AFTER_MS] milliseconds, or null. */
-export function boundedWait(ms: number | null): number | null {
+function boundedWait(ms: number | null): number | null {
   if (ms === null || Number.isNaN(ms)) return null;
   return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
 }

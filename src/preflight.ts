@@ -6,7 +6,7 @@ import type { PreflightInfo } from './record.js';
 import { estimateChatInput } from './tokens/index.js';
 
 /** Default output reserve when a request sets no max tokens (for projected cost). */
-export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
+const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
 
 /**
  * Count the request's input tokens and work out the pre-flight figures: estimate, projected

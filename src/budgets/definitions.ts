@@ -14,7 +14,7 @@ import { toNanos } from './units.js';
 import { spendFromUsage, type UsageTotals } from './usage.js';
 import { checkWebhookUrl, type Lookup } from './webhook-url.js';
 
-export interface Definitions {
+interface Definitions {
   /** Every budget; budgets change rarely, and one cheap version read per use keeps every process in step. */
   all(): Budget[];
   get(id: string): Budget | null;

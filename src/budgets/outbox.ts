@@ -16,7 +16,7 @@ import { type BackoffPolicy, backoffDelay, shouldRetry } from './backoff.js';
 import type { WebhookSender } from './sender.js';
 import type { AlertRow, BudgetLedger, DeliveryAttempt } from './types.js';
 
-export interface Outbox {
+interface Outbox {
   /** One pass: deliver what is due. Returns the number of alerts claimed. */
   deliverDue(): Promise<number>;
   /** Deliver new alerts now rather than at the next poll (while polling). */

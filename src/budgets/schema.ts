@@ -21,7 +21,7 @@ function scopeOf<T extends z.ZodType>(value: T) {
     .strict();
 }
 
-export const scopeSchema = scopeOf(z.string().min(1).max(256));
+const scopeSchema = scopeOf(z.string().min(1).max(256));
 
 const timezone = z.string().max(64).refine(isValidTimeZone, {
   message: 'Expected `timezone` to be an IANA time zone such as "Europe/Paris".',

@@ -22,7 +22,7 @@ export interface SecretBox {
   open(stored: string, context: string): string | null;
 }
 
-export function isSealed(stored: string): boolean {
+function isSealed(stored: string): boolean {
   return stored.startsWith(PREFIX);
 }
 

@@ -8,7 +8,7 @@ import { SIGNATURE_HEADER, sign } from './signature.js';
 import type { Budget } from './types.js';
 import type { WebhookTransport } from './webhook-transport.js';
 
-export interface SendOutcome {
+interface SendOutcome {
   /** The receiver's status; null when none answered. */
   status: number | null;
   /** A fixed word when no receiver answered (`timeout`, `network`, `secret_unavailable`...). */

@@ -26,7 +26,7 @@ export type { AlertView, BudgetView } from './schema.js';
 export { type CallScope, callScopeOf } from './scope.js';
 export type { BudgetsStats } from './spend.js';
 
-export interface BudgetsOptions {
+interface BudgetsOptions {
   /** The budget ledger (src/common/budget-ledger.ts), e.g. src/store/sqlite-ledger.ts. */
   store: BudgetLedger;
   /**

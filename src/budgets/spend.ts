@@ -45,7 +45,7 @@ export interface Spend {
   stats(): BudgetsStats;
 }
 
-export interface SpendOptions {
+interface SpendOptions {
   ledger: BudgetLedger;
   /** The budgets that exist now (definitions.ts). */
   budgets: () => Budget[];

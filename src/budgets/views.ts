@@ -8,7 +8,7 @@ import { spendFromUsage, type UsageTotals } from './usage.js';
 /** The burn rate a forecast projects is the spend of the last six hours of the period. */
 const RECENT_WINDOW_MS = 6 * 3_600_000;
 
-export interface Views {
+interface Views {
   budget(budget: Budget): Promise<BudgetView>;
   alert(alert: AlertRow): AlertView;
 }

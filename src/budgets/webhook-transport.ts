@@ -13,17 +13,12 @@ import { isWebhookAddressError, type Lookup, resolveChecked, webhookHost } from 
  * nor reported: a delivery says its status code and a fixed word, nothing the receiver wrote.
  */
 
-export interface WebhookResponse {
-  status: number;
-  header(name: string): string | null;
-}
-
 /** What a delivery attempt ended with; `error` is one of a few fixed words, never a message. */
-export type SendResult =
+type SendResult =
   | { status: number; error: null; retryAfter: { ms: string | null; header: string | null } }
   | { status: null; error: 'refused_address' | 'timeout' | 'network'; permanent: boolean };
 
-export interface WebhookTransportOptions {
+interface WebhookTransportOptions {
   allowPrivate: boolean;
   lookup?: Lookup | undefined;
   timeoutMs: number;
@@ -40,10 +35,7 @@ export interface WebhookTransport {
 const DRAIN_LIMIT = 16 * 1024;
 
 /** A `net.connect` lookup that resolves once, judges every address and answers only those. */
-export function pinnedLookup(options: {
-  allowPrivate: boolean;
-  lookup?: Lookup | undefined;
-}): LookupFunction {
+function pinnedLookup(options: { allowPrivate: boolean; lookup?: Lookup | undefined }): LookupFunction {
   return (hostname: string, lookupOptions: LookupOptions, callback) => {
     resolveChecked(hostname, options).then(
       (all) => {

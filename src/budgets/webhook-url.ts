@@ -10,7 +10,7 @@ import { isPrivateAddress } from './addresses.js';
  * name that resolves differently the second time cannot steer a delivery inside.
  */
 
-export interface ResolvedAddress {
+interface ResolvedAddress {
   address: string;
   family: number;
 }
@@ -18,13 +18,13 @@ export interface ResolvedAddress {
 /** Resolves a host name to every address it has. Default: `dns.lookup` with `all: true`. */
 export type Lookup = (hostname: string) => Promise<readonly ResolvedAddress[]>;
 
-export const defaultLookup: Lookup = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
+const defaultLookup: Lookup = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
 
 const REFUSED =
   'Expected `webhook_url` to point at a public address (private, loopback and link-local addresses are refused unless allowPrivateWebhooks is set).';
 
 /** A resolved or literal address a webhook may not reach; `code` lets the transport tell it apart. */
-export class WebhookAddressError extends Error {
+class WebhookAddressError extends Error {
   override name = 'WebhookAddressError' as const;
   readonly code = 'ERR_LLM_METER_WEBHOOK_ADDRESS';
   constructor(message = REFUSED, options?: ErrorOptions) {

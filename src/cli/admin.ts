@@ -4,7 +4,7 @@ import { openSqliteStore } from '../store/sqlite.js';
 import { DB_FLAG, dbPath, duration, parse, str, UsageError } from './args.js';
 import { printable } from './terminal.js';
 
-export const MIGRATE_HELP = `Usage: llm-meter migrate [--db PATH]
+const MIGRATE_HELP = `Usage: llm-meter migrate [--db PATH]
 
 Applies the numbered migrations in migrations/ to the SQLite database (default
 ./llm-meter.db or $LLM_METER_DB). Safe to run while other processes use the file; refuses a
@@ -23,7 +23,7 @@ export async function migrateCommand(args: string[], out: (s: string) => void): 
   );
 }
 
-export const PRUNE_HELP = `Usage: llm-meter prune --older-than <90d|12h|...> [--db PATH]
+const PRUNE_HELP = `Usage: llm-meter prune --older-than <90d|12h|...> [--db PATH]
 
 Deletes raw usage rows older than the given age. Hourly and daily rollups stay, so summaries
 over the pruned time still answer (at hour granularity).
@@ -43,7 +43,7 @@ export async function pruneCommand(args: string[], out: (s: string) => void): Pr
   }
 }
 
-export const PRICES_HELP = `Usage: llm-meter prices <model> [--provider NAME]
+const PRICES_HELP = `Usage: llm-meter prices <model> [--provider NAME]
 
 Shows the price llm-meter would use for a model (USD per 1M tokens), where it comes from, and
 the model's context window when known. Provider names are OpenTelemetry's gen_ai.provider.name

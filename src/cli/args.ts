@@ -17,7 +17,7 @@ export function isUsageError(error: unknown): error is UsageError {
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-export interface Parsed {
+interface Parsed {
   values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
 }

@@ -4,7 +4,7 @@ import { createMeter } from '../meter.js';
 import { DB_FLAG, dbPath, parse, positiveNumber, str, table, UsageError } from './args.js';
 import { printable, terminalJson } from './terminal.js';
 
-export const BUDGETS_HELP = `Usage:
+const BUDGETS_HELP = `Usage:
   llm-meter budgets list [--db PATH] [--json]
   llm-meter budgets create --name NAME --limit-usd N --period day|week|month|total
                            [--user U] [--project P] [--feature F] [--model M] [--provider P]

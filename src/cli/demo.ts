@@ -120,7 +120,7 @@ export function workload(count: number): DemoCall[] {
 }
 
 /** Who the demo calls are made as: the project they are attributed to and the fake key they send. */
-export interface DemoCaller {
+interface DemoCaller {
   project?: string;
   apiKey?: string;
 }

@@ -8,7 +8,7 @@ import { setupTelemetry } from '../telemetry/setup.js';
 import { dbPath, parse, portNumber, positiveInt, str, UsageError } from './args.js';
 import { printable } from './terminal.js';
 
-export const PROXY_HELP = `Usage: llm-meter proxy [--port 8788] [--host 127.0.0.1] --upstream NAME=URL [--upstream ...]
+const PROXY_HELP = `Usage: llm-meter proxy [--port 8788] [--host 127.0.0.1] --upstream NAME=URL [--upstream ...]
                        [--db PATH] [--require-key --keys FILE] [--capture-content]
                        [--connect-timeout MS] [--headers-timeout MS] [--idle-timeout MS] [--timeout MS]
                        [--shutdown-grace MS] [--connections N] [--max-body BYTES]

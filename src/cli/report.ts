@@ -4,7 +4,7 @@ import { GROUP_BY_KEYS, type GroupByKey, TIME_BUCKETS } from '../store/types.js'
 import { DB_FLAG, dbPath, instant, parse, positiveInt, str, table, UsageError } from './args.js';
 import { terminalJson } from './terminal.js';
 
-export const REPORT_HELP = `Usage: llm-meter report [--group-by model,user,day] [--from ISO] [--to ISO] [--tz ZONE] [--limit N] [--json] [--db PATH]
+const REPORT_HELP = `Usage: llm-meter report [--group-by model,user,day] [--from ISO] [--to ISO] [--tz ZONE] [--limit N] [--json] [--db PATH]
 
 Spend, tokens, errors and latency from the usage database, grouped by any of:
 ${GROUP_BY_KEYS.join(', ')}. Default: --group-by model, all time.

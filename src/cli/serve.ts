@@ -10,7 +10,7 @@ import { DB_FLAG, dbPath, parse, portNumber, str, UsageError } from './args.js';
 import { sendDemoCall, workload } from './demo.js';
 import { printable } from './terminal.js';
 
-export const SERVE_HELP = `Usage: llm-meter serve [--port 8787] [--host HOST] [--db PATH] [--api-token TOKEN]
+const SERVE_HELP = `Usage: llm-meter serve [--port 8787] [--host HOST] [--db PATH] [--api-token TOKEN]
                        [--insecure-no-auth] [--demo]
 
 Runs the reporting server: the dashboard at /, the JSON API under /v1 (usage, budgets,

@@ -4,7 +4,7 @@
  * leaves it in place for the next attempt. Past capacity the oldest item is evicted (the newest
  * calls matter more to someone looking at a dashboard after an outage).
  */
-export interface PendingQueue<T> {
+interface PendingQueue<T> {
   /** Returns the number of items evicted to make room (0 or 1). */
   push(item: T): number;
   peek(max: number): T[];

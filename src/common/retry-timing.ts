@@ -3,7 +3,7 @@
  * `retryRequest`): the caller passes the clock and the randomness.
  */
 
-export interface BackoffOptions {
+interface BackoffOptions {
   /** Ceiling of the first retry's delay. */
   baseDelayMs: number;
   /** No delay ceiling grows past this. */
@@ -22,7 +22,7 @@ export function backoffDelay(retry: number, options: BackoffOptions, random: () 
   return Math.floor(ceiling * (Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0));
 }
 
-export interface RetryTimingInput extends BackoffOptions {
+interface RetryTimingInput extends BackoffOptions {
   /** 1 for the first retry. */
   retry: number;
   /** What the server asked for (`retry-after-ms`, `retry-after`), in ms; null when it did not say. */
@@ -35,7 +35,7 @@ export interface RetryTimingInput extends BackoffOptions {
   maxElapsedMs: number;
 }
 
-export type RetryTiming =
+type RetryTiming =
   | { retry: true; delayMs: number; source: 'server' | 'backoff' }
   | { retry: false; reason: 'retry_after_too_long' | 'deadline' };
 

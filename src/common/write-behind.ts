@@ -21,7 +21,7 @@ import { createPendingQueue } from './queue.js';
  */
 export type CommitMode = 'background' | 'flush' | 'close';
 
-export interface WriteBehindOptions<T> {
+interface WriteBehindOptions<T> {
   /** Items kept while commits fail; past it the oldest is evicted and counted as dropped. */
   capacity: number;
   /** Most items given to one commit. */
@@ -43,7 +43,7 @@ export interface WriteBehindOptions<T> {
   onError?: ((error: unknown, permanent: boolean) => void) | undefined;
 }
 
-export interface WriteBehindStats {
+interface WriteBehindStats {
   /** Items committed. */
   committed: number;
   /** Commit attempts that failed and are retried. */
@@ -56,7 +56,7 @@ export interface WriteBehindStats {
   pending: number;
 }
 
-export interface WriteBehind<T> {
+interface WriteBehind<T> {
   /** Queue one item and schedule its commit. Never throws. */
   push(item: T): void;
   /**

@@ -4,14 +4,14 @@ import type { ErrorType } from '../record.js';
  * The one mapping from what went wrong to an `error.type` and whether retrying can help.
  * Inputs are wire-format-neutral: adapters extract `code`/`type`/`message` from the body.
  */
-export interface ErrorFacts {
+interface ErrorFacts {
   status: number | null;
   code?: string | null;
   type?: string | null;
   message?: string | null;
 }
 
-export interface Classified {
+interface Classified {
   errorType: ErrorType;
   retryable: boolean;
 }

@@ -16,7 +16,7 @@ import {
 } from './request.js';
 
 /** What the request asks for when its body says nothing the adapter could read: the URL's part. */
-export function unparsedInfo(detection: Detection): RequestInfo {
+function unparsedInfo(detection: Detection): RequestInfo {
   return {
     parsed: false,
     model: detection.urlModel,
@@ -52,7 +52,7 @@ export function requestInfoOf(
 }
 
 /** An LLM call read from fetch arguments without consuming anything. */
-export interface DetectedCall {
+interface DetectedCall {
   url: URL;
   detection: Detection;
   /** The body as read under the cap; a `Request`'s body is not read here (`unparsed`, `stream`). */

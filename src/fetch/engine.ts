@@ -28,7 +28,7 @@ export const WRAPPER_PLACES = [
 export type WrapperPlace = (typeof WRAPPER_PLACES)[number];
 
 /** What the wrapper says of a call when its span starts. */
-export interface CallSpanStart {
+interface CallSpanStart {
   operation: Operation;
   provider: string;
   requestModel: string | null;

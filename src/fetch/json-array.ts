@@ -15,7 +15,7 @@
 import { positiveNumber } from '../options.js';
 import { BYTE_CAP, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
-export interface JsonArrayParserOptions {
+interface JsonArrayParserOptions {
   /** The JSON text of one top-level element, without the whitespace around it. */
   onElement(text: string): void;
   /** Bytes one element may take; a larger one is dropped and counted in `oversized`. Default 8 MiB. */
@@ -38,7 +38,7 @@ export interface JsonArrayEndState {
   oversized: number;
 }
 
-export interface JsonArrayParser {
+interface JsonArrayParser {
   feed(chunk: Uint8Array): void;
   end(): JsonArrayEndState;
 }

@@ -9,7 +9,7 @@
 import { positiveNumber } from '../options.js';
 import { BYTE_CAP, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
-export interface NdjsonParserOptions {
+interface NdjsonParserOptions {
   /** One line's text, its CR (if any) removed; blank lines are skipped. */
   onLine(line: string): void;
   /** Bytes one line may take; a longer one is dropped and counted in `oversized`. Default 8 MiB. */
@@ -27,7 +27,7 @@ export interface NdjsonEndState {
   oversized: number;
 }
 
-export interface NdjsonParser {
+interface NdjsonParser {
   feed(chunk: Uint8Array): void;
   end(): NdjsonEndState;
 }

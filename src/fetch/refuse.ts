@@ -7,7 +7,7 @@
 import { type LocalRefusal, localRefusal } from '../providers/refusal.js';
 import type { ProviderAdapter } from '../providers/types.js';
 
-export type RefusalKind = 'budget' | 'context_window' | 'guard';
+type RefusalKind = 'budget' | 'context_window' | 'guard';
 
 export interface Refusal extends LocalRefusal {
   kind: RefusalKind;

@@ -10,7 +10,7 @@
 import { positiveNumber } from '../options.js';
 import { BYTE_CAP, concatBytes, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
-export interface SseFramerOptions {
+interface SseFramerOptions {
   /**
    * One event's bytes through its blank line, in a fresh buffer. `oversized` marks a piece of an
    * event larger than `maxBlockBytes`: such an event is passed on in pieces as it arrives, not
@@ -21,14 +21,14 @@ export interface SseFramerOptions {
   maxBlockBytes?: number;
 }
 
-export interface SseFramerStats {
+interface SseFramerStats {
   blocks: number;
   oversized: number;
   /** `onBlock` calls that threw, and chunks that could not be read. */
   errors: number;
 }
 
-export interface SseFramer {
+interface SseFramer {
   feed(chunk: Uint8Array): void;
   /**
    * Ends the stream: a block that waited only to see whether an LF follows its last CR goes out

@@ -36,7 +36,7 @@ export interface SseEndState {
   oversized: number;
 }
 
-export interface SseParserOptions {
+interface SseParserOptions {
   onEvent(ev: SseEvent): void;
   /** Text after the ':' of a comment line, one leading space removed (like a field value). */
   onComment?(text: string): void;
@@ -49,7 +49,7 @@ export interface SseParserOptions {
   onOversized?(bytes: number): void;
 }
 
-export interface SseParser {
+interface SseParser {
   feed(chunk: Uint8Array | string): void;
   /** Flushes the decoder; a partial last event is not dispatched (spec: "discarded"). */
   end(): SseEndState;

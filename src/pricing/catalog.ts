@@ -112,7 +112,7 @@ export function catalogProvider(id: string): Provider | null {
 }
 
 /** The catalog provider the package itself would pick for a model name (`model_match`), if any. */
-export function catalogProviderForModel(name: string): Provider | null {
+function catalogProviderForModel(name: string): Provider | null {
   for (const id of SEARCH_ORDER) {
     const provider = catalogProvider(id);
     if (provider?.model_match !== undefined && matches(provider.model_match, name)) return provider;
@@ -148,7 +148,7 @@ export function matches(logic: MatchLogic, name: string): boolean {
 }
 
 /** A model is priced per token when it has an input price; free-tier entries have none. */
-export function pricedPerToken(model: ModelInfo): boolean {
+function pricedPerToken(model: ModelInfo): boolean {
   const prices = Array.isArray(model.prices) ? model.prices[0]?.prices : model.prices;
   return prices?.input_mtok !== undefined;
 }

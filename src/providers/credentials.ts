@@ -6,7 +6,7 @@
  */
 export const CREDENTIAL_HEADERS = ['x-api-key', 'api-key', 'x-goog-api-key', 'authorization'] as const;
 
-export type CredentialHeader = (typeof CREDENTIAL_HEADERS)[number];
+type CredentialHeader = (typeof CREDENTIAL_HEADERS)[number];
 
 export interface ApiKey {
   /** Where the key was found, so that another can be put in its place. */
@@ -16,7 +16,7 @@ export interface ApiKey {
 }
 
 /** Fetch `Headers`, or a header record with lower-case names (Node's `IncomingHttpHeaders`). */
-export type HeaderSource = Pick<Headers, 'get'> | Readonly<Record<string, string | string[] | undefined>>;
+type HeaderSource = Pick<Headers, 'get'> | Readonly<Record<string, string | string[] | undefined>>;
 
 function headerOf(headers: HeaderSource, name: string): string | null {
   if (typeof headers.get === 'function') return (headers as Pick<Headers, 'get'>).get(name);

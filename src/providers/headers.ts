@@ -61,7 +61,7 @@ function shouldRetry(headers: Headers): boolean | null {
  * The `dur` of the first Server-Timing metric that has one (https://www.w3.org/TR/server-timing/),
  * e.g. Google front ends' `gfet4t7; dur=1234`: the milliseconds the server spent on the request.
  */
-export function parseServerTimingMs(value: string | null): number | null {
+function parseServerTimingMs(value: string | null): number | null {
   if (value === null) return null;
   for (const metric of value.split(',')) {
     for (const param of metric.split(';').slice(1)) {

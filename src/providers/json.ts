@@ -77,7 +77,7 @@ export function parseJson(text: string): unknown {
 }
 
 /** Append to a bounded text buffer: output text is kept only to estimate missing usage. */
-export const OUTPUT_TEXT_CAP = 256 * 1024;
+const OUTPUT_TEXT_CAP = 256 * 1024;
 export function appendCapped(current: string, piece: string): string {
   if (current.length >= OUTPUT_TEXT_CAP) return current;
   return current.length + piece.length > OUTPUT_TEXT_CAP
@@ -132,7 +132,7 @@ const ARGUMENTS_CAP = 1024 * 1024;
  * strings (a non-streamed response) at once, stream fragments by call once they are all in.
  * An empty string is a call without arguments, not an invalid one.
  */
-export interface ArgumentCheck {
+interface ArgumentCheck {
   whole(args: string): void;
   fragment(call: string, piece: string): void;
   /** Invalid calls so far (fragments judged now; call once, at the end). */

@@ -1,12 +1,7 @@
 import type { ProviderAdapter } from './types.js';
 
 /** Which resilience policy answered instead of the provider; sent as `x-llm-meter-guard`. */
-export type GuardName =
-  | 'max_tool_rounds'
-  | 'user_requests'
-  | 'user_tokens'
-  | 'circuit_breaker'
-  | 'rate_limiter';
+type GuardName = 'max_tool_rounds' | 'user_requests' | 'user_tokens' | 'circuit_breaker' | 'rate_limiter';
 
 /**
  * The one `x-llm-meter-*` header that says who answered instead of the provider: a guard, rate
@@ -14,7 +9,7 @@ export type GuardName =
  * blocking budget (`x-llm-meter-budget: exceeded`), or the context-window check
  * (`x-llm-meter-refused: context_window`).
  */
-export type RefusalMarker =
+type RefusalMarker =
   | readonly ['x-llm-meter-guard', GuardName]
   | readonly ['x-llm-meter-budget', 'exceeded']
   | readonly ['x-llm-meter-refused', 'context_window'];

@@ -77,7 +77,7 @@ export interface Detection {
   requiresJsonBody?: boolean;
 }
 
-export interface AmendOptions {
+interface AmendOptions {
   /** Ask OpenAI chat streams for their usage chunk and hide it from the caller. */
   streamUsage: boolean;
 }

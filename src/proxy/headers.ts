@@ -26,7 +26,7 @@ const REQUEST_DROPPED = new Set([
   'accept-encoding',
 ]);
 
-export const ATTRIBUTION_PREFIX = 'x-llm-meter-';
+const ATTRIBUTION_PREFIX = 'x-llm-meter-';
 
 function connectionTokens(value: string | string[] | undefined): Set<string> {
   const text = Array.isArray(value) ? value.join(',') : (value ?? '');

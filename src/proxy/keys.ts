@@ -5,7 +5,7 @@ import { InvalidOptionError } from '../errors/errors.js';
 import { type ApiKey, apiKeyOf, CREDENTIAL_HEADERS } from '../providers/credentials.js';
 import type { GatewayKey } from './types.js';
 
-export const GATEWAY_KEY_PREFIX = 'lmk_';
+const GATEWAY_KEY_PREFIX = 'lmk_';
 
 /** A new gateway key: `lmk_` and 32 base62 characters (190 bits). */
 export function generateGatewayKey(): string {
@@ -21,7 +21,7 @@ export function generateGatewayKey(): string {
 }
 
 /** Where a client presents a key: the header its SDK uses, and the key. */
-export type PresentedKey = ApiKey;
+type PresentedKey = ApiKey;
 
 /** The key a client sent, where its SDK put it (see CREDENTIAL_HEADERS). */
 export function presentedKey(headers: Record<string, string>): PresentedKey | null {

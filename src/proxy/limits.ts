@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
  * may: connections, and request-body bytes read into memory and not yet released. Without these
  * a handful of clients can make the gateway buffer `clients × maxRequestBodyBytes`.
  */
-export interface ClientLimitsOptions {
+interface ClientLimitsOptions {
   connectionsPerClient: number;
   bodyBytesPerClient: number;
   bodyBytesTotal: number;

@@ -14,7 +14,7 @@ import { InvalidOptionError } from '../errors/errors.js';
 import { isLoopbackBindHost } from '../net/loopback.js';
 import { acceptsHost, crossSiteHeader } from '../net/unauthenticated.js';
 
-export interface PerimeterRefusal {
+interface PerimeterRefusal {
   status: 421 | 403;
   type: string;
   message: string;

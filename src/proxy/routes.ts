@@ -5,7 +5,7 @@ export interface Route {
 }
 
 /** A request target the gateway will not forward: 400 for a hostile one, 404 for one nobody serves. */
-export interface RouteRefusal {
+interface RouteRefusal {
   status: 400 | 404;
   message: string;
 }

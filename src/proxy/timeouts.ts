@@ -54,7 +54,7 @@ export function timeoutMessage(kind: TimeoutKind, ms: number): string {
 }
 
 /** The phases of one gateway call, as its timeouts see them. */
-export interface CallTimer {
+interface CallTimer {
   /** Response headers arrived: the idle clock starts. */
   headers(): void;
   /** A body chunk arrived. Cheap: one clock read, no timer work. */

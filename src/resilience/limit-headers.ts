@@ -2,7 +2,7 @@ import { parseResetDuration } from '../errors/retry-after.js';
 import type { ProviderAdapter } from '../providers/types.js';
 
 /** What a response says about the caller's remaining rate-limit budget. */
-export interface LimitFacts {
+interface LimitFacts {
   /** Any rate-limit header was present. */
   present: boolean;
   remainingRequests: number | null;

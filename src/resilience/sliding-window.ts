@@ -1,5 +1,5 @@
 /** Amounts spent per key over a sliding window, for per-user limits. Time is passed in. */
-export interface SlidingWindow {
+interface SlidingWindow {
   /** Spent by `key` within the window ending at `at`. */
   used(key: string, at: number): number;
   add(key: string, amount: number, at: number): void;

@@ -21,7 +21,7 @@ import type { RouteDef, RouteModule, ServerMeter, ServerOptions } from './types.
 import { usageRoutes } from './usage-routes.js';
 
 /** `/v1/budgets/{id}` (OpenAPI) → `/v1/budgets/:id` (Express). */
-export function expressPath(path: string): string {
+function expressPath(path: string): string {
   return path.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, ':$1');
 }
 
@@ -122,7 +122,7 @@ const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
  * src/telemetry/prometheus.ts, whose `meterProvider` the meter was created with. Without it
  * there is no /metrics route.
  */
-export type AppOptions = ServerOptions & { metrics?: MetricsSource | undefined };
+type AppOptions = ServerOptions & { metrics?: MetricsSource | undefined };
 
 export function createServer(meter: ServerMeter, options: AppOptions = {}): Express {
   const apiToken = nonEmptyString('apiToken', options.apiToken, undefined);

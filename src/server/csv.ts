@@ -7,7 +7,7 @@ import { drained } from '../backpressure.js';
 import type { UsageEvent } from '../store/types.js';
 
 /** Every event field but `content` (prompts stay out of spreadsheets). */
-export const CSV_COLUMNS = [
+const CSV_COLUMNS = [
   'id',
   'time',
   'end_time',
@@ -79,7 +79,7 @@ export function csvCell(value: unknown): string {
   return formula || NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-export function csvLine(event: UsageEvent): string {
+function csvLine(event: UsageEvent): string {
   return `${CSV_COLUMNS.map((column) => csvCell(event[column])).join(',')}\r\n`;
 }
 

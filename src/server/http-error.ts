@@ -5,7 +5,7 @@ import { hasKind, LlmMeterError, markKind } from '../errors/errors.js';
  * `{ error: { type, message, field? } }`.
  */
 
-export type HttpErrorType =
+type HttpErrorType =
   | 'invalid_request'
   | 'unauthorized'
   | 'forbidden'

@@ -7,7 +7,7 @@
 import { InvalidOptionError } from '../errors/errors.js';
 import { isLoopbackBindHost } from '../net/loopback.js';
 
-export interface ListenPolicy {
+interface ListenPolicy {
   apiToken?: string | undefined;
   insecureNoAuth?: boolean | undefined;
 }

@@ -18,7 +18,7 @@ import { isLoopbackAddress } from '../net/loopback.js';
 import { acceptsHost } from '../net/unauthenticated.js';
 import { HttpError } from './http-error.js';
 
-export interface PerimeterOptions {
+interface PerimeterOptions {
   /** Bearer auth guards /v1: the `Host` and peer checks are off. */
   tokenConfigured: boolean;
   /** No token, yet served beyond loopback on purpose: any peer, any IP-literal `Host`. */

@@ -80,7 +80,7 @@ function validDate(year: number, month: number, day: number): boolean {
 }
 
 /** Epoch ms of an ISO 8601 instant with a zone, or of local midnight of a date in `tz`; null if neither. */
-export function parseDate(text: string, tz: string): number | null {
+function parseDate(text: string, tz: string): number | null {
   const date = PLAIN_DATE.exec(text);
   if (date) {
     const [year, month, day] = [Number(date[1]), Number(date[2]), Number(date[3])];

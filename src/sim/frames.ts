@@ -14,7 +14,7 @@ import type { Behavior } from './types.js';
  */
 export type Framing = 'sse' | 'ndjson' | 'json-array';
 
-export interface Framer {
+interface Framer {
   contentType: string;
   /** Bytes for the next events; the first call also opens the body (`[` for a JSON array). */
   events(events: SseEvent[]): string;

@@ -42,7 +42,7 @@ export interface Plan {
   msPerToken: number;
 }
 
-export interface PlanInput {
+interface PlanInput {
   behavior: Behavior;
   model: string;
   inputTokens: number;

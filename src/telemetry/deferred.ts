@@ -4,7 +4,7 @@
  * while the process waits for I/O anyway. Nothing is dropped: `flush()` runs what is pending
  * at once (the meter's flush calls it before the exporters flush).
  */
-export interface Deferred<T> {
+interface Deferred<T> {
   push(item: T): void;
   flush(): void;
 }

@@ -1,7 +1,7 @@
 import { type MeterProvider, metrics, type TracerProvider, trace } from '@opentelemetry/api';
 
 /** Longest flush() waits for OpenTelemetry exporters. */
-export const FLUSH_BOUND_MS = 5_000;
+const FLUSH_BOUND_MS = 5_000;
 
 interface Flushable {
   forceFlush?: () => Promise<void>;

@@ -4,7 +4,7 @@ import { type CallRecord, NANOS_PER_USD } from '../record.js';
 import { createDeferred } from './deferred.js';
 import * as sc from './semconv.js';
 
-export interface MetricSink {
+interface MetricSink {
   record(record: CallRecord): void;
   /** Hands everything recorded so far to the SDK now (before its exporters flush). */
   flush(): void;

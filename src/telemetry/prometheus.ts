@@ -49,7 +49,7 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
  * The parts of a meter that `observe` reads; `createMeter()`'s result satisfies it. Each source
  * is optional and registers its own instruments (./instruments/).
  */
-export interface ObservedMeter {
+interface ObservedMeter {
   /** A running gateway (`startProxy()`): its requests, circuits and rate-limit budgets. */
   readonly gateway?: GatewaySource | null;
   readonly budgets?: (BudgetSource & { stats?(): SettleFigures }) | null;
@@ -57,7 +57,7 @@ export interface ObservedMeter {
   stats?(): MeterFigures;
 }
 
-export interface PrometheusMetricsOptions {
+interface PrometheusMetricsOptions {
   /** Default: `service.name` = `llm-meter`. Appears as the `target_info` series. */
   resource?: Resource;
   /** More readers on the same provider, e.g. an OTLP PeriodicExportingMetricReader. */
@@ -126,7 +126,7 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions = {}):
   };
 }
 
-export interface ServeMetricsOptions {
+interface ServeMetricsOptions {
   /**
    * Scrapes must send `Authorization: Bearer <token>` (Prometheus: `authorization: { credentials }`
    * in the scrape config); the port may then listen anywhere, and any `Host` is answered.

@@ -13,7 +13,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { LLM_METER } from './semconv.js';
 
-export interface TelemetrySetup {
+interface TelemetrySetup {
   tracerProvider: TracerProvider;
   meterProvider: ApiMeterProvider;
   /** Where spans go, in words, for the CLI to print. */

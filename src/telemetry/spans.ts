@@ -21,7 +21,7 @@ import { NANOS_PER_USD, promptOf } from '../record.js';
 import { createDeferred } from './deferred.js';
 import * as sc from './semconv.js';
 
-export interface SpanStart {
+interface SpanStart {
   operation: Operation;
   provider: string;
   requestModel: string | null;
@@ -42,7 +42,7 @@ export interface SpanHandle {
   readonly spanId: string;
 }
 
-export interface SpanSink {
+interface SpanSink {
   start(init: SpanStart): SpanHandle;
   /** Run `fn` with the call's span active, so the upstream HTTP request nests under it. */
   within<T>(handle: SpanHandle, fn: () => T): T;
@@ -55,7 +55,7 @@ export interface SpanSink {
   flush(): void;
 }
 
-export function spanName(operation: string, model: string | null): string {
+function spanName(operation: string, model: string | null): string {
   return model ? `${operation} ${model}` : operation;
 }
 

@@ -39,7 +39,7 @@ function cross(o: EnvelopePoint, a: EnvelopePoint, b: EnvelopePoint): number {
 }
 
 /** Lower convex hull (Andrew's monotone chain), points sorted by x. */
-export function lowerHull(points: readonly EnvelopePoint[]): EnvelopePoint[] {
+function lowerHull(points: readonly EnvelopePoint[]): EnvelopePoint[] {
   const hull: EnvelopePoint[] = [];
   for (const p of points) {
     while (hull.length >= 2 && cross(hull[hull.length - 2]!, hull[hull.length - 1]!, p) <= 0) hull.pop();
@@ -48,7 +48,7 @@ export function lowerHull(points: readonly EnvelopePoint[]): EnvelopePoint[] {
   return hull;
 }
 
-export interface EnvelopeFit {
+interface EnvelopeFit {
   /** Milliseconds at zero input tokens: network and fixed overhead. */
   interceptMs: number;
   /** Envelope value (network + prefill) at `x` input tokens. */
@@ -81,7 +81,7 @@ export function fitEnvelope(points: readonly EnvelopePoint[]): EnvelopeFit | nul
   return { interceptMs: at(0), at };
 }
 
-export interface InferredSplit {
+interface InferredSplit {
   queueMs: number;
   prefillMs: number;
   networkMs: number;

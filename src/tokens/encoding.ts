@@ -39,7 +39,7 @@ const O200K_INSIDE = /(?:^|[^a-z0-9.])(?:gpt-4o|gpt-4\.1|gpt-4\.5|gpt-[5-9]|chat
 const CL100K_INSIDE = /(?:^|[^a-z0-9.])(?:gpt-4(?:-|$)|gpt-3\.5|text-embedding-3|text-embedding-ada-002)/;
 
 /** Lower-case, drop routing prefixes (`openai/`, `models/`, `ft:`, Bedrock's `us.openai.`), unify Azure spellings. */
-export function normalizeModelForEncoding(model: string): string {
+function normalizeModelForEncoding(model: string): string {
   let m = model.trim().toLowerCase();
   const slash = m.lastIndexOf('/');
   if (slash >= 0) m = m.slice(slash + 1);

@@ -105,7 +105,7 @@ export function observeSettling(registry: Registry, stats: () => SettleFigures):
   observeTallies(registry, SETTLE_COUNTERS, SETTLE_PENDING, stats);
 }
 
-export interface BudgetGauges {
+interface BudgetGauges {
   /** Give to the Prometheus exporter's `metricProducers`. */
   readonly producer: MetricProducer;
   /** Reports this source's budgets from the next scrape on; returns what stops it. */

@@ -23,14 +23,14 @@ export const ATTR_CIRCUIT = 'llm_meter.circuit';
 export const ATTR_RATE_LIMIT_KEY = 'llm_meter.rate_limit.key';
 
 /** The value of `llm_meter.circuit.state` for each state. */
-export const CIRCUIT_STATE = { closed: 0, half_open: 1, open: 2 } as const;
+const CIRCUIT_STATE = { closed: 0, half_open: 1, open: 2 } as const;
 
-export interface CircuitFigures {
+interface CircuitFigures {
   state: keyof typeof CIRCUIT_STATE;
   failures: number;
 }
 
-export interface RateLimitFigures {
+interface RateLimitFigures {
   queued: number;
   inFlight: number;
   /** Null until the provider reported it. */

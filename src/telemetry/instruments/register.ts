@@ -25,7 +25,7 @@ export interface Registry {
   batch(observables: Observable[], callback: (result: BatchObservableResult) => unknown): void;
 }
 
-export interface RegistryHandle {
+interface RegistryHandle {
   readonly registry: Registry;
   /** Removes every callback the registry added. */
   stop(): void;
