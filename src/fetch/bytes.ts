@@ -20,3 +20,13 @@ export function concatBytes(parts: readonly Uint8Array[], last?: Uint8Array): Ui
   if (last) out.set(last, offset);
   return out;
 }
+
+/** Calls a parser's hook; a hook that throws is counted by the parser (`onThrow`), never thrown. */
+export function callHook<A>(hook: ((arg: A) => void) | undefined, arg: A, onThrow: () => void): void {
+  if (hook === undefined) return;
+  try {
+    hook(arg);
+  } catch {
+    onThrow();
+  }
+}

@@ -13,7 +13,7 @@
  * `onElement` as a single element, and counted as an error.
  */
 import { positiveNumber } from '../options.js';
-import { BYTE_CAP, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
+import { BYTE_CAP, callHook, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
 interface JsonArrayParserOptions {
   /** The JSON text of one top-level element, without the whitespace around it. */
@@ -100,14 +100,7 @@ export function createJsonArrayParser(options: JsonArrayParserOptions): JsonArra
   let errors = 0;
   let oversized = 0;
 
-  function dropped(bytes: number): void {
-    if (options.onOversized === undefined) return;
-    try {
-      options.onOversized(bytes);
-    } catch {
-      errors++;
-    }
-  }
+  const dropped = (bytes: number) => callHook(options.onOversized, bytes, () => errors++);
 
   function startElement(k: number, chunkStart: number): number {
     inJunk = false;

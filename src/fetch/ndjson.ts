@@ -7,7 +7,7 @@
  * line being read, up to `maxLineBytes`.
  */
 import { positiveNumber } from '../options.js';
-import { BYTE_CAP, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
+import { BYTE_CAP, callHook, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
 interface NdjsonParserOptions {
   /** One line's text, its CR (if any) removed; blank lines are skipped. */
@@ -54,14 +54,7 @@ export function createNdjsonParser(options: NdjsonParserOptions): NdjsonParser {
   let errors = 0;
   let oversized = 0;
 
-  function dropped(bytes: number): void {
-    if (options.onOversized === undefined) return;
-    try {
-      options.onOversized(bytes);
-    } catch {
-      errors++;
-    }
-  }
+  const dropped = (bytes: number) => callHook(options.onOversized, bytes, () => errors++);
 
   function finishLine(last: Uint8Array): void {
     const size = heldBytes + last.length;

@@ -8,7 +8,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { positiveNumber } from '../options.js';
-import { BYTE_CAP, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
+import { BYTE_CAP, callHook, DEFAULT_MAX_EVENT_BYTES } from './bytes.js';
 
 export interface SseEvent {
   /** The `event` field; '' when the event has none, which the spec reads as 'message'. */
@@ -107,14 +107,7 @@ export function createSseParser(options: SseParserOptions): SseParser {
     resetEvent();
   }
 
-  function dropped(bytes: number): void {
-    if (options.onOversized === undefined) return;
-    try {
-      options.onOversized(bytes);
-    } catch {
-      errors++;
-    }
-  }
+  const dropped = (bytes: number) => callHook(options.onOversized, bytes, () => errors++);
 
   function dispatch(): void {
     if (data.length === 0) return;
