@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { type CallRecord, MAX_TOKENS } from '../src/record.js';
-import { openSqliteStore, StoreError, type UsageEvent } from '../src/store/index.js';
+import { DURABILITIES, openSqliteStore, StoreError, type UsageEvent } from '../src/store/index.js';
 import { MAX_SUM } from '../src/store/rollup.js';
 import { MAX_COST_NANOS, MAX_DURATION_MS, USAGE_COLUMNS } from '../src/store/row.js';
 import { useTempDb } from './fixtures/store-tmp.js';
@@ -39,11 +39,11 @@ function broken(id: string, patch: (record: CallRecord) => void): CallRecord {
   return record;
 }
 
-describe('one absurd record', () => {
+describe.each(DURABILITIES)('one absurd record (%s)', (durability) => {
   it('two 9e18-token calls in one rollup group: every call is stored, the two clamped and counted', async () => {
     const path = newDb();
     const errors: unknown[] = [];
-    const store = openSqliteStore({ path, onError: (error) => errors.push(error) });
+    const store = openSqliteStore({ durability, path, onError: (error) => errors.push(error) });
     for (let i = 0; i < 8; i++) {
       store.write(
         makeRecord({ id: `r-${i}`, startMs: T0 + i, usage: i === 2 || i === 5 ? { inputTokens: 9e18 } : {} }),
@@ -155,7 +155,7 @@ describe('one absurd record', () => {
 
   it('a statement that fails for one record (here a rollup upsert) discards that record alone', async () => {
     const path = newDb();
-    const store = openSqliteStore({ path });
+    const store = openSqliteStore({ path, durability });
     store.write(makeRecord({ id: 'warm-up' }));
     await store.flush();
     // Stands for any per-record failure clamping cannot foresee: a trigger refuses one group.
@@ -183,7 +183,12 @@ describe('one absurd record', () => {
   it('close() counts and reports the records it has to drop', async () => {
     const path = newDb();
     const errors: unknown[] = [];
-    const store = openSqliteStore({ path, busyTimeoutMs: 20, onError: (error) => errors.push(error) });
+    const store = openSqliteStore({
+      durability,
+      path,
+      busyTimeoutMs: 20,
+      onError: (error) => errors.push(error),
+    });
     const other = new Database(path);
     other.exec('BEGIN IMMEDIATE');
     for (const id of ['a', 'b', 'c']) store.write(makeRecord({ id }));
@@ -196,10 +201,10 @@ describe('one absurd record', () => {
   });
 });
 
-describe('sums never overflow', () => {
+describe.each(DURABILITIES)('sums never overflow (%s)', (durability) => {
   it('a rollup group already near 2^63 saturates instead of refusing every later commit', async () => {
     const path = newDb();
-    const store = openSqliteStore({ path });
+    const store = openSqliteStore({ path, durability });
     store.write(makeRecord({ id: 'first', startMs: T0 }));
     await store.flush();
     const other = new Database(path);
@@ -216,7 +221,7 @@ describe('sums never overflow', () => {
 
   it('summaries and timeseries answer over rows of 6e18 tokens left by an older version', async () => {
     const path = newDb();
-    const store = openSqliteStore({ path });
+    const store = openSqliteStore({ path, durability });
     store.write(makeRecord({ id: 'template', startMs: T0 }));
     await store.flush();
     const other = new Database(path);
@@ -249,10 +254,10 @@ describe('sums never overflow', () => {
   });
 });
 
-describe('times no report can label', () => {
+describe.each(DURABILITIES)('times no report can label (%s)', (durability) => {
   it('rows an older version stored far outside 1970..9999 do not break events, summaries or timeseries', async () => {
     const path = newDb();
-    const store = openSqliteStore({ path });
+    const store = openSqliteStore({ path, durability });
     store.write(makeRecord({ id: 'template', startMs: T0 }));
     await store.flush();
     const other = new Database(path);

@@ -5,6 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { bucketLabel } from '../src/common/buckets.js';
 import type { CallRecord } from '../src/record.js';
 import {
+  DURABILITIES,
+  type Durability,
   type GroupByKey,
   isInvalidQueryError,
   openSqliteStore,
@@ -23,7 +25,10 @@ const T0 = Date.UTC(2025, 2, 10, 0, 0, 0);
 const newDb = useTempDb();
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-async function storeWith(records: CallRecord[], options: { now?: () => number } = {}): Promise<UsageStore> {
+async function storeWith(
+  records: CallRecord[],
+  options: { now?: () => number; path?: string; durability?: Durability } = {},
+): Promise<UsageStore> {
   const store = openSqliteStore({ path: ':memory:', ...options });
   for (const record of records) store.write(record);
   await store.flush();
@@ -39,7 +44,7 @@ function count(path: string, sql = 'SELECT count(*) FROM usage'): number {
   }
 }
 
-describe('writing', () => {
+describe.each(DURABILITIES)('writing (%s)', (durability) => {
   it('stores every field of a record and reads it back as an event', async () => {
     const record = makeRecord({
       id: 'call-1',
@@ -47,7 +52,7 @@ describe('writing', () => {
       tags: { env: 'prod', team: 'ml' },
       content: { output: 'hi' },
     });
-    const store = await storeWith([record]);
+    const store = await storeWith([record], { path: newDb(), durability });
     const [event] = (await store.events({})).events;
     const cases: Array<[keyof NonNullable<typeof event>, unknown]> = [
       ['id', 'call-1'],
@@ -105,19 +110,9 @@ describe('writing', () => {
     await store.close();
   });
 
-  it('commits a record before the next turn of the event loop, without flush', async () => {
-    const path = newDb();
-    const store = openSqliteStore({ path });
-    store.write(makeRecord());
-    store.write(makeRecord());
-    await Promise.resolve();
-    expect(count(path), 'rows visible to another connection').toBe(2);
-    await store.close();
-  });
-
   it('stores a record written twice once, and counts it once in the rollups', async () => {
     const record = makeRecord();
-    const store = await storeWith([record, record]);
+    const store = await storeWith([record, record], { path: newDb(), durability });
     store.write(record);
     await store.flush();
     expect((await store.summary({})).totals.requests).toBe(1);
@@ -127,7 +122,7 @@ describe('writing', () => {
   });
 
   it('refuses a record without an id, keeps the rest of its batch, and never throws', async () => {
-    const store = openSqliteStore({ path: ':memory:' });
+    const store = openSqliteStore({ path: newDb(), durability });
     const errors: unknown[] = [];
     store.write(makeRecord({ id: 'good-1' }));
     store.write({ ...makeRecord(), id: '' });
@@ -141,9 +136,80 @@ describe('writing', () => {
     await store.close();
   });
 
+  it('drops the oldest records beyond maxPending and counts them', async () => {
+    const path = newDb();
+    const store = openSqliteStore({ durability, path, busyTimeoutMs: 5, maxPending: 5 });
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    for (let i = 0; i < 8; i++) store.write(makeRecord({ id: `o-${i}` }));
+    await turn();
+    expect(store.stats()).toMatchObject({ dropped: 3, pending: 5 });
+    other.exec('ROLLBACK');
+    other.close();
+    await store.flush();
+    const ids = (await store.events({})).events.map((e) => e.id).sort();
+    expect(ids).toEqual(['o-3', 'o-4', 'o-5', 'o-6', 'o-7']);
+    await store.close();
+  });
+
+  it('drops (and counts) writes after close, and answers ping false', async () => {
+    const store = openSqliteStore({ path: newDb(), durability });
+    expect(await store.ping()).toBe(true);
+    await store.close();
+    store.write(makeRecord());
+    expect(store.stats().dropped).toBe(1);
+    expect(await store.ping()).toBe(false);
+  });
+
+  it("never checkpoints in the writer's commits (no fsync on the caller's event loop)", async () => {
+    const path = newDb();
+    const store = openSqliteStore({ durability, path, checkpointIntervalMs: 600_000 });
+    const before = statSync(path).size;
+    for (let batch = 0; batch < 20; batch++) {
+      for (let i = 0; i < 300; i++) store.write(makeRecord());
+      await store.flush();
+    }
+    expect(statSync(`${path}-wal`).size, 'past the 1000-page autocheckpoint').toBeGreaterThan(1000 * 4096);
+    expect(statSync(path).size, 'commits only appended to the WAL').toBe(before);
+    await store.close();
+    expect(count(path)).toBe(6000);
+  });
+
+  it('checkpoints the WAL from a worker thread', async () => {
+    const path = newDb();
+    const store = openSqliteStore({ durability, path, checkpointIntervalMs: 10 });
+    const before = statSync(path).size;
+    for (let i = 0; i < 2000; i++) store.write(makeRecord());
+    await store.flush();
+    for (let i = 0; i < 500 && statSync(path).size === before; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(statSync(path).size, 'the writer thread copied pages into the file').toBeGreaterThan(before);
+    await store.close();
+  });
+
+  it('close() commits what is pending', async () => {
+    const path = newDb();
+    const store = openSqliteStore({ path, durability });
+    for (let i = 0; i < 100; i++) store.write(makeRecord());
+    await store.close();
+    expect(count(path)).toBe(100);
+  });
+});
+
+describe("writing on the caller's event loop ('commit'; the writer thread's own: store-writer.test.ts)", () => {
+  it('commits a record before the next turn of the event loop, without flush', async () => {
+    const path = newDb();
+    const store = openSqliteStore({ path, durability: 'commit' });
+    store.write(makeRecord());
+    store.write(makeRecord());
+    await Promise.resolve();
+    expect(count(path), 'rows visible to another connection').toBe(2);
+    await store.close();
+  });
+
   it('keeps records while the database is locked, counts the failure, and commits them later', async () => {
     const path = newDb();
-    const store = openSqliteStore({ path, busyTimeoutMs: 20 });
+    const store = openSqliteStore({ durability: 'commit', path, busyTimeoutMs: 20 });
     const other = new Database(path);
     other.exec('BEGIN IMMEDIATE');
     for (const id of ['a', 'b', 'c']) store.write(makeRecord({ id }));
@@ -165,7 +231,7 @@ describe('writing', () => {
   it('never waits the full busy timeout on the event loop: commits wait briefly and retry', async () => {
     const path = newDb();
     // Ten minutes: a commit or a flush during the outage that waited it out would hang the test.
-    const store = openSqliteStore({ path, busyTimeoutMs: 600_000 });
+    const store = openSqliteStore({ durability: 'commit', path, busyTimeoutMs: 600_000 });
     const other = new Database(path);
     other.exec('BEGIN IMMEDIATE');
     store.write(makeRecord({ id: 'locked-1' }));
@@ -180,63 +246,12 @@ describe('writing', () => {
     await store.close();
   });
 
-  it('drops the oldest records beyond maxPending and counts them', async () => {
-    const path = newDb();
-    const store = openSqliteStore({ path, busyTimeoutMs: 5, maxPending: 5 });
-    const other = new Database(path);
-    other.exec('BEGIN IMMEDIATE');
-    for (let i = 0; i < 8; i++) store.write(makeRecord({ id: `o-${i}` }));
-    await turn();
-    expect(store.stats()).toMatchObject({ dropped: 3, pending: 5 });
-    other.exec('ROLLBACK');
-    other.close();
-    await store.flush();
-    const ids = (await store.events({})).events.map((e) => e.id).sort();
-    expect(ids).toEqual(['o-3', 'o-4', 'o-5', 'o-6', 'o-7']);
-    await store.close();
-  });
-
-  it('drops (and counts) writes after close, and answers ping false', async () => {
-    const store = openSqliteStore({ path: ':memory:' });
-    expect(await store.ping()).toBe(true);
-    await store.close();
+  it("':memory:' commits on the event loop whatever the durability asked for", async () => {
+    const store = openSqliteStore({ path: ':memory:', durability: 'journal' });
     store.write(makeRecord());
-    expect(store.stats().dropped).toBe(1);
-    expect(await store.ping()).toBe(false);
-  });
-
-  it("never checkpoints in the writer's commits (no fsync on the caller's event loop)", async () => {
-    const path = newDb();
-    const store = openSqliteStore({ path, checkpointIntervalMs: 600_000 });
-    const before = statSync(path).size;
-    for (let batch = 0; batch < 20; batch++) {
-      for (let i = 0; i < 300; i++) store.write(makeRecord());
-      await store.flush();
-    }
-    expect(statSync(`${path}-wal`).size, 'past the 1000-page autocheckpoint').toBeGreaterThan(1000 * 4096);
-    expect(statSync(path).size, 'commits only appended to the WAL').toBe(before);
+    await Promise.resolve();
+    expect(store.stats()).toMatchObject({ written: 1, pending: 0 });
     await store.close();
-    expect(count(path)).toBe(6000);
-  });
-
-  it('checkpoints the WAL from a worker thread', async () => {
-    const path = newDb();
-    const store = openSqliteStore({ path, checkpointIntervalMs: 10 });
-    const before = statSync(path).size;
-    for (let i = 0; i < 2000; i++) store.write(makeRecord());
-    await store.flush();
-    for (let i = 0; i < 500 && statSync(path).size === before; i++)
-      await new Promise((r) => setTimeout(r, 10));
-    expect(statSync(path).size, 'the checkpointer copied pages into the file').toBeGreaterThan(before);
-    await store.close();
-  });
-
-  it('close() commits what is pending', async () => {
-    const path = newDb();
-    const store = openSqliteStore({ path });
-    for (let i = 0; i < 100; i++) store.write(makeRecord());
-    await store.close();
-    expect(count(path)).toBe(100);
   });
 });
 

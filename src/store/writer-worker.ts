@@ -492,6 +492,7 @@ export function startWriterWorker(options: WriterWorkerOptions): WriterWorker | 
     ref: () => worker.ref(),
     unref: () => worker.unref(),
     async stop() {
+      worker.ref();
       worker.postMessage({ t: 'stop' });
       const timeout = setTimeout(() => void worker.terminate(), 5_000);
       await exited;

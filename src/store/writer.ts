@@ -76,8 +76,18 @@ export function createWorkerWriter(options: WorkerWriterOptions): WorkerWriter {
   let announced: Segment | null = null;
   const replies = new Map<number, { resolve(ok: boolean): void; reject(error: unknown): void }>();
   let lastFailure: WorkerError | null = null;
+  let failing = false;
 
   const pending = () => queue.size + (inFlight?.entries.length ?? 0);
+
+  /**
+   * The thread keeps the process alive while it commits a batch or owes flush() an answer, not
+   * while it waits out an outage (journal mode keeps the records for the next open) or idles.
+   */
+  const keepAlive = () => {
+    if (replies.size > 0 || (inFlight !== null && !failing)) worker.ref();
+    else worker.unref();
+  };
 
   function post(): void {
     scheduled = false;
@@ -92,13 +102,14 @@ export function createWorkerWriter(options: WorkerWriterOptions): WorkerWriter {
     const name = segment !== announced ? (segment?.name ?? null) : null;
     announced = segment;
     worker.batch(inFlight.id, lines, name);
-    worker.ref();
+    keepAlive();
   }
 
   function acknowledge(event: Extract<WriterEvent, { t: 'done' }>): void {
     if (inFlight === null || inFlight.id !== event.id) return;
     const { entries } = inFlight;
     inFlight = null;
+    failing = false;
     counters.written += entries.length - event.refused.length;
     counters.duplicates += event.duplicates.length;
     counters.invalid += event.refused.length;
@@ -116,7 +127,7 @@ export function createWorkerWriter(options: WorkerWriterOptions): WorkerWriter {
     }
     if (clamped.length > 0) options.reportClamped(clamped);
     if (queue.size > 0) post();
-    else worker.unref();
+    else keepAlive();
   }
 
   function request(mode: RunMode): Promise<boolean> {
@@ -124,6 +135,7 @@ export function createWorkerWriter(options: WorkerWriterOptions): WorkerWriter {
     return new Promise((resolve, reject) => {
       replies.set(id, { resolve, reject });
       worker.run(id, mode);
+      keepAlive();
     });
   }
 
@@ -179,13 +191,13 @@ export function createWorkerWriter(options: WorkerWriterOptions): WorkerWriter {
           failed++;
           lastFailure = event.error;
           report(workerError(event.error));
-          // During an outage the thread retries on its own timer; the host may exit meanwhile
-          // (journal mode keeps the records for the next open).
-          worker.unref();
+          failing = true;
+          keepAlive();
           return;
         case 'ran': {
           const reply = replies.get(event.id);
           replies.delete(event.id);
+          keepAlive();
           if (event.ok) reply?.resolve(true);
           else
             reply?.reject(
