@@ -11,7 +11,7 @@
  * Segments live in `<db>-usage-journal/` (0700), as `<pid>-<random>.ndjson` (0600), each starting with
  * a header line (format, pid, host, columns). A segment is closed past SEGMENT_BYTES and deleted
  * once every line in it is committed (or given up); at close() the segments still holding
- * uncommitted lines stay, for the next open. The writer thread (writer-worker.ts) replays the
+ * uncommitted lines stay, marked stale, for the next open (of any process) to replay. The writer thread (writer-worker.ts) replays the
  * segments of dead processes: inserts skip ids already stored and rollups count only the rows
  * inserted, so a segment replayed twice, or replayed after its rows were committed, counts
  * each call once.
@@ -30,6 +30,7 @@ import {
   openSync,
   rmdirSync,
   unlinkSync,
+  utimesSync,
   writeSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
@@ -123,15 +124,22 @@ export function openJournal(
     return segment;
   };
 
+  // Every segment still holding uncommitted lines, not only the current one: a long outage must
+  // not make a closed segment look abandoned.
   const heartbeat = setInterval(() => {
-    if (current?.fd == null) return;
-    try {
-      // Deleted by a process that took this one for dead: start a new segment for what follows.
-      if (fstatSync(current.fd).nlink === 0) return retire(current);
-      const t = new Date(now());
-      futimesSync(current.fd, t, t);
-    } catch {
-      // The next append reports what is wrong.
+    const t = new Date(now());
+    for (const segment of segments) {
+      try {
+        if (segment.fd === null) {
+          utimesSync(segment.path, t, t);
+          continue;
+        }
+        // Deleted by a process that took this one for dead: what follows goes to a new segment.
+        if (fstatSync(segment.fd).nlink === 0) retire(segment);
+        else futimesSync(segment.fd, t, t);
+      } catch {
+        // The next append reports what is wrong.
+      }
     }
   }, JOURNAL_HEARTBEAT_MS);
   heartbeat.unref();
@@ -173,8 +181,17 @@ export function openJournal(
       if (current) retire(current);
       let kept = 0;
       for (const segment of [...segments]) {
-        if (keepUnsettled && segment.outstanding > 0) kept++;
-        else remove(segment);
+        if (!keepUnsettled || segment.outstanding === 0) {
+          remove(segment);
+          continue;
+        }
+        kept++;
+        try {
+          // Nobody writes it any more: stale at once, so the next store to open replays it.
+          utimesSync(segment.path, 0, 0);
+        } catch {
+          // Then it is replayed once JOURNAL_STALE_MS has passed.
+        }
       }
       try {
         rmdirSync(dir);
