@@ -21,7 +21,7 @@ import { encode, newHistogram, registerHistogramFunctions } from '../src/store/h
 import { type Durability, openSqliteStore, StoreError } from '../src/store/index.js';
 import { journalDir } from '../src/store/journal.js';
 import { ROLLUP_TABLES } from '../src/store/rollup.js';
-import { USAGE_COLUMNS } from '../src/store/row.js';
+import { rowFromValues, rowValues, toUsageRow, USAGE_COLUMNS } from '../src/store/row.js';
 import { HISTOGRAM_FUNCTIONS_SOURCE } from '../src/store/writer-worker.js';
 import { type BuiltStore, buildStoreForChildProcesses } from './fixtures/store-build.js';
 import { useTempDb } from './fixtures/store-tmp.js';
@@ -383,6 +383,20 @@ describe('the journal', () => {
     );
     rollupsMatchRows(path);
     await next.close();
+  });
+});
+
+describe('rows', () => {
+  it('have their keys in USAGE_COLUMNS order, whatever the record holds (rowValues relies on it)', () => {
+    for (const record of [
+      makeRecord(),
+      makeErrorRecord({ user: undefined }),
+      makeRecord({ usage: null, costNanos: null }),
+    ]) {
+      expect(Object.keys(toUsageRow(record))).toEqual([...USAGE_COLUMNS]);
+      expect(rowValues(toUsageRow(record))).toEqual(USAGE_COLUMNS.map((c) => toUsageRow(record)[c]));
+    }
+    expect(Object.keys(rowFromValues(USAGE_COLUMNS.map(() => null)))).toEqual([...USAGE_COLUMNS]);
   });
 });
 
