@@ -10,8 +10,8 @@
  *   write() returns, so it survives a kill -9 of the process, as a WAL commit with
  *   synchronous=NORMAL does (connection.ts); neither survives a power loss. Whatever a dead
  *   process journaled and did not commit is replayed by the next store that opens the file.
- *   Measured by bench/store.mjs: ~20-40 µs of the caller's event loop per write, against
- *   ~130-150 µs for an on-loop commit of one row.
+ *   Measured by bench/store.mjs (--only=durability, a shared 2-core VM): ~12-25 µs of the
+ *   caller's event loop per write, against ~130-250 µs for an on-loop commit of one row.
  * - 'commit': write() queues; a microtask commits everything written during the tick in one
  *   BEGIN IMMEDIATE transaction on the caller's event loop, so by the time the code that completed
  *   a call does its next I/O the row is committed (in the WAL). Whatever completes in one callback

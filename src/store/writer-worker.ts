@@ -387,12 +387,10 @@ parentPort.on('message', (message) => {
   }
 });
 scan();
-send({ t: 'started' });
 `;
 
 /** From the writer thread to the event loop. */
 export type WriterEvent =
-  | { t: 'started' }
   | { t: 'done'; id: number; duplicates: number[]; refused: Refusal[]; batchError?: WorkerError }
   | { t: 'failed'; job: 'batch' | 'replay'; error: WorkerError }
   | { t: 'ran'; id: number; ok: boolean; error: WorkerError | null }
