@@ -9,9 +9,11 @@
  * - checkpoints the WAL on an interval (the only fsyncs), which no commit on the event loop ever
  *   does (the main connection turns automatic checkpoints off while this thread runs).
  *
- * One thread rather than a writer and a checkpointer: a PASSIVE checkpoint between two commits
- * delays the next acknowledgement by its fsync (a few ms, once per interval), which costs the
- * caller nothing, and one thread and connection fewer per store.
+ * One thread rather than a writer and a checkpointer. Measured ('journal', 100k rows written
+ * 100 per tick, 3 rounds on the shared 2-core VM): the same rows/s with checkpoints every second
+ * as with none (58-62k against 57-68k), the commit acknowledged later at p99 (8-12 ms after
+ * write() against 6-7 ms: a PASSIVE checkpoint's fsync runs between two commits), and nothing
+ * on the caller's event loop either way; a second thread would cost ~8 MiB of RSS per store.
  *
  * Its code is plain JS evaluated with `eval: true` (a .ts file could not run there when tests run
  * from src/). It holds no SQL of its own: the insert and the rollup statements come from row.ts
