@@ -5,12 +5,23 @@
  * write(2) to the journal, a queue push; per batch one postMessage and one acknowledgement.
  *
  * One batch is in flight at a time: while the thread commits it, the next one gathers, so
- * batches grow with the load and an outage holds at most one batch in the thread. The queue is
+ * batches grow with the load and an outage holds at most one batch in the thread. A batch also
+ * gathers for GATHER_MS before it is handed over (or until GATHER_ROWS records wait): each
+ * hand-over costs the event loop a postMessage and an acknowledgement, and each transaction
+ * costs the thread a commit, CPU that on a small machine the event loop competes for. A record
+ * is journaled when write() returns, so this delays only its commit (and widens what 'async'
+ * loses to a kill -9 by as much); flush() hands over at once. The queue is
  * bounded like write-behind.ts's: past `capacity` records pending (queued and in flight), the
  * oldest queued record is dropped and counted.
  */
 
 import { createPendingQueue } from '../common/queue.js';
+
+/** How long records gather before they are handed to the thread (see the header). */
+export const GATHER_MS = 2;
+/** ...unless this many wait already. */
+export const GATHER_ROWS = 256;
+
 import type { CallRecord } from '../record.js';
 import { StoreError } from './errors.js';
 import type { Journal, Segment } from './journal.js';
@@ -69,7 +80,7 @@ export function createWorkerWriter(options: WorkerWriterOptions): WorkerWriter {
   let seq = 0;
   let batchIds = 0;
   let requestIds = 0;
-  let scheduled = false;
+  let gathering: NodeJS.Timeout | null = null;
   let stopped = false;
   let failed = 0;
   let dropped = 0;
@@ -90,7 +101,8 @@ export function createWorkerWriter(options: WorkerWriterOptions): WorkerWriter {
   };
 
   function post(): void {
-    scheduled = false;
+    if (gathering !== null) clearTimeout(gathering);
+    gathering = null;
     if (inFlight !== null || queue.size === 0 || stopped) return;
     const entries = queue.peek(maxBatch);
     queue.consume(entries.length);
@@ -126,8 +138,11 @@ export function createWorkerWriter(options: WorkerWriterOptions): WorkerWriter {
       journal?.settle(entry.segment);
     }
     if (clamped.length > 0) options.reportClamped(clamped);
-    if (queue.size > 0) post();
-    else keepAlive();
+    // What queued meanwhile gathers too: handed over at once, a batch under steady load would
+    // be the one or two records of a commit's duration, each costing a postMessage.
+    if (queue.size >= GATHER_ROWS) post();
+    else if (queue.size > 0) gathering ??= setTimeout(post, GATHER_MS);
+    keepAlive();
   }
 
   function request(mode: RunMode): Promise<boolean> {
@@ -175,9 +190,9 @@ export function createWorkerWriter(options: WorkerWriterOptions): WorkerWriter {
           dropped++;
           journal?.settle(oldest!.segment);
         }
-        if (inFlight === null && !scheduled) {
-          scheduled = true;
-          setImmediate(post);
+        if (inFlight === null) {
+          if (queue.size >= GATHER_ROWS) post();
+          else gathering ??= setTimeout(post, GATHER_MS);
         }
       } catch {
         // write() is on the caller's path: it never throws.
@@ -220,6 +235,7 @@ export function createWorkerWriter(options: WorkerWriterOptions): WorkerWriter {
     },
     abandon(reason) {
       stopped = true;
+      if (gathering !== null) clearTimeout(gathering);
       for (const reply of replies.values()) reply.reject(reason);
       replies.clear();
       const left = [...(inFlight?.entries ?? []), ...queue.peek(queue.size)];
@@ -229,6 +245,7 @@ export function createWorkerWriter(options: WorkerWriterOptions): WorkerWriter {
     },
     drop() {
       stopped = true;
+      if (gathering !== null) clearTimeout(gathering);
       const left = pending();
       dropped += left;
       inFlight = null;
