@@ -10,23 +10,22 @@
  * hand-over costs the event loop a postMessage and an acknowledgement, and each transaction
  * costs the thread a commit, CPU that on a small machine the event loop competes for. A record
  * is journaled when write() returns, so this delays only its commit (and widens what 'async'
- * loses to a kill -9 by as much); flush() hands over at once. The queue is
- * bounded like write-behind.ts's: past `capacity` records pending (queued and in flight), the
- * oldest queued record is dropped and counted.
+ * loses to a kill -9 by as much); flush() hands over at once.
+ *
+ * The queue is bounded like write-behind.ts's: past `capacity` records pending (queued and in
+ * flight), the oldest queued record is dropped and counted.
  */
-
 import { createPendingQueue } from '../common/queue.js';
-
-/** How long records gather before they are handed to the thread (see the header). */
-export const GATHER_MS = 2;
-/** ...unless this many wait already. */
-export const GATHER_ROWS = 256;
-
 import type { CallRecord } from '../record.js';
 import { StoreError } from './errors.js';
 import type { Journal, Segment } from './journal.js';
 import { rowValues, toUsageRow } from './row.js';
 import type { RunMode, WorkerError, WriterEvent, WriterWorker } from './writer-worker.js';
+
+/** How long records gather before they are handed to the thread (see the header). */
+export const GATHER_MS = 2;
+/** ...unless this many wait already. */
+export const GATHER_ROWS = 256;
 
 /** What the store counts, shared by every path a record can take. */
 export interface WriteCounters {
