@@ -1,7 +1,10 @@
 // Usage store benchmark: rows persisted per second, the hot-path cost of write(), the two
-// commit schedules, and summary latency over 1M (and 10M) rows with rollups vs a raw scan.
+// commit schedules, the event-loop time per write() of each durability, and summary latency over
+// 1M (and 10M) rows with rollups vs a raw scan.
 //
 //   npx tsc -p tsconfig.build.json && node bench/store.mjs [--rows=1000000] [--big=10000000] [--days=30]
+//   node --expose-gc bench/store.mjs --only=durability [--durability=commit,journal,async]
+//     [--iterations=5000] [--rounds=5]      the durability section alone (a smoke run: --rounds=1)
 //
 // Run by hand, on an otherwise idle machine; numbers go to stdout. Files go to $TMPDIR.
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -13,10 +16,11 @@ import { registerBucketFunctions } from '../dist/store/buckets.js';
 import { registerHistogramFunctions } from '../dist/store/histogram.js';
 import { openSqliteStore } from '../dist/store/sqlite.js';
 import { summarySql } from '../dist/store/summary.js';
-import { fmt, parseArgs } from './lib/stats.mjs';
+import { fmt, parseArgs, quantile, range } from './lib/stats.mjs';
 
 const args = parseArgs();
-const ROWS = Number(args.rows ?? 1_000_000);
+const ONLY = args.only ?? null;
+const ROWS = ONLY === null ? Number(args.rows ?? 1_000_000) : 0;
 const BIG = Number(args.big ?? 0);
 const DAYS = Number(args.days ?? 30);
 const HOUR = 3_600_000;
@@ -134,7 +138,7 @@ async function persistence() {
     ['all in one tick (10k per transaction)', n],
   ]) {
     const data = records(n);
-    const store = openSqliteStore({ path: join(dir, `persist-${burst}.db`) });
+    const store = openSqliteStore({ path: join(dir, `persist-${burst}.db`), durability: 'commit' });
     const t0 = performance.now();
     for (let i = 0; i < n; i += burst) {
       for (let j = i; j < Math.min(n, i + burst); j++) store.write(data[j]);
@@ -148,10 +152,10 @@ async function persistence() {
 }
 
 async function hotPath() {
-  console.log('\n## Hot path');
+  console.log("\n## Hot path ('commit' durability)");
   const n = 200_000;
   const data = records(n);
-  const store = openSqliteStore({ path: join(dir, 'hot.db') });
+  const store = openSqliteStore({ path: join(dir, 'hot.db'), durability: 'commit' });
   const t0 = performance.now();
   for (let i = 0; i < n; i++) store.write(data[i]);
   const callMs = performance.now() - t0;
@@ -180,7 +184,11 @@ async function hotPath() {
   const K = 50;
   const rounds = 200;
   for (const scheduling of ['microtask', 'immediate']) {
-    const s = openSqliteStore({ path: join(dir, `sched-${scheduling}.db`), commitScheduling: scheduling });
+    const s = openSqliteStore({
+      path: join(dir, `sched-${scheduling}.db`),
+      durability: 'commit',
+      commitScheduling: scheduling,
+    });
     const data2 = records(K * rounds);
     const t1 = performance.now();
     for (let r = 0; r < rounds; r++) {
@@ -199,6 +207,109 @@ async function hotPath() {
     await s.close();
     console.log(
       `${K} completions per phase, ${scheduling.padEnd(9)} schedule  ${fmt((ms * 1000) / (K * rounds), 1)} µs/call (${scheduling === 'microtask' ? 'durable before the next callback' : 'not durable until the next turn'})`,
+    );
+  }
+}
+
+const gc = globalThis.gc ?? (() => {});
+
+/** Wall time of `n` turns of the event loop, each running `each(i)` first. */
+async function turns(n, each) {
+  const t = performance.now();
+  for (let i = 0; i < n; i++) {
+    each(i);
+    await turn();
+  }
+  return performance.now() - t;
+}
+
+/** `k` completions in one loop phase (k setImmediate callbacks), `rounds` times. */
+async function phases(k, rounds, each) {
+  const t = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    await new Promise((resolve) => {
+      let left = k;
+      for (let j = 0; j < k; j++) {
+        setImmediate(() => {
+          each(r * k + j);
+          if (--left === 0) setImmediate(resolve);
+        });
+      }
+    });
+  }
+  return performance.now() - t;
+}
+
+/**
+ * What write() costs the caller's event loop in each durability: the wall time of loop turns that
+ * write one record each (sequential traffic: every commit is one row) or 16 per loop phase (16
+ * calls completing together), minus the same turns without the write, in the same round. The
+ * writer thread's commits run on another core, so they are not in these figures; the work its
+ * acknowledgements cause on the event loop is. Then rows/s until flush() resolves, and the time
+ * from write() to the commit's acknowledgement: what 'async' loses to a kill -9 while the thread
+ * keeps up.
+ */
+async function durabilityCosts() {
+  const modes = (args.durability ?? 'commit,journal,async').split(',');
+  const n = Number(args.iterations ?? 5_000);
+  const rounds = Number(args.rounds ?? 5);
+  console.log(
+    `\n## Event-loop time per write(), by durability (median (min–max) of ${rounds} rounds, modes interleaved)`,
+  );
+  const results = Object.fromEntries(modes.map((m) => [m, { single: [], burst: [], rate: [], ackMs: [] }]));
+  for (let round = 0; round < rounds; round++) {
+    for (let m = 0; m < modes.length; m++) {
+      const mode = modes[(m + round) % modes.length];
+      const store = openSqliteStore({ path: join(dir, `durability-${mode}-${round}.db`), durability: mode });
+      await store.flush();
+      const warm = records(1_000);
+      await turns(warm.length, (i) => store.write(warm[i]));
+      await store.flush();
+
+      const single = records(n);
+      gc();
+      const base1 = await turns(n, () => {});
+      const with1 = await turns(n, (i) => store.write(single[i]));
+      await store.flush();
+      results[mode].single.push(((with1 - base1) * 1000) / n);
+
+      const k = 16;
+      const burst = records(n);
+      gc();
+      const base2 = await phases(k, n / k, () => {});
+      const with2 = await phases(k, n / k, (i) => store.write(burst[i]));
+      await store.flush();
+      results[mode].burst.push(((with2 - base2) * 1000) / n);
+
+      const bulk = records(50_000);
+      gc();
+      const t = performance.now();
+      for (let i = 0; i < bulk.length; i += 100) {
+        for (let j = i; j < i + 100; j++) store.write(bulk[j]);
+        await turn();
+      }
+      await store.flush();
+      results[mode].rate.push(bulk.length / ((performance.now() - t) / 1000));
+
+      const probe = records(200);
+      for (const record of probe) {
+        const before = store.stats().written;
+        const t0 = performance.now();
+        store.write(record);
+        while (store.stats().written === before) await turn();
+        results[mode].ackMs.push(performance.now() - t0);
+      }
+      await store.close();
+    }
+  }
+  const pad = (text, width) => String(text).padEnd(width);
+  console.log(
+    `${pad('durability', 11)} ${pad('µs/call, one per turn', 24)} ${pad('µs/call, 16 per phase', 24)} ${pad('rows/s (100 per tick)', 26)} write → committed p50 / p99 ms`,
+  );
+  for (const mode of modes) {
+    const r = results[mode];
+    console.log(
+      `${pad(mode, 11)} ${pad(range(r.single, 1), 24)} ${pad(range(r.burst, 1), 24)} ${pad(range(r.rate, 0), 26)} ${fmt(quantile(r.ackMs, 0.5), 2)} / ${fmt(quantile(r.ackMs, 0.99), 2)}`,
     );
   }
 }
@@ -370,10 +481,11 @@ console.log(
   `# llm-meter store benchmark (node ${process.version}, SQLite ${new Database(':memory:').prepare('SELECT sqlite_version()').pluck().get()})`,
 );
 try {
-  if (!args['skip-write']) {
+  if (ONLY === null && !args['skip-write']) {
     await persistence();
     await hotPath();
   }
+  if (ONLY === null || ONLY === 'durability') await durabilityCosts();
   if (ROWS > 0) await reports(ROWS);
   if (BIG > 0) await reports(BIG);
 } finally {

@@ -247,6 +247,7 @@ function openSinks(
   }
   const store = openSqliteStore({
     path,
+    durability: options.durability,
     onError: (e) => options.logger?.('llm-meter: store write failed', e),
   });
   const ledger = openSqliteLedger({ path });

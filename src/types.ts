@@ -21,6 +21,14 @@ export interface ModelPrice {
 export interface MeterOptions {
   /** SQLite file for usage rows; ':memory:' allowed; `false` keeps no store. Default './llm-meter.db'. */
   database?: string | false;
+  /**
+   * How a completed call's row is made durable (README, "Choices, and why"). 'journal' (default):
+   * appended to a journal file before the call completes, committed by a writer thread; survives
+   * a kill -9. 'commit': committed on the event loop before the caller's next I/O. 'async':
+   * committed by the writer thread, not journaled; a kill -9 loses the rows not yet committed.
+   * ':memory:' always commits as 'commit'.
+   */
+  durability?: 'journal' | 'commit' | 'async';
   /** Price overrides by model name, in USD per 1M tokens. They win over the pricing catalog. */
   prices?: Record<string, ModelPrice>;
   /** Record prompts and completions in spans and rows. Default false: they never leave the process. */

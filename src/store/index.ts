@@ -14,6 +14,6 @@ export {
 } from './errors.js';
 export { DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT } from './events.js';
 export { loadMigrations, type MigrateResult, migrateFile } from './migrate.js';
-export { openSqliteStore, type SqliteStoreOptions } from './sqlite.js';
+export { DURABILITIES, type Durability, openSqliteStore, type SqliteStoreOptions } from './sqlite.js';
 export { openSqliteLedger, type SqliteLedgerOptions } from './sqlite-ledger.js';
 export * from './types.js';

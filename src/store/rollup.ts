@@ -147,18 +147,60 @@ export function createRollupBatch(tables: readonly RollupTable[] = ROLLUP_TABLES
 }
 
 /**
+ * What the rows this transaction inserted (`seq` above the parameter) add to `table`, grouped
+ * and added in SQL: the writer worker's commit (writer-worker.ts), which has no JS rollup code of
+ * its own, only these statements. Every inserted row has a `seq` above every row that was there
+ * before the transaction (a new rowid is one more than the largest), so a duplicate id, skipped
+ * by the insert, is never counted. The same figures as createRollupBatch: sums saturate at
+ * MAX_SUM (`total` is a float sum that cannot overflow, exact below 2^53), histograms are built
+ * by llm_meter_hist_of from the same buckets.
+ */
+export function rollupFromUsageSql(table: RollupTable): string {
+  const keys = [table.timeColumn, ...table.dims];
+  const columns = [...keys, ...SUM_COLUMNS, ...HISTOGRAM_COLUMNS];
+  const capped = (expr: string) => `CAST(min(total(${expr}), ${MAX_SUM}) AS INTEGER)`;
+  const sums: Record<SumColumn, string> = {
+    requests: 'count(*)',
+    errors: "sum(outcome = 'error')",
+    input_tokens: capped('input_tokens'),
+    cached_input_tokens: capped('cached_input_tokens'),
+    cache_write_input_tokens: capped('cache_write_input_tokens'),
+    output_tokens: capped('output_tokens'),
+    reasoning_tokens: capped('reasoning_tokens'),
+    cost_nanos: capped('cost_nanos'),
+    unpriced_requests: 'sum(cost_nanos IS NULL)',
+    duration_ms_sum: `min(total(duration_ms), ${MAX_SUM})`,
+  };
+  const selected = [
+    `(time_ms / ${table.grainMs}) * ${table.grainMs}`,
+    ...table.dims.map((dim) => `coalesce(${dim}, '')`),
+    ...SUM_COLUMNS.map((c) => sums[c]),
+    'llm_meter_hist_of(duration_ms)',
+    'llm_meter_hist_of(ttft_ms)',
+  ];
+  return (
+    `INSERT INTO ${table.name} (${columns.join(', ')}) ` +
+    `SELECT ${selected.join(', ')} FROM usage WHERE seq > ? GROUP BY ${keys.map((_, i) => i + 1).join(', ')} ` +
+    `ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${upsertUpdates().join(', ')}`
+  );
+}
+
+function upsertUpdates(): string[] {
+  return [
+    ...SUM_COLUMNS.map((c) => `${c} = min(${c} + excluded.${c}, ${MAX_SUM})`),
+    ...HISTOGRAM_COLUMNS.map((c) => `${c} = llm_meter_hist_add(${c}, excluded.${c})`),
+  ];
+}
+
+/**
  * Column names come from the constants above, never from input. SQLite turns an integer `+`
  * that overflows into a REAL, which `min` brings back under MAX_SUM as an INTEGER.
  */
 export function upsertSql(table: RollupTable): string {
   const keys = [table.timeColumn, ...table.dims];
   const columns = [...keys, ...SUM_COLUMNS, ...HISTOGRAM_COLUMNS];
-  const updates = [
-    ...SUM_COLUMNS.map((c) => `${c} = min(${c} + excluded.${c}, ${MAX_SUM})`),
-    ...HISTOGRAM_COLUMNS.map((c) => `${c} = llm_meter_hist_add(${c}, excluded.${c})`),
-  ];
   return (
     `INSERT INTO ${table.name} (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')}) ` +
-    `ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${updates.join(', ')}`
+    `ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${upsertUpdates().join(', ')}`
   );
 }

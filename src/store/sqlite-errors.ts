@@ -4,6 +4,9 @@
  */
 import { isInvalidRecordError } from '../errors/errors.js';
 
+/** SQLite codes that blame the record (exported for the writer worker, which runs no TS). */
+export const RECORD_ERROR = /^SQLITE_(CONSTRAINT|MISMATCH$|TOOBIG$)/;
+
 /**
  * The record itself is at fault (a value SQLite refuses, a budget deleted meanwhile): discard
  * it, keep the others.
@@ -12,14 +15,11 @@ export function isRecordError(error: unknown): boolean {
   if (error instanceof TypeError || error instanceof RangeError) return true;
   if (isInvalidRecordError(error)) return true;
   const code = (error as { code?: unknown } | null)?.code;
-  return (
-    typeof code === 'string' &&
-    (code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG')
-  );
+  return typeof code === 'string' && RECORD_ERROR.test(code);
 }
 
 /** The database or its file failed, not a record: the work stays queued and is retried whole. */
-const ENVIRONMENT_ERROR =
+export const ENVIRONMENT_ERROR =
   /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CANTOPEN|NOMEM|CORRUPT|NOTADB|PERM|INTERRUPT|PROTOCOL|AUTH|NOLFS|SCHEMA)/;
 
 export function isEnvironmentError(error: unknown): boolean {

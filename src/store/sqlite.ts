@@ -1,27 +1,39 @@
 /**
  * The embedded usage store: one SQLite file (or ':memory:'), shared safely by several processes.
  *
- * Commit strategy. `write()` only appends to a queue (well under a microsecond) and, once per
- * tick, queues a microtask that commits everything written during that tick in one BEGIN
- * IMMEDIATE transaction: the rows, then what they add to the rollups. A microtask runs before
- * the event loop turns, so by the time the code that completed a call does its next I/O
- * (answers its own client, logs "done"), the row is in the WAL, and with synchronous=NORMAL a
- * WAL write survives a kill -9 of the process (connection.ts; test/store/process.test.ts kills a
- * writer mid-load and finds every call it reported). Batching with setImmediate instead would
- * group the completions of a whole loop phase into one transaction, but a completed call would
- * not be durable until the next turn. Measured by bench/store.mjs on a shared 2-core VM: a
- * 1-row commit costs ~130-150 µs (one page per touched b-tree written to the WAL), 50
- * completions in one loop phase cost ~130 µs each with the microtask and ~60 µs with
- * setImmediate. The microtask is the choice: a completed call is never lost for less than a
- * millisecond of CPU per call, and whatever completes in the same callback shares a commit.
- * Checkpoints (the only fsyncs) run on a worker thread (checkpointer.ts), never in these commits.
+ * Durability, chosen with `durability` (README, "Choices, and why"):
+ *
+ * - 'journal' (the default for a file): write() builds the row and appends it to this process's
+ *   journal with one synchronous write(2) (journal.ts) before it returns, then queues it; a
+ *   writer thread with its own connection commits the queue a batch at a time, rows and rollups
+ *   in one transaction (writer.ts, writer-worker.ts). A completed call is in the page cache when
+ *   write() returns, so it survives a kill -9 of the process, as a WAL commit with
+ *   synchronous=NORMAL does (connection.ts); neither survives a power loss. Whatever a dead
+ *   process journaled and did not commit is replayed by the next store that opens the file.
+ *   Measured by bench/store.mjs (--only=durability, a shared 2-core VM): ~12-25 µs of the
+ *   caller's event loop per write, against ~130-250 µs for an on-loop commit of one row.
+ * - 'commit': write() queues; a microtask commits everything written during the tick in one
+ *   BEGIN IMMEDIATE transaction on the caller's event loop, so by the time the code that completed
+ *   a call does its next I/O the row is committed (in the WAL). Whatever completes in one callback
+ *   shares a commit. The choice for a caller who wants the commit itself before it goes on.
+ * - 'async': the writer thread without the journal. A kill -9 loses what was written and not
+ *   yet committed: normally the last few milliseconds of calls (batches gather for 2 ms, then
+ *   wait for the thread; bench/store.mjs measures write-to-commit), during an outage
+ *   everything pending.
+ *
+ * ':memory:' cannot be shared with another thread: it always commits as 'commit'. If the writer
+ * thread cannot start or stops, the store reports it (`failed`, `lastError`) and goes on as
+ * 'commit', with what the thread had not committed. Whatever the mode, a file store runs the
+ * writer thread: it replays dead processes' journals and checkpoints the WAL (the only fsyncs),
+ * so no commit on the caller's event loop ever runs a checkpoint.
  *
  * Failures (SQLITE_BUSY past the busy timeout, disk full, a read-only file) never reach the
  * caller: the batch stays queued (at most `maxPending` records, oldest dropped first and
  * counted), the failure is counted, and the commit is retried with backoff; while backing off,
- * writes only queue (src/common/write-behind.ts, which the budgets' spend shares). Commits on the caller's event loop wait at most 50 ms for another
- * process's lock (connection.ts, LockWaits.brief); only flush() and close() wait the full busy
- * timeout.
+ * writes only queue (src/common/write-behind.ts, which the budgets' spend shares; the writer
+ * thread does the same). Commits on the caller's event loop wait at most 50 ms for another
+ * process's lock (connection.ts, LockWaits.brief); the writer thread, on nobody's path, waits the
+ * full busy timeout (then, while the outage lasts, probes briefly), as flush() and close() do.
  *
  * One record never holds back the others. Its figures are bounded before they are written
  * (row.ts; counted as `clamped`), and a record whose row SQLite refuses is discarded (counted
@@ -30,12 +42,13 @@
  * time, each in its own savepoint: the record that fails is discarded and counted, the rest
  * commit. Retrying such a batch as a whole would fail the same way forever.
  */
+import { resolve } from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import { HOUR_MS } from '../common/buckets.js';
 import { type CommitMode, createWriteBehind } from '../common/write-behind.js';
+import { InvalidOptionError } from '../errors/errors.js';
 import type { CallRecord } from '../record.js';
 import { registerBucketFunctions } from './buckets.js';
-import { type Checkpointer, startCheckpointer } from './checkpointer.js';
 import {
   createLockWaits,
   DEFAULT_BUSY_TIMEOUT_MS,
@@ -47,32 +60,52 @@ import { encodeCursor } from './cursor.js';
 import { InvalidQueryError, StoreError } from './errors.js';
 import { eventsSql, MAX_EVENTS_LIMIT, MAX_PAGE_BYTES, rowWeight } from './events.js';
 import { registerHistogramFunctions } from './histogram.js';
+import { journalDir, openJournal } from './journal.js';
 import { migrate } from './migrate.js';
 import { createRollupBatch, ROLLUP_TABLES, type RollupBatch, upsertSql } from './rollup.js';
-import { rowValues, toUsageEvent, toUsageRow, USAGE_COLUMNS, type UsageRow } from './row.js';
+import {
+  INSERT_USAGE_SQL,
+  rowFromValues,
+  rowValues,
+  toUsageEvent,
+  toUsageRow,
+  type UsageRow,
+} from './row.js';
 import { errorCode, isEnvironmentError, isRecordError } from './sqlite-errors.js';
 import { type SqlPart, summarize } from './summary.js';
 import { timeseries } from './timeseries.js';
 import type { EventsPage, EventsQuery, StoreStats, UsageEvent, UsageStore } from './types.js';
+import { createWorkerWriter, type WorkerWriter } from './writer.js';
+import { startWriterWorker, type WriterWorker } from './writer-worker.js';
+
+/** How a completed call is made durable: see the header of this file. */
+export type Durability = 'journal' | 'commit' | 'async';
+export const DURABILITIES: readonly Durability[] = ['journal', 'commit', 'async'];
 
 export interface SqliteStoreOptions {
   /** Database file; ':memory:' for a private in-memory database. */
   path: string;
   /**
-   * How long flush() and close() wait for another process's write lock. Default 5000. Commits
-   * on the event loop wait at most 50 ms and are retried later.
+   * 'journal' (default): journaled on the caller's thread, committed by a writer thread;
+   * 'commit': committed on the caller's event loop before its next I/O; 'async': committed by
+   * the writer thread, not journaled. ':memory:' is always 'commit'.
+   */
+  durability?: Durability | undefined;
+  /**
+   * How long the writer thread, flush() and close() wait for another process's write lock.
+   * Default 5000. Commits on the event loop ('commit') wait at most 50 ms and are retried later.
    */
   busyTimeoutMs?: number | undefined;
   now?: (() => number) | undefined;
   /** Records kept while commits fail; beyond it the oldest are dropped. Default 100 000. */
   maxPending?: number | undefined;
-  /** How often a worker thread checkpoints the WAL into the database file. Default 1000. */
+  /** How often the writer thread checkpoints the WAL into the database file. Default 1000. */
   checkpointIntervalMs?: number | undefined;
   /** Most records per transaction. Default 10 000. */
   maxBatch?: number | undefined;
   /**
-   * @internal For bench/store.mjs only: 'immediate' commits with setImmediate, which batches
-   * more but gives up durability before the caller's next I/O. Default 'microtask'.
+   * @internal For bench/store.mjs only, with 'commit': 'immediate' commits with setImmediate,
+   * which batches more but gives up durability before the caller's next I/O. Default 'microtask'.
    */
   commitScheduling?: 'microtask' | 'immediate' | undefined;
   /** Diagnostics: every failed commit or refused record. Must not throw (it is guarded anyway). */
@@ -94,9 +127,21 @@ interface Tally {
 
 const newTally = (): Tally => ({ inserted: 0, duplicates: 0, refused: [], clamped: [] });
 
+/** A row built before its commit: what a writer thread that stopped hands back. */
+class Built {
+  constructor(
+    readonly values: unknown[],
+    readonly clamped: string[],
+  ) {}
+}
+
 export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
+  if (options.durability !== undefined && !DURABILITIES.includes(options.durability)) {
+    throw new InvalidOptionError("Expected `durability` to be 'journal', 'commit' or 'async'.");
+  }
   const now = options.now ?? Date.now;
   const maxBatch = options.maxBatch ?? 10_000;
+  const maxPending = options.maxPending ?? 100_000;
   const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
   const db: SqliteDatabase = openConnection(options.path, { busyTimeoutMs });
   try {
@@ -108,10 +153,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     throw error;
   }
 
-  const insert = db.prepare(
-    `INSERT INTO usage (${USAGE_COLUMNS.join(', ')}) VALUES (${USAGE_COLUMNS.map(() => '?').join(', ')}) ` +
-      'ON CONFLICT (id) DO NOTHING',
-  );
+  const insert = db.prepare(INSERT_USAGE_SQL);
   const upserts = new Map(ROLLUP_TABLES.map((table) => [table.name, db.prepare(upsertSql(table))]));
   const readWatermark = db.prepare("SELECT value FROM store_meta WHERE key = 'pruned_before_ms'").pluck();
   const raiseWatermark = db.prepare(
@@ -128,21 +170,6 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   let lastError: StoreStats['lastError'] = null;
   let closed = false;
 
-  function startCheckpointing(): Checkpointer | null {
-    if (db.memory) return null;
-    const selfCheckpoint = () => {
-      if (db.open) db.pragma(`wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT_PAGES}`);
-    };
-    db.pragma('wal_autocheckpoint = 0');
-    const worker = startCheckpointer(options.path, {
-      intervalMs: options.checkpointIntervalMs,
-      onError: (error) => report(error),
-      onStop: selfCheckpoint,
-    });
-    if (!worker) selfCheckpoint();
-    return worker;
-  }
-
   const report = (error: unknown) => {
     lastError = { code: errorCode(error), message: (error as Error)?.message ?? String(error), atMs: now() };
     try {
@@ -152,16 +179,22 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     }
   };
 
-  const checkpointer = startCheckpointing();
-
   /** Insert one record's row and add it to `rollup`; a record SQLite refuses is tallied. */
-  const insertRecord = (record: CallRecord, rollup: RollupBatch, tally: Tally) => {
-    const clamped: string[] = [];
+  const insertRecord = (record: CallRecord | Built, rollup: RollupBatch, tally: Tally) => {
+    let clamped: string[] = [];
     let row: UsageRow;
     try {
-      row = toUsageRow(record, clamped);
+      let values: unknown[];
+      if (record instanceof Built) {
+        values = record.values;
+        row = rowFromValues(values);
+        clamped = record.clamped;
+      } else {
+        row = toUsageRow(record, clamped);
+        values = rowValues(row);
+      }
       // Positional parameters: a third cheaper to bind than 61 named ones.
-      if (insert.run(rowValues(row)).changes === 0) {
+      if (insert.run(values).changes === 0) {
         tally.duplicates++;
         return;
       }
@@ -180,7 +213,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   };
 
   /** The usual commit: the rows, then one upsert per rollup group of the whole batch. */
-  const writeBatch = db.transaction((batch: readonly CallRecord[]) => {
+  const writeBatch = db.transaction((batch: readonly (CallRecord | Built)[]) => {
     const tally = newTally();
     const rollup = createRollupBatch();
     for (const record of batch) insertRecord(record, rollup, tally);
@@ -189,7 +222,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   });
 
   /** One record and its rollups; called inside writeEach, so it runs in a savepoint. */
-  const writeAlone = db.transaction((record: CallRecord) => {
+  const writeAlone = db.transaction((record: CallRecord | Built) => {
     const tally = newTally();
     const rollup = createRollupBatch();
     insertRecord(record, rollup, tally);
@@ -198,7 +231,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   });
 
   /** After a batch failed for one of its records: each record alone, the failing ones discarded. */
-  const writeEach = db.transaction((batch: readonly CallRecord[]) => {
+  const writeEach = db.transaction((batch: readonly (CallRecord | Built)[]) => {
     const tally = newTally();
     for (const record of batch) {
       try {
@@ -234,7 +267,7 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
   };
 
   /** One transaction for the batch; a record SQLite refuses is discarded alone (writeEach). */
-  const commit = (batch: readonly CallRecord[], mode: CommitMode) => {
+  const commit = (batch: readonly (CallRecord | Built)[], mode: CommitMode) => {
     const wait = lockWait[mode];
     let result: Tally;
     try {
@@ -251,8 +284,8 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     reportClamped(result.clamped);
   };
 
-  const pending = createWriteBehind<CallRecord>({
-    capacity: options.maxPending ?? 100_000,
+  const pending = createWriteBehind<CallRecord | Built>({
+    capacity: maxPending,
     maxBatch,
     start: options.commitScheduling === 'immediate' ? 'immediate' : 'microtask',
     commit,
@@ -260,6 +293,60 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     isPermanent: (error) => !isEnvironmentError(error) && isRecordError(error),
     onError: (error) => report(error),
   });
+
+  // The writer thread, and with it the path of 'journal' and 'async' writes.
+  const file = !db.memory;
+  let durability: Durability = file ? (options.durability ?? 'journal') : 'commit';
+  const journalPath = file ? journalDir(resolve(options.path)) : null;
+  const journal =
+    durability === 'journal' && journalPath !== null
+      ? openJournal(journalPath, { onError: report, now })
+      : null;
+  let writer: WorkerWriter | null = null;
+  let stopping = false;
+  let threadFailures = 0;
+
+  /** The thread stopped on its own: report it, checkpoint here, commit what it held here. */
+  function threadStopped(error: unknown): void {
+    worker = null;
+    if (stopping) return;
+    threadFailures++;
+    const why = error === undefined ? '' : `: ${(error as Error)?.message ?? String(error)}`;
+    report(
+      new StoreError(`The usage store's writer thread stopped${why}; commits run on the event loop.`, {
+        cause: error,
+      }),
+    );
+    if (db.open) db.pragma(`wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT_PAGES}`);
+    durability = 'commit';
+    for (const entry of writer?.abandon(new StoreError('The writer thread stopped.')) ?? []) {
+      pending.push(new Built(JSON.parse(entry.line) as unknown[], entry.clamped?.columns ?? []));
+    }
+  }
+
+  let worker: WriterWorker | null = null;
+  if (file) {
+    db.pragma('wal_autocheckpoint = 0');
+    worker = startWriterWorker({
+      path: resolve(options.path),
+      busyTimeoutMs,
+      checkpointIntervalMs: options.checkpointIntervalMs,
+      journalDir: journalPath,
+      onEvent: (event) => writer?.handle(event),
+      onExit: threadStopped,
+    });
+    if (worker !== null && durability !== 'commit') {
+      writer = createWorkerWriter({
+        worker,
+        journal,
+        capacity: maxPending,
+        maxBatch,
+        counters,
+        report,
+        reportClamped,
+      });
+    }
+  }
 
   const flushError = (error: unknown, records: number) =>
     new StoreError(
@@ -316,32 +403,71 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
     };
   };
 
+  const viaThread = () => writer !== null && durability !== 'commit';
+
+  const stats = (): StoreStats => {
+    const queued = pending.stats();
+    const thread = writer?.stats() ?? { failed: 0, dropped: 0, pending: 0 };
+    return {
+      ...counters,
+      invalid: counters.invalid + queued.invalid,
+      failed: queued.failed + thread.failed + threadFailures,
+      dropped: queued.dropped + thread.dropped,
+      pending: queued.pending + thread.pending,
+      lastError,
+    };
+  };
+
   return {
-    write: (record) => pending.push(record),
+    write: (record) => (viaThread() ? writer!.write(record) : pending.push(record)),
     async flush() {
       try {
+        for (;;) {
+          try {
+            if (viaThread()) await writer!.flush('flush');
+            break;
+          } catch (error) {
+            // The thread stopped meanwhile: what it held is queued here now.
+            if (viaThread()) throw error;
+          }
+        }
         await pending.flush();
       } catch (error) {
-        throw flushError(error, pending.stats().pending);
+        throw flushError(error, stats().pending);
       }
     },
     async close() {
       if (closed) return;
       // The last attempt may wait the whole busy timeout: nothing is on the caller's path now.
-      const last = await pending.close();
-      const failure = last.error === undefined ? null : flushError(last.error, last.dropped);
-      closed = true;
-      if (last.dropped > 0) {
-        report(new StoreError(`Dropped ${last.dropped} usage records at close: ${lastError?.message}`));
+      let error: unknown;
+      let dropped = 0;
+      if (viaThread()) {
+        try {
+          await writer!.flush('close');
+        } catch (e) {
+          if (viaThread()) error = e;
+        }
+        dropped += writer!.drop();
       }
-      await checkpointer?.close();
+      const last = await pending.close();
+      error ??= last.error;
+      dropped += last.dropped;
+      closed = true;
+      stopping = true;
+      await worker?.stop();
+      // What could not be committed stays in the journal: the next open replays it.
+      const kept = journal?.close(dropped > 0) ?? 0;
+      if (dropped > 0) {
+        const where = kept > 0 ? `; they stay in ${journal!.dir} for the next open to commit` : '';
+        report(new StoreError(`Dropped ${dropped} usage records at close: ${lastError?.message}${where}`));
+      }
       try {
         db.pragma('optimize');
       } catch {
         // Only a planner hint.
       }
       db.close();
-      if (failure) throw failure;
+      if (error !== undefined) throw flushError(error, dropped);
     },
     async summary(query) {
       assertOpen();
@@ -392,16 +518,6 @@ export function openSqliteStore(options: SqliteStoreOptions): UsageStore {
         return false;
       }
     },
-    stats() {
-      const queued = pending.stats();
-      return {
-        ...counters,
-        invalid: counters.invalid + queued.invalid,
-        failed: queued.failed,
-        dropped: queued.dropped,
-        pending: queued.pending,
-        lastError,
-      };
-    },
+    stats,
   };
 }

@@ -247,11 +247,21 @@ describe('sinks failing under 10,000 calls', () => {
         expect(answer.mismatches, `${name}: every caller got the upstream's status and bytes`).toEqual([]);
         return state;
       };
+      // The store's writer thread acknowledges a batch a moment after the calls that made it, and
+      // learns of a lock once its wait for it ends: ask again (for at most 20 s) until it has.
+      const settled = async (first: State, done: (state: State) => boolean) => {
+        let state = first;
+        for (let i = 0; i < 200 && !done(state); i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          state = await ask<State>({ cmd: 'state' });
+        }
+        return state;
+      };
       const fileSize = (limit: string) =>
         execFileSync('prlimit', ['--pid', String(host.pid), `--fsize=${limit}:unlimited`]);
 
       // Healthy store; collectors and webhook already failing.
-      const healthy = await run('healthy');
+      const healthy = await settled(await run('healthy'), (state) => state.store.pending === 0);
       expect(healthy.store).toMatchObject({ written: 1_000, failed: 0, pending: 0 });
       expect(healthy.budgets).toMatchObject({ settled: 1_000, failed: 0, pending: 0 });
 
@@ -270,7 +280,9 @@ describe('sinks failing under 10,000 calls', () => {
       fileSize('unlimited');
       let locked: State;
       try {
-        locked = await run('locked');
+        locked = await settled(await run('locked'), (state) =>
+          /^SQLITE_BUSY/.test(state.store.lastError?.code ?? ''),
+        );
       } finally {
         holder.exec('COMMIT');
         holder.close();
@@ -293,7 +305,7 @@ describe('sinks failing under 10,000 calls', () => {
       expect(flushed.budgetsFlush, 'kept spend committed').toBeNull();
       expect(flushed.store).toMatchObject({ written: 7_000, pending: 0, dropped: 0 });
       expect(flushed.budgets).toMatchObject({ settled: 7_000, pending: 0, dropped: 0, invalid: 0 });
-      const recovered = await run('recovered');
+      const recovered = await settled(await run('recovered'), (state) => state.store.pending === 0);
       expect(recovered.store).toMatchObject({ written: CALLS, pending: 0, dropped: 0 });
 
       // Alerts: each threshold once, every one delivered once the receiver answers.

@@ -62,9 +62,16 @@ describe('meter.stats() and /metrics while the database is locked', () => {
       );
       expect(res.status, 'the caller sees the provider, not the outage').toBe(200);
       await res.json();
-      // The record is assembled one tick later; the store's commit and the budget settle both
-      // meet the lock, wait briefly, and keep the call for later.
-      await vi.waitFor(() => expect(meter.stats().budgets!.failed).toBeGreaterThan(0));
+      // The record is assembled one tick later; the budget settle meets the lock, waits briefly
+      // and keeps the call for later; the store's writer thread waits the busy timeout (5 s, on
+      // nobody's path) before it counts the failure and keeps the call.
+      await vi.waitFor(
+        () => {
+          expect(meter.stats().budgets!.failed).toBeGreaterThan(0);
+          expect(meter.stats().store!.failed).toBeGreaterThan(0);
+        },
+        { timeout: 15_000, interval: 50 },
+      );
       const during = meter.stats();
       expect(during.calls).toBe(1);
       expect(during.store).toMatchObject({ pending: 1, written: 0 });

@@ -1,15 +1,14 @@
 /**
- * The SQLite store's own defence against absurd figures (src/store/row.ts, rollup.ts, sqlite.ts,
+ * The store's own defence against absurd figures (src/store/row.ts, rollup.ts, sqlite.ts,
  * summary.ts): every number it writes is bounded, one record never holds back the others, and
- * no sum a report takes can overflow, whatever an older version left on disk. How one absurd
- * record is stored and read back, on any store, is in test/store/conformance/usage-store.ts.
+ * no sum a report takes can overflow, whatever an older version left on disk.
  */
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { MAX_TOKENS } from '../../src/record.js';
-import { openSqliteStore, StoreError } from '../../src/store/index.js';
+import { type CallRecord, MAX_TOKENS } from '../../src/record.js';
+import { DURABILITIES, openSqliteStore, StoreError, type UsageEvent } from '../../src/store/index.js';
 import { MAX_SUM } from '../../src/store/rollup.js';
-import { USAGE_COLUMNS } from '../../src/store/row.js';
+import { MAX_COST_NANOS, MAX_DURATION_MS, USAGE_COLUMNS } from '../../src/store/row.js';
 import { useTempDb } from '../fixtures/store-tmp.js';
 import { makeRecord } from '../helpers/records.js';
 
@@ -33,11 +32,18 @@ function query<T>(path: string, sql: string): T {
   }
 }
 
-describe('one absurd record', () => {
+/** A record whose figures are broken the way `patch` says. */
+function broken(id: string, patch: (record: CallRecord) => void): CallRecord {
+  const record = makeRecord({ id, startMs: T0 + 60_000 });
+  patch(record);
+  return record;
+}
+
+describe.each(DURABILITIES)('one absurd record (%s)', (durability) => {
   it('two 9e18-token calls in one rollup group: every call is stored, the two clamped and counted', async () => {
     const path = newDb();
     const errors: unknown[] = [];
-    const store = openSqliteStore({ path, onError: (error) => errors.push(error) });
+    const store = openSqliteStore({ durability, path, onError: (error) => errors.push(error) });
     for (let i = 0; i < 8; i++) {
       store.write(
         makeRecord({ id: `r-${i}`, startMs: T0 + i, usage: i === 2 || i === 5 ? { inputTokens: 9e18 } : {} }),
@@ -52,9 +58,104 @@ describe('one absurd record', () => {
     expect(query(path, 'SELECT count(*) FROM usage'), 'every call on disk').toBe(8);
   });
 
+  const cases: Array<[string, (record: CallRecord) => void, Partial<UsageEvent>, string[]]> = [
+    [
+      'a token count above 2^63',
+      (r) => {
+        r.usage!.outputTokens = 2 ** 64;
+      },
+      { output_tokens: MAX_TOKENS },
+      ['output_tokens'],
+    ],
+    [
+      '1e12 reasoning tokens',
+      (r) => {
+        r.usage!.reasoningTokens = 1e12;
+      },
+      { reasoning_tokens: MAX_TOKENS },
+      ['reasoning_tokens'],
+    ],
+    [
+      'NaN and Infinity',
+      (r) => {
+        r.usage!.inputTokens = Number.NaN;
+        r.usage!.cacheReadTokens = Number.POSITIVE_INFINITY;
+      },
+      { input_tokens: null, cached_input_tokens: MAX_TOKENS },
+      ['input_tokens', 'cached_input_tokens'],
+    ],
+    [
+      'negative figures',
+      (r) => {
+        r.usage!.outputTokens = -5;
+        r.cost.totalNanos = -1;
+        r.timing.timeToFirstTokenMs = -3;
+      },
+      { output_tokens: 0, cost_usd: 0, ttft_ms: 0 },
+      ['output_tokens', 'cost_nanos', 'ttft_ms'],
+    ],
+    [
+      'not a number at all',
+      (r) => {
+        (r.usage as unknown as Record<string, unknown>).inputTokens = '1200';
+        (r as unknown as Record<string, unknown>).chunks = 10n ** 30n;
+      },
+      { input_tokens: null, chunks: 0 },
+      ['input_tokens', 'chunks'],
+    ],
+    [
+      'a cost of 1e30 nano-dollars and a year-long duration',
+      (r) => {
+        r.cost.totalNanos = 1e30;
+        r.cost.outputNanos = 1e30;
+        r.timing.durationMs = 365 * 24 * HOUR;
+      },
+      { cost_usd: MAX_COST_NANOS / 1e9, output_cost_usd: MAX_COST_NANOS / 1e9, duration_ms: MAX_DURATION_MS },
+      ['cost_nanos', 'output_cost_nanos', 'duration_ms'],
+    ],
+    [
+      'a max_tokens of 1e300 sent by a client',
+      (r) => {
+        r.request.maxTokens = 1e300;
+        r.httpStatus = 1e9;
+      },
+      { max_tokens: MAX_TOKENS, http_status: 999 },
+      ['max_tokens', 'http_status'],
+    ],
+  ];
+
+  it.each(cases)(
+    '%s: stored bounded, flagged, and the batch commits',
+    async (_name, patch, expected, columns) => {
+      const errors: unknown[] = [];
+      const store = openSqliteStore({ path: ':memory:', onError: (error) => errors.push(error) });
+      store.write(makeRecord({ id: 'before' }));
+      store.write(broken('bad', patch));
+      store.write(makeRecord({ id: 'after' }));
+      await store.flush();
+      expect(store.stats()).toMatchObject({ written: 3, clamped: 1, invalid: 0, failed: 0, pending: 0 });
+      const bad = (await store.events({})).events.find((e) => e.id === 'bad')!;
+      expect(bad).toMatchObject(expected);
+      for (const column of columns) expect(String(errors.at(-1)), column).toContain(column);
+      await store.close();
+    },
+  );
+
+  it('refuses, alone, a record whose start time no report could label', async () => {
+    const store = openSqliteStore({ path: ':memory:' });
+    store.write(makeRecord({ id: 'ok-1' }));
+    store.write(broken('far-future', (r) => (r.timing.startMs = 9e15)));
+    store.write(broken('before-1970', (r) => (r.timing.startMs = -1)));
+    store.write(makeRecord({ id: 'ok-2' }));
+    await store.flush();
+    expect(store.stats()).toMatchObject({ written: 2, invalid: 2, pending: 0 });
+    expect((await store.events({})).events.map((e) => e.id).sort()).toEqual(['ok-1', 'ok-2']);
+    await store.close();
+  });
+
   it('a statement that fails for one record (here a rollup upsert) discards that record alone', async () => {
     const path = newDb();
-    const store = openSqliteStore({ path });
+    const store = openSqliteStore({ path, durability });
     store.write(makeRecord({ id: 'warm-up' }));
     await store.flush();
     // Stands for any per-record failure clamping cannot foresee: a trigger refuses one group.
@@ -82,7 +183,12 @@ describe('one absurd record', () => {
   it('close() counts and reports the records it has to drop', async () => {
     const path = newDb();
     const errors: unknown[] = [];
-    const store = openSqliteStore({ path, busyTimeoutMs: 20, onError: (error) => errors.push(error) });
+    const store = openSqliteStore({
+      durability,
+      path,
+      busyTimeoutMs: 20,
+      onError: (error) => errors.push(error),
+    });
     const other = new Database(path);
     other.exec('BEGIN IMMEDIATE');
     for (const id of ['a', 'b', 'c']) store.write(makeRecord({ id }));
@@ -95,10 +201,10 @@ describe('one absurd record', () => {
   });
 });
 
-describe('sums never overflow', () => {
+describe.each(DURABILITIES)('sums never overflow (%s)', (durability) => {
   it('a rollup group already near 2^63 saturates instead of refusing every later commit', async () => {
     const path = newDb();
-    const store = openSqliteStore({ path });
+    const store = openSqliteStore({ path, durability });
     store.write(makeRecord({ id: 'first', startMs: T0 }));
     await store.flush();
     const other = new Database(path);
@@ -115,7 +221,7 @@ describe('sums never overflow', () => {
 
   it('summaries and timeseries answer over rows of 6e18 tokens left by an older version', async () => {
     const path = newDb();
-    const store = openSqliteStore({ path });
+    const store = openSqliteStore({ path, durability });
     store.write(makeRecord({ id: 'template', startMs: T0 }));
     await store.flush();
     const other = new Database(path);
@@ -148,10 +254,10 @@ describe('sums never overflow', () => {
   });
 });
 
-describe('times no report can label', () => {
+describe.each(DURABILITIES)('times no report can label (%s)', (durability) => {
   it('rows an older version stored far outside 1970..9999 do not break events, summaries or timeseries', async () => {
     const path = newDb();
-    const store = openSqliteStore({ path });
+    const store = openSqliteStore({ path, durability });
     store.write(makeRecord({ id: 'template', startMs: T0 }));
     await store.flush();
     const other = new Database(path);
