@@ -2,7 +2,7 @@
  * The store and budget-ledger conformance suites (test/store/conformance/) on SQLite: a file,
  * which other handles can open as other processes would, and a private in-memory database.
  */
-import { openSqliteStore } from '../../src/store/sqlite.js';
+import { DURABILITIES, openSqliteStore } from '../../src/store/index.js';
 import { openSqliteLedger } from '../../src/store/sqlite-ledger.js';
 import { useTempDb } from '../fixtures/store-tmp.js';
 import { describeBudgetLedger } from './conformance/budget-ledger.js';
@@ -10,11 +10,15 @@ import { describeUsageStore } from './conformance/usage-store.js';
 
 const newDb = useTempDb();
 
-describeUsageStore('SQLite file', async (options) => {
-  const path = newDb();
-  const store = openSqliteStore({ path, ...options });
-  return { store, another: async () => openSqliteStore({ path }), close: () => store.close() };
-});
+// A file store in each durability: the journal and the writer thread keep every promise the
+// on-loop commit keeps.
+for (const durability of DURABILITIES) {
+  describeUsageStore(`SQLite file (${durability})`, async (options) => {
+    const path = newDb();
+    const store = openSqliteStore({ path, durability, ...options });
+    return { store, another: async () => openSqliteStore({ path }), close: () => store.close() };
+  });
+}
 
 describeUsageStore(
   'SQLite :memory:',
